@@ -1,0 +1,101 @@
+"""One exception tree, mapped to exit codes at the task boundary.
+
+0 done, 1 the lab could not be built (a step failed, with its reason),
+2 bad input or configuration, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class HvlabError(Exception):
+    """Base of every error hvlab reports. The message says what, why and what next."""
+
+    exit_code = EXIT_FAILED
+
+
+class ConfigError(HvlabError):
+    """Connection settings or environment are wrong (missing password, bad URL)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class SpecError(HvlabError):
+    """The lab file is invalid. Carries every problem found, each with its place."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        count = len(problems)
+        super().__init__(f"{path}: {count} problem{'s' if count != 1 else ''}\n{lines}")
+
+
+class HostError(HvlabError):
+    """The host refused a call: the cmdlet, its error id and PowerShell's message."""
+
+    def __init__(
+        self,
+        cmdlet: str,
+        message: str,
+        *,
+        error_id: str = "",
+        category: str = "",
+        target: str | None = None,
+    ) -> None:
+        self.cmdlet = cmdlet
+        self.error_id = error_id
+        self.category = category
+        self.message = message
+        self.target = target
+        where = f" [{error_id}]" if error_id else ""
+        super().__init__(f"{cmdlet}: {message}{where}")
+
+
+class TransportError(HvlabError):
+    """The connection to the host failed after the allowed retries."""
+
+
+class WaitTimeout(HvlabError):
+    """A bounded wait ran out: what it waited for and the last thing it saw."""
+
+    def __init__(self, what: str, seconds: float, last_seen: str) -> None:
+        self.what = what
+        self.seconds = seconds
+        self.last_seen = last_seen
+        super().__init__(f"gave up waiting for {what} after {seconds:.0f}s; last seen: {last_seen}")
+
+
+class PreflightError(HvlabError):
+    """The host cannot carry the lab. Nothing was created."""
+
+    def __init__(self, problems: list[str], numbers: dict[str, Any] | None = None) -> None:
+        self.problems = problems
+        self.numbers = numbers or {}
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"preflight failed, nothing was created:\n{lines}")
+
+
+class OwnershipError(HvlabError):
+    """A resource with a lab name exists but does not carry this lab's mark."""
+
+
+class StepError(HvlabError):
+    """A step of lab.up failed: which step, on what, and why."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        self.step = step
+        self.reason = reason
+        super().__init__(f"step {step} failed: {reason}")
+
+
+class Interrupted(HvlabError):
+    exit_code = EXIT_INTERRUPTED
