@@ -72,34 +72,43 @@ class Context(Protocol):
 
 Handler = Callable[[Context, Call], Iterable[Any] | None]
 
-_HANDLERS: dict[str, tuple[str, Handler]] = {}
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    name: str
+    handler: Handler
+    # Parameters the model honours. A bound parameter outside this set (and outside
+    # the common parameters the executor handles) fails as "not modelled" rather
+    # than being ignored silently. None = the handler reads everything it is given.
+    params: frozenset[str] | None
 
 
-def cmdlet(*names: str) -> Callable[[Handler], Handler]:
+_HANDLERS: dict[str, Entry] = {}
+
+
+def cmdlet(*names: str, params: Iterable[str] | None = None) -> Callable[[Handler], Handler]:
     """Register a handler under one or more cmdlet names (catalog spelling)."""
 
     def register(fn: Handler) -> Handler:
         for name in names:
             key = name.lower()
-            if key in _HANDLERS and _HANDLERS[key][1] is not fn:
+            if key in _HANDLERS and _HANDLERS[key].handler is not fn:
                 raise ValueError(f"cmdlet {name} is registered twice")
-            _HANDLERS[key] = (name, fn)
+            _HANDLERS[key] = Entry(name, fn, frozenset(params) if params is not None else None)
         return fn
 
     return register
 
 
-def lookup(name: str) -> Handler | None:
-    """The handler for a canonical cmdlet name, or None when the model lacks it."""
+def lookup(name: str) -> Entry | None:
+    """The entry for a canonical cmdlet name, or None when the model lacks it."""
     _load()
-    entry = _HANDLERS.get(name.lower())
-    return entry[1] if entry else None
+    return _HANDLERS.get(name.lower())
 
 
-def implemented() -> list[str]:
-    """Names of every cmdlet the model implements."""
+def implemented() -> list[Entry]:
+    """Every cmdlet the model implements."""
     _load()
-    return sorted(name for name, _ in _HANDLERS.values())
+    return sorted(_HANDLERS.values(), key=lambda e: e.name)
 
 
 _loaded = False
