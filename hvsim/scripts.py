@@ -1,0 +1,154 @@
+"""Constant scripts hvsim recognises by content, and what each one does.
+
+hvsim cannot run PowerShell. It knows a few constant scripts by the SHA-256 of
+their normalised text (line endings LF, trailing white space stripped per line,
+the whole stripped at both ends) and runs a modelled implementation of each.
+Anything else fails as "not modelled": hvsim refuses rather than pretends.
+
+The table names the file each hash stands for; tests/test_model_guest_scripts.py
+checks that every .ps1 under templates/ is in it, so a changed template fails
+loudly until the model is updated on purpose.
+
+Two kinds:
+  host  the PowerShell Direct wrappers (templates/host), sent with add_script to
+        a machine that runs Hyper-V; they reach a guest by VM name (R-34).
+  guest scripts run inside a guest through Invoke-GuestScript.ps1 (templates/guest).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from hvsim.errors import PSError, not_modelled
+from hvsim.registry import Context
+
+ScriptHandler = Callable[[Context, dict[str, Any]], Iterable[Any] | None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    name: str
+    mandatory: bool = False
+    default: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class KnownScript:
+    file: str  # path under the repository, for messages and the drift test
+    sha256: str
+    kind: str  # "host" or "guest"
+    params: tuple[Param, ...]
+    handler: ScriptHandler
+
+    def bind(self, given: dict[str, Any]) -> dict[str, Any]:
+        """Match named arguments to the script's param() block as PowerShell does:
+        case-insensitive, unambiguous prefix; a missing mandatory one is an error."""
+        out: dict[str, Any] = {}
+        for key, value in given.items():
+            matches = [p for p in self.params if p.name.lower().startswith(key.lower())]
+            exact = [p for p in matches if p.name.lower() == key.lower()]
+            if exact:
+                matches = exact
+            if len(matches) != 1:
+                raise PSError(
+                    f"A parameter cannot be found that matches parameter name '{key}'.",
+                    fqid="NamedParameterNotFound",
+                    category="InvalidArgument",
+                    exception="System.Management.Automation.ParameterBindingException",
+                )
+            out[matches[0].name] = value
+        for p in self.params:
+            if p.name not in out:
+                if p.mandatory:
+                    raise PSError(
+                        f"Cannot process command because of one or more missing mandatory "
+                        f"parameters: {p.name}.",
+                        fqid="MissingMandatoryParameter",
+                        category="InvalidArgument",
+                        exception="System.Management.Automation.ParameterBindingException",
+                    )
+                out[p.name] = p.default
+        return out
+
+
+def normalise(text: str) -> str:
+    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip()
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(normalise(text).encode("utf-8")).hexdigest()
+
+
+def _invoke_guest_command(ctx: Context, args: dict[str, Any]) -> Iterable[Any] | None:
+    from hvsim.cmdlets.guest import powershell_direct_command
+
+    return powershell_direct_command(
+        ctx, args["VMName"], args["Credential"], args["Command"], args["Parameters"] or {}
+    )
+
+
+def _invoke_guest_script(ctx: Context, args: dict[str, Any]) -> Iterable[Any] | None:
+    from hvsim.cmdlets.guest import powershell_direct_script
+
+    return powershell_direct_script(
+        ctx, args["VMName"], args["Credential"], args["Script"], args["Parameters"] or {}
+    )
+
+
+def _set_cluster_network_role(ctx: Context, args: dict[str, Any]) -> Iterable[Any] | None:
+    from hvsim.cmdlets.cluster import set_cluster_network_role
+
+    return set_cluster_network_role(ctx, str(args["Address"]), str(args["Name"]), args["Role"])
+
+
+_WRAPPER_PARAMS = (Param("VMName", True), Param("Credential", True), Param("Parameters", False, {}))
+
+# One row per constant script: the file it stands for and its hash (see module doc).
+KNOWN: tuple[KnownScript, ...] = (
+    KnownScript(
+        "templates/host/Invoke-GuestCommand.ps1",
+        "85f9160b0d5b26605f9764f9a6d7283aa7c7099ba1e365b8ddf2671131fa4562",
+        "host",
+        (*_WRAPPER_PARAMS, Param("Command", True)),
+        _invoke_guest_command,
+    ),
+    KnownScript(
+        "templates/host/Invoke-GuestScript.ps1",
+        "ebcf67136f479186edba9f86fbc6c560394d890685c3fb246648bd75ce5cfdda",
+        "host",
+        (*_WRAPPER_PARAMS, Param("Script", True)),
+        _invoke_guest_script,
+    ),
+    KnownScript(
+        "templates/guest/Set-ClusterNetworkRole.ps1",
+        "dc2b441c8fbbde2f921edd6833ae2a975ea69c3221b8552dd9d4295221b2d917",
+        "guest",
+        (Param("Address", True), Param("Name", True), Param("Role", True)),
+        _set_cluster_network_role,
+    ),
+)
+
+_BY_HASH = {k.sha256: k for k in KNOWN}
+
+
+def find(text: str, kind: str | None = None) -> KnownScript | None:
+    """The known script with this text (of this kind, if given), or None."""
+    known = _BY_HASH.get(digest(text))
+    if known is None or (kind is not None and known.kind != kind):
+        return None
+    return known
+
+
+def run_script(
+    ctx: Context, text: str, params: dict[str, Any], kind: str = "host"
+) -> Iterable[Any] | None:
+    """Run a script sent with add_script (kind "host") or through Invoke-GuestScript
+    (kind "guest"). Unknown text fails as not modelled."""
+    known = find(text, kind)
+    if known is None:
+        raise not_modelled("this script")
+    return known.handler(ctx, known.bind(params))
