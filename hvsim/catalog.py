@@ -1,0 +1,271 @@
+"""The cmdlet catalog: signatures of Windows PowerShell cmdlets, read from
+../shared/reference/powershell-cmdlets.json (see that folder's README.md).
+
+The file is parsed once per process, lazily, and each cmdlet's lookup tables are
+built the first time that cmdlet is asked for: a server that binds a few dozen
+cmdlets should not pay for 4,000. `HVSIM_CATALOG` overrides the location.
+
+What this module answers: is a name a cmdlet (case-insensitive, through cmdlet
+aliases), which parameter sets it has, and for each parameter its type, aliases,
+per-set [mandatory, position], pipeline input and accepted values. The common
+parameters (about_CommonParameters, Windows PowerShell 5.1) are folded into
+every cmdlet, valid in every set. Binding itself lives in hvsim.bind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+ENV_VAR = "HVSIM_CATALOG"
+ALL_SETS = "__AllParameterSets"
+
+
+class CatalogError(Exception):
+    """The catalog file is missing or unreadable."""
+
+
+def default_path() -> Path:
+    """<project root>/../shared/reference/powershell-cmdlets.json, or $HVSIM_CATALOG."""
+    override = os.environ.get(ENV_VAR)
+    if override:
+        return Path(override)
+    project_root = Path(__file__).resolve().parent.parent
+    return project_root.parent / "shared" / "reference" / "powershell-cmdlets.json"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Parameter:
+    """One parameter of one cmdlet, with "*" already expanded to the cmdlet's sets."""
+
+    name: str
+    type: str
+    aliases: tuple[str, ...]
+    # set name -> (mandatory, position or None for Named)
+    sets: dict[str, tuple[bool, int | None]]
+    pipe: str | None = None
+    values: tuple[str, ...] | None = None
+    # A provider-specific dynamic parameter: its mandatory flag only holds on that
+    # provider (README "Layout"), so binding never demands it.
+    provider: str | None = None
+    common: bool = False
+
+    def is_type(self, suffix: str) -> bool:
+        """Catalog types are short ('String[]') or full ('System.String[]'): compare by suffix."""
+        t = self.type
+        return t == suffix or t.endswith("." + suffix)
+
+    @property
+    def is_switch(self) -> bool:
+        return self.is_type("SwitchParameter")
+
+    def mandatory_in(self, set_name: str) -> bool:
+        entry = self.sets.get(set_name)
+        return bool(entry and entry[0]) and self.provider is None
+
+    def position_in(self, set_name: str) -> int | None:
+        entry = self.sets.get(set_name)
+        return entry[1] if entry else None
+
+
+@dataclasses.dataclass(eq=False)
+class Cmdlet:
+    """A cmdlet's signature and its name-resolution tables."""
+
+    name: str
+    module: str
+    docset: str
+    sets: tuple[str, ...]
+    default_set: str | None
+    aliases: tuple[str, ...]
+    params: dict[str, Parameter]  # catalog spelling -> Parameter; common parameters included
+    doc_issues: tuple[str, ...] = ()
+
+    @cached_property
+    def by_exact(self) -> dict[str, Parameter]:
+        """Lower-cased parameter names and aliases -> parameter."""
+        table: dict[str, Parameter] = {}
+        for p in self.params.values():
+            table.setdefault(p.name.lower(), p)
+        for p in self.params.values():
+            for a in p.aliases:
+                table.setdefault(a.lower(), p)
+        return table
+
+    @cached_property
+    def name_keys(self) -> list[tuple[str, Parameter]]:
+        """(lower-cased name or alias, parameter), names first, in catalog order, for
+        prefix search. PowerShell lists ambiguous candidates by parameter name in the
+        order it finds them; the catalog is sorted by name, so ours is alphabetical
+        with the common parameters last."""
+        keys = [(p.name.lower(), p) for p in self.params.values()]
+        keys += [(a.lower(), p) for p in self.params.values() for a in p.aliases]
+        return keys
+
+    @property
+    def verb(self) -> str:
+        return self.name.split("-", 1)[0]
+
+    @property
+    def noun(self) -> str:
+        return self.name.split("-", 1)[1] if "-" in self.name else ""
+
+
+class Catalog:
+    """The parsed catalog file."""
+
+    def __init__(self, data: dict[str, Any], path: Path | None = None) -> None:
+        self.path = path
+        self.meta: dict[str, Any] = data.get("_meta", {})
+        self._raw: dict[str, Any] = data["cmdlets"]
+        # Windows Server runs Windows PowerShell 5.1: ProgressAction (7.4+) does not exist there.
+        self.common_parameters: dict[str, dict[str, Any]] = {
+            name: spec
+            for name, spec in data["common_parameters"].items()
+            if spec.get("windows_powershell_5_1", True)
+        }
+        self.risk_mitigation_parameters: dict[str, dict[str, Any]] = data[
+            "risk_mitigation_parameters"
+        ]
+        self._names: dict[str, str] = {n.lower(): n for n in self._raw}
+        self._aliases: dict[str, str] = {}
+        for alias, spec in data.get("cmdlet_aliases", {}).items():
+            self._aliases[alias.lower()] = spec["target"]
+        for name, entry in self._raw.items():
+            for alias in entry.get("aliases", ()):
+                self._aliases.setdefault(alias.lower(), name)
+        self._built: dict[str, Cmdlet] = {}
+        self._lock = threading.Lock()
+        self._common_params: tuple[Parameter, ...] | None = None
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def names(self) -> list[str]:
+        """Every cmdlet name, catalog spelling."""
+        return list(self._raw)
+
+    def resolve_name(self, name: str) -> str | None:
+        """The catalog spelling of a cmdlet name or alias, or None."""
+        key = name.lower()
+        found = self._names.get(key)
+        if found is not None:
+            return found
+        target = self._aliases.get(key)
+        if target is not None:
+            return self._names.get(target.lower())
+        return None
+
+    def get(self, name: str) -> Cmdlet | None:
+        """The cmdlet for a name or alias (case-insensitive), or None."""
+        canonical = self.resolve_name(name)
+        if canonical is None:
+            return None
+        built = self._built.get(canonical)
+        if built is None:
+            with self._lock:
+                built = self._built.get(canonical)
+                if built is None:
+                    built = self._build(canonical)
+                    self._built[canonical] = built
+        return built
+
+    def __contains__(self, name: str) -> bool:
+        return self.resolve_name(name) is not None
+
+    def _common(self) -> tuple[Parameter, ...]:
+        if self._common_params is None:
+            self._common_params = tuple(
+                Parameter(
+                    name=name,
+                    type=spec["type"],
+                    aliases=(spec["alias"],) if spec.get("alias") else (),
+                    sets={},  # valid in every set; see Cmdlet construction
+                    common=True,
+                )
+                for name, spec in self.common_parameters.items()
+            )
+        return self._common_params
+
+    def _build(self, name: str) -> Cmdlet:
+        entry = self._raw[name]
+        sets = tuple(entry["sets"])
+        params: dict[str, Parameter] = {}
+        for pname, spec in entry["params"].items():
+            expanded: dict[str, tuple[bool, int | None]] = {}
+            for set_name, (required, position) in spec["sets"].items():
+                if set_name == "*":
+                    for s in sets:
+                        expanded.setdefault(s, (bool(required), position))
+                else:
+                    expanded[set_name] = (bool(required), position)
+            values = spec.get("values")
+            params[pname] = Parameter(
+                name=pname,
+                type=spec["type"],
+                aliases=tuple(spec.get("aliases", ())),
+                sets=expanded,
+                pipe=spec.get("pipe"),
+                values=tuple(values) if values else None,
+                provider=spec.get("provider"),
+            )
+        every = {s: (False, None) for s in sets}
+        for common in self._common():
+            if common.name not in params:
+                params[common.name] = dataclasses.replace(common, sets=dict(every))
+        return Cmdlet(
+            name=name,
+            module=entry.get("module", ""),
+            docset=entry.get("docset", ""),
+            sets=sets,
+            default_set=entry.get("default_set"),
+            aliases=tuple(entry.get("aliases", ())),
+            params=params,
+            doc_issues=tuple(entry.get("doc_issues", ())),
+        )
+
+
+_catalog: Catalog | None = None
+_catalog_key: tuple[str, int, int] | None = None
+_load_lock = threading.Lock()
+
+
+def load(path: Path | None = None) -> Catalog:
+    """Parse a catalog file (no caching)."""
+    target = path or default_path()
+    try:
+        with open(target, "rb") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise CatalogError(
+            f"cmdlet catalog not found at {target}: hvsim binds every call against it. "
+            f"Put the shared/ folder next to the project or set {ENV_VAR} to the file."
+        ) from None
+    except (OSError, ValueError) as err:
+        raise CatalogError(f"cmdlet catalog {target} cannot be read: {err}") from None
+    return Catalog(data, Path(target))
+
+
+def catalog() -> Catalog:
+    """The process-wide catalog, parsed on first use. Re-read when the file (path,
+    size or mtime) changes, so a test that points HVSIM_CATALOG elsewhere gets it."""
+    global _catalog, _catalog_key
+    target = default_path()
+    try:
+        st = target.stat()
+        key = (str(target), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = (str(target), -1, -1)
+    cached = _catalog
+    if cached is not None and _catalog_key == key:
+        return cached
+    with _load_lock:
+        if _catalog is None or _catalog_key != key:
+            _catalog = load(target)
+            _catalog_key = key
+        return _catalog
