@@ -1,0 +1,249 @@
+"""Ordering, parallel execution, bounded waits and the record of what happened.
+
+A lab is built by steps. Each step reads the facts it needs, decides what is
+missing, and makes only the calls that close the difference (ctx.change). A step
+that finds nothing missing says why (ctx.ok). Plan runs the same steps with
+`planning=True`: the first change a step would make is recorded and the step
+stops there, because what comes after depends on it; steps that depend on a
+changed step are shown as pending. Apply runs them for real, in parallel where
+they are independent, and stops scheduling new work at the first failure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, Protocol
+
+from hvlab.errors import HvlabError, Interrupted, StepError, WaitTimeout
+
+
+class PlanStop(Exception):
+    """Raised inside a step in plan mode at its first change: the rest depends on it."""
+
+
+@dataclasses.dataclass
+class StepResult:
+    name: str
+    scope: str
+    phase: str
+    status: str = "pending"  # ok | changed | failed | skipped | would-change | blocked
+    changes: list[str] = dataclasses.field(default_factory=list)
+    reasons: list[str] = dataclasses.field(default_factory=list)
+    error: str | None = None
+    wall_s: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": self.name,
+            "scope": self.scope,
+            "phase": self.phase,
+            "status": self.status,
+            "changed": self.changed,
+            "changes": self.changes,
+            "reasons": self.reasons,
+            "error": self.error,
+            "wall_seconds": round(self.wall_s, 3),
+        }
+
+
+class Reporter(Protocol):
+    def started(self, result: StepResult) -> None: ...
+    def note(self, result: StepResult, text: str) -> None: ...
+    def finished(self, result: StepResult) -> None: ...
+
+
+@dataclasses.dataclass
+class Step:
+    name: str
+    scope: str  # a VM name, or "lab"
+    phase: str  # preflight, network, vms, boot, domain, roles, cluster, s2d, ha
+    fn: Callable[[StepContext], None]
+    needs: tuple[str, ...] = ()
+
+
+class StepContext:
+    """What a step function gets: the run's shared objects and its own result."""
+
+    def __init__(self, run: Run, result: StepResult) -> None:
+        self.run = run
+        self.result = result
+
+    @property
+    def planning(self) -> bool:
+        return self.run.planning
+
+    def __getattr__(self, name: str) -> Any:
+        # Steps reach the run's services (host, lab, secrets, state...) directly.
+        return self.run.services[name]
+
+    def ok(self, reason: str) -> None:
+        """Record why nothing had to change here."""
+        self.result.reasons.append(reason)
+
+    def note(self, text: str) -> None:
+        self.run.reporter.note(self.result, text)
+
+    def change(self, what: str, do: Callable[[], Any]) -> Any:
+        """Make one change (or, when planning, record it and stop the step)."""
+        self.run.check_cancelled()
+        self.result.changes.append(what)
+        if self.planning:
+            raise PlanStop(what)
+        self.note(what)
+        return do()
+
+    def wait(
+        self,
+        what: str,
+        probe: Callable[[], tuple[bool, str]],
+        *,
+        deadline: float,
+        poll: float = 5.0,
+    ) -> str:
+        """Poll `probe` until it says done. `deadline` and `poll` are in host seconds
+        (scaled by the run's time factor on a simulated host); the wait is bounded
+        and fails with the last thing it saw."""
+        factor = self.run.time_factor
+        limit = max(deadline * factor, self.run.min_deadline)
+        interval = max(poll * factor, 0.01)
+        start = time.monotonic()
+        last = "nothing yet"
+        self.note(f"waiting for {what}")
+        while True:
+            self.run.check_cancelled()
+            done, last = probe()
+            if done:
+                return last
+            if time.monotonic() - start > limit:
+                raise WaitTimeout(what, limit, last)
+            self.run.cancelled.wait(interval)
+
+
+class Run:
+    """One execution of a list of steps (apply or plan)."""
+
+    def __init__(
+        self,
+        steps: Iterable[Step],
+        services: dict[str, Any],
+        reporter: Reporter,
+        *,
+        planning: bool = False,
+        parallel: int = 0,
+        time_factor: float = 1.0,
+        min_deadline: float = 30.0,
+        on_step_done: Callable[[StepResult], None] | None = None,
+    ) -> None:
+        self.steps = {s.name: s for s in steps}
+        for step in self.steps.values():
+            for need in step.needs:
+                if need not in self.steps:
+                    raise ValueError(f"step {step.name} needs unknown step {need}")
+        self.services = services
+        self.reporter = reporter
+        self.planning = planning
+        self.parallel = parallel if parallel > 0 else max(1, len(self.steps))
+        self.time_factor = time_factor
+        self.min_deadline = min_deadline
+        self.on_step_done = on_step_done
+        self.cancelled = threading.Event()
+        self.results = {s.name: StepResult(s.name, s.scope, s.phase) for s in self.steps.values()}
+
+    def check_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise Interrupted("interrupted")
+
+    def execute(self) -> list[StepResult]:
+        """Run every step once its needs are done. Returns results in step order."""
+        done: set[str] = set()
+        running: dict[Future[None], str] = {}
+        failure: BaseException | None = None
+        pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="hvlab-step")
+        try:
+            while True:
+                if failure is None:
+                    for name in self._ready(done, set(running.values())):
+                        if len(running) >= self.parallel:
+                            break
+                        running[pool.submit(self._run_step, self.steps[name])] = name
+                if not running:
+                    break
+                finished, _ = wait(list(running), timeout=0.2, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    name = running.pop(fut)
+                    done.add(name)
+                    exc = fut.exception()
+                    if exc is not None and failure is None:
+                        failure = exc
+        except KeyboardInterrupt:
+            self.cancelled.set()
+            wait(list(running))
+            failure = Interrupted("interrupted")
+        finally:
+            pool.shutdown(wait=True)
+        for name, result in self.results.items():
+            if result.status == "pending":
+                result.status = "skipped" if failure else "blocked"
+                if not failure and self.planning:
+                    blockers = [n for n in self.steps[name].needs if self.results[n].changed]
+                    result.reasons.append(
+                        "runs after " + ", ".join(blockers)
+                        if blockers
+                        else "runs after earlier steps"
+                    )
+        if failure is not None:
+            if isinstance(failure, HvlabError):
+                raise failure
+            raise failure
+        return list(self.results.values())
+
+    def _ready(self, done: set[str], running: set[str]) -> list[str]:
+        ready = []
+        for name, step in self.steps.items():
+            if name in done or name in running or self.results[name].status != "pending":
+                continue
+            if not all(n in done for n in step.needs):
+                continue
+            if self.planning and any(self.results[n].changed for n in step.needs):
+                # What this step would find depends on changes not made yet.
+                continue
+            if any(self.results[n].status in ("failed", "skipped") for n in step.needs):
+                continue
+            ready.append(name)
+        return ready
+
+    def _run_step(self, step: Step) -> None:
+        result = self.results[step.name]
+        ctx = StepContext(self, result)
+        self.reporter.started(result)
+        start = time.monotonic()
+        try:
+            step.fn(ctx)
+            result.status = "changed" if result.changes else "ok"
+        except PlanStop:
+            result.status = "would-change"
+        except Interrupted:
+            result.status = "failed"
+            result.error = "interrupted"
+            raise
+        except HvlabError as err:
+            result.status = "failed"
+            result.error = str(err)
+            raise StepError(step.name, str(err)) from err
+        except Exception as err:  # a bug or a library failure: report it with the step
+            result.status = "failed"
+            result.error = f"{type(err).__name__}: {err}"
+            raise StepError(step.name, result.error) from err
+        finally:
+            result.wall_s = time.monotonic() - start
+            self.reporter.finished(result)
+            if self.on_step_done is not None:
+                self.on_step_done(result)

@@ -1,0 +1,86 @@
+"""Cmdlets inside a VM, through PowerShell Direct on the host (R-34, R-47).
+
+A guest call is the constant wrapper templates/host/Invoke-GuestCommand.ps1 with
+the VM name, a credential, a cmdlet name and its parameters as a hashtable; or
+Invoke-GuestScript.ps1 with the unchanged text of a templates/guest/*.ps1 file.
+Nothing is pasted into PowerShell text.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from hvlab.errors import HostError
+from hvlab.paths import template
+
+NOT_READY = "not-ready"  # VM off, booting, or the session dropped (R-34, R-37)
+BAD_CREDENTIAL = "bad-credential"  # wrong password, or OOBE not finished (R-34, R-38)
+NO_SUCH_VM = "no-such-vm"
+OTHER = "other"
+
+
+@functools.cache
+def _wrapper(name: str) -> str:
+    return template(f"host/{name}")
+
+
+@functools.cache
+def guest_script(name: str) -> str:
+    return template(f"guest/{name}")
+
+
+def classify(err: HostError) -> str:
+    """Sort a PowerShell Direct failure into what a wait may retry (R-34).
+
+    Windows localises the messages (R-88), so the error id decides first and the
+    en-US text is only the fallback.
+    """
+    eid = (err.error_id or "").lower()
+    msg = err.message.lower()
+    if "psdirect" in eid and "credential" in eid:
+        return BAD_CREDENTIAL
+    if "credential is invalid" in msg:
+        return BAD_CREDENTIAL
+    if "does not resolve to any virtual machine" in msg:
+        return NO_SUCH_VM
+    if (
+        "remote session might have ended" in msg
+        or "i/o operation has been aborted" in msg
+        or "psdirect" in eid
+    ):
+        return NOT_READY
+    return OTHER
+
+
+class Guest:
+    """One VM's guest OS as seen through PowerShell Direct with one credential."""
+
+    def __init__(self, host: Any, vm: str, credential: Any) -> None:
+        self.host = host
+        self.vm = vm
+        self.credential = credential
+
+    def run(self, command: str, **params: Any) -> list[Any]:
+        return self.host.script(
+            _wrapper("Invoke-GuestCommand.ps1"),
+            _label=f"{command} @{self.vm}",
+            VMName=self.vm,
+            Credential=self.credential,
+            Command=command,
+            Parameters=params,
+        )
+
+    def script(self, name: str, **params: Any) -> list[Any]:
+        return self.host.script(
+            _wrapper("Invoke-GuestScript.ps1"),
+            _label=f"{name} @{self.vm}",
+            VMName=self.vm,
+            Credential=self.credential,
+            Script=guest_script(name),
+            Parameters=params,
+        )
+
+    def first(self, command: str, **params: Any) -> Any:
+        out = self.run(command, **params)
+        return out[0] if out else None

@@ -1,0 +1,73 @@
+"""The lab's record under .hvlab/<lab>/: state.json, artifacts, trace, diagnostics.
+
+All writes are atomic (temp file, fsync, rename). Nothing secret is ever written:
+callers pass reports, facts and step results, which hold no passwords; a final
+scan in the tests proves it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write(path: Path, data: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class LabState:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.file = folder / "state.json"
+        self._lock = threading.Lock()
+        try:
+            self.data: dict[str, Any] = json.loads(self.file.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            self.data = {}
+        self.data.setdefault("facts", {})
+        self.data.setdefault("steps", {})
+
+    def save(self) -> None:
+        with self._lock:
+            self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            atomic_write(self.file, json.dumps(self.data, indent=2, sort_keys=True, default=str))
+
+    def get_fact(self, scope: str, key: str) -> Any:
+        return self.data["facts"].get(scope, {}).get(key)
+
+    def set_fact(self, scope: str, key: str, value: Any) -> None:
+        with self._lock:
+            facts = self.data["facts"].setdefault(scope, {})
+            if value is None:
+                facts.pop(key, None)
+            else:
+                facts[key] = value
+        self.save()
+
+    def record_step(self, result: Any) -> None:
+        with self._lock:
+            self.data["steps"][result.name] = result.to_json()
+        self.save()
+
+    def write_artifact(self, name: str, content: str) -> Path:
+        path = self.folder / name
+        atomic_write(path, content)
+        return path
+
+    def write_json(self, name: str, payload: Any) -> Path:
+        return self.write_artifact(name, json.dumps(payload, indent=2, sort_keys=True, default=str))

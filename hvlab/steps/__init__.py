@@ -1,0 +1,79 @@
+"""The steps of lab.up, one module per part of the lab, and their order.
+
+preflight -> switches, lab folder -> one VM step per VM (parallel) -> first boot
+per VM (parallel) -> the domain controller -> each node's join and roles
+(parallel) -> cluster -> S2D and volumes -> each HA VM.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hvlab.engine import Step
+from hvlab.steps import cluster, guests, host, vms
+
+
+def build(lab: Any) -> list[Step]:
+    steps = [
+        Step("preflight", "lab", "preflight", host.preflight),
+        Step("switches", "lab", "network", host.switches, needs=("preflight",)),
+        Step("folder", "lab", "network", host.lab_folder, needs=("preflight",)),
+    ]
+    for vm in lab.vms:
+        steps.append(
+            Step(
+                f"vm:{vm.name}",
+                vm.name,
+                "vm",
+                lambda c, v=vm: vms.build_vm(c, v),
+                needs=("switches", "folder"),
+            )
+        )
+        steps.append(
+            Step(
+                f"boot:{vm.name}",
+                vm.name,
+                "boot",
+                lambda c, v=vm: guests.first_boot(c, v),
+                needs=(f"vm:{vm.name}",),
+            )
+        )
+    dc = lab.dc
+    if dc is not None:
+        steps.append(
+            Step(
+                f"domain:{dc.name}",
+                dc.name,
+                "domain",
+                lambda c: guests.domain_controller(c, dc),
+                needs=(f"boot:{dc.name}",),
+            )
+        )
+    domain_step = (f"domain:{dc.name}",) if dc is not None else ()
+    for node in lab.nodes:
+        steps.append(
+            Step(
+                f"roles:{node.name}",
+                node.name,
+                "roles",
+                lambda c, v=node: guests.node_roles(c, v),
+                needs=(f"boot:{node.name}", *domain_step),
+            )
+        )
+    steps.append(
+        Step(
+            "cluster",
+            "cluster",
+            "cluster",
+            cluster.cluster,
+            needs=tuple(f"roles:{n.name}" for n in lab.nodes),
+        )
+    )
+    steps.append(Step("s2d", "cluster", "s2d", cluster.s2d, needs=("cluster",)))
+    for ha in lab.ha_vms:
+        steps.append(
+            Step(
+                f"ha:{ha.name}", ha.name, "ha", lambda c, h=ha: cluster.ha_vm(c, h), needs=("s2d",)
+            )
+        )
+    return steps

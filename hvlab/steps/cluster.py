@@ -1,0 +1,429 @@
+"""The cluster, its witness and networks, S2D and the CSVs, and the HA VM.
+
+Every cluster cmdlet runs inside a node through PowerShell Direct with the domain
+account (R-47, R-52), never in the host session: no CredSSP, no TrustedHosts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from hvlab.engine import StepContext
+from hvlab.errors import StepError
+from hvlab.steps.common import (
+    CLUSTER_UP_DEADLINE,
+    MIGRATION_DEADLINE,
+    SILENT,
+    first,
+    guest_script,
+    in_guest,
+    same_path,
+    text,
+    val,
+)
+
+S2D_CATEGORIES = ["Storage Spaces Direct", "Inventory", "Network", "System Configuration"]  # R-48
+
+
+def _node(ctx: StepContext) -> str:
+    """The node cluster cmdlets run in: the first node that answers."""
+    return ctx.lab.nodes[0].name
+
+
+def _nodes(ctx: StepContext) -> list[str]:
+    return [n.name for n in ctx.lab.nodes]
+
+
+def cluster(ctx: StepContext) -> None:
+    lab = ctx.lab
+    node = _node(ctx)
+    cl = lab.cluster
+    existing = first(in_guest(ctx, node, "Get-Cluster", **SILENT))
+    if existing is not None:
+        if text(val(existing, "Name")).lower() != cl.name.lower():
+            raise StepError(
+                "cluster",
+                f"{node} is already in cluster {val(existing, 'Name')!r}, not {cl.name!r} (R-53, R-86)",
+            )
+        ctx.ok(f"cluster {cl.name} exists")
+    else:
+        _unique_disk_ids(ctx)
+        _clean_disks(ctx)
+        _validate(ctx)
+        ctx.change(
+            f"New-Cluster {cl.name} {cl.address} on {', '.join(_nodes(ctx))}",
+            lambda: in_guest(
+                ctx,
+                node,
+                "New-Cluster",
+                Name=cl.name,
+                Node=_nodes(ctx),
+                StaticAddress=[str(cl.address)],
+                NoStorage=True,
+            ),
+        )
+    _nodes_up(ctx)
+    _witness(ctx)
+    _networks(ctx)
+    _node_switches(ctx)
+
+
+def _nodes_up(ctx: StepContext) -> None:
+    node = _node(ctx)
+    wanted = {n.lower() for n in _nodes(ctx)}
+
+    def probe() -> tuple[bool, str]:
+        states = {
+            text(val(n, "Name")).lower(): text(val(n, "State"))
+            for n in in_guest(ctx, node, "Get-ClusterNode")
+        }
+        seen = ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
+        return all(states.get(n) == "Up" for n in wanted), seen
+
+    ctx.wait("every cluster node to be Up", probe, deadline=CLUSTER_UP_DEADLINE)
+
+
+def _unique_disk_ids(ctx: StepContext) -> None:
+    """Copied VHDX files share an identifier and break S2D (R-15): check before validating."""
+    seen: dict[str, str] = {}
+    for vm in ctx.lab.nodes:
+        for drive in ctx.host.run("Get-VMHardDiskDrive", VMName=vm.name):
+            path = text(val(drive, "Path"))
+            vhd = first(ctx.host.run("Get-VHD", Path=path))
+            ident = text(val(vhd, "DiskIdentifier"))
+            if ident in seen:
+                raise StepError(
+                    "cluster", f"{path} and {seen[ident]} share disk identifier {ident} (R-15)"
+                )
+            seen[ident] = path
+
+
+def _clean_disks(ctx: StepContext) -> None:
+    """Data disks must be empty before S2D (R-60). Fresh VHDX files are RAW and left alone."""
+    for vm in ctx.lab.nodes:
+        for disk in in_guest(ctx, vm.name, "Get-Disk"):
+            if val(disk, "IsBoot") is True or val(disk, "IsSystem") is True:
+                continue
+            if text(val(disk, "PartitionStyle")) in ("RAW", ""):
+                continue
+            number = val(disk, "Number")
+            ctx.change(
+                f"Clear-Disk {number} on {vm.name}",
+                lambda v=vm.name, n=number: in_guest(
+                    ctx, v, "Clear-Disk", Number=n, RemoveData=True, RemoveOEM=True, Confirm=False
+                ),
+            )
+
+
+def _validate(ctx: StepContext) -> None:
+    """Test-Cluster with the S2D categories; keep the report; stop on failed tests (R-48)."""
+    node = _node(ctx)
+    report_name = f"hvlab-{ctx.lab.name}"
+    out = in_guest(
+        ctx, node, "Test-Cluster", Node=_nodes(ctx), Include=S2D_CATEGORIES, ReportName=report_name
+    )
+    path = next(
+        (
+            text(val(o, "FullName"))
+            for o in out
+            if text(val(o, "FullName")).lower().endswith(".htm")
+        ),
+        None,
+    )
+    if path is None:
+        path = text(val(first(out), "FullName"))
+    lines = in_guest(ctx, node, "Get-Content", Path=path)
+    report = "\n".join(text(line) for line in lines)
+    saved = ctx.state.write_artifact("test-cluster.htm", report)
+    failed = failed_tests(report)
+    if failed:
+        raise StepError(
+            "cluster",
+            f"Test-Cluster reported failures: {'; '.join(failed)}. Report: {saved}",
+        )
+    ctx.ok(f"Test-Cluster passed; report {saved}")
+
+
+_ROW = re.compile(r"<tr[^>]*>(.*?)</tr>", re.IGNORECASE | re.DOTALL)
+_CELL = re.compile(r"<t[dh][^>]*>(.*?)</t[dh]>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def failed_tests(report: str) -> list[str]:
+    """Names of the tests a validation report marks as failed (a row whose cells say so)."""
+    failed = []
+    for row in _ROW.findall(report):
+        cells = [_TAG.sub("", c).strip() for c in _CELL.findall(row)]
+        if len(cells) >= 2 and any(c.lower() in ("failed", "failure") for c in cells[1:]):
+            failed.append(cells[0])
+    return failed
+
+
+def _witness(ctx: StepContext) -> None:
+    """A file share witness on the DC for the CNO (R-58); other witness types as the spec says."""
+    lab = ctx.lab
+    witness = lab.cluster.witness
+    node = _node(ctx)
+    if witness.type == "none":
+        ctx.ok("no witness asked for")
+        return
+    if witness.type != "file_share":
+        raise StepError(
+            "cluster", f"witness type {witness.type} is not supported by hvlab yet; use file_share"
+        )
+    dc = lab.dc.name
+    share = witness.share
+    folder = f"C:\\Witness\\{share}"
+    unc = f"\\\\{dc}.{lab.domain.fqdn}\\{share}"
+    if first(in_guest(ctx, dc, "Get-SmbShare", Name=share, **SILENT)) is None:
+        nb = lab.domain.netbios
+        ctx.change(
+            f"New-SmbShare {share} on {dc}",
+            lambda: (
+                in_guest(ctx, dc, "New-Item", ItemType="Directory", Path=folder, Force=True),
+                in_guest(
+                    ctx,
+                    dc,
+                    "New-SmbShare",
+                    Name=share,
+                    Path=folder,
+                    FullAccess=[f"{nb}\\{lab.cluster.name}$", f"{nb}\\Administrator"],
+                ),
+                in_guest(ctx, dc, "Set-SmbPathAcl", ShareName=share),
+            ),
+        )
+    else:
+        ctx.ok(f"share {share} exists on {dc}")
+    quorum = first(in_guest(ctx, node, "Get-ClusterQuorum"))
+    resource = text(val(quorum, "QuorumResource"))
+    if resource and "witness" in resource.lower():
+        ctx.ok(f"quorum witness {resource}")
+    else:
+        ctx.change(
+            f"Set-ClusterQuorum -FileShareWitness {unc}",
+            lambda: in_guest(ctx, node, "Set-ClusterQuorum", FileShareWitness=unc),
+        )
+
+
+def _networks(ctx: StepContext) -> None:
+    """Name the cluster networks after the lab's switches and give them their roles (R-59)."""
+    lab = ctx.lab
+    node = _node(ctx)
+    networks = in_guest(ctx, node, "Get-ClusterNetwork")
+    mgmt = lab.nodes[0].nics[0].switch
+    for net in networks:
+        address = text(val(net, "Address"))
+        sw = next((s for s in lab.switches if str(s.subnet.network_address) == address), None)
+        if sw is None:
+            continue
+        role = 3 if sw.name == mgmt else 1  # ClusterAndClient for management, Cluster for storage
+        current_role = val(net, "Role")
+        role_number = _role_number(current_role)
+        if text(val(net, "Name")) == sw.name and role_number == role:
+            ctx.ok(f"cluster network {sw.name} has role {role}")
+            continue
+        ctx.change(
+            f"cluster network {address} -> {sw.name} (role {role})",
+            lambda a=address, n=sw.name, r=role: guest_script(
+                ctx, node, "Set-ClusterNetworkRole.ps1", Address=a, Name=n, Role=r
+            ),
+        )
+
+
+def _role_number(role: Any) -> int:
+    names = {"none": 0, "cluster": 1, "client": 2, "clusterandclient": 3}
+    if isinstance(role, int):
+        return role
+    return names.get(text(role).lower(), -1)
+
+
+def _node_switches(ctx: StepContext) -> None:
+    """The same vSwitch name in every node, on its management NIC (R-70)."""
+    lab = ctx.lab
+    name = lab.cluster.management_switch
+    for vm in lab.nodes:
+        if first(in_guest(ctx, vm.name, "Get-VMSwitch", Name=name, **SILENT)) is not None:
+            ctx.ok(f"{vm.name} has switch {name}")
+            continue
+        nic = vm.nics[0].name
+        ctx.change(
+            f"New-VMSwitch {name} on {vm.name}/{nic}",
+            lambda v=vm.name, n=nic: in_guest(
+                ctx, v, "New-VMSwitch", Name=name, NetAdapterName=n, AllowManagementOS=True
+            ),
+        )
+
+
+def s2d(ctx: StepContext) -> None:
+    """Enable S2D, flat and without cache in VMs (R-62), then the volumes as CSVs (R-64)."""
+    lab = ctx.lab
+    node = _node(ctx)
+    pools = in_guest(ctx, node, "Get-StoragePool", IsPrimordial=False, **SILENT)
+    if not pools:
+        ctx.change(
+            f"Enable-ClusterStorageSpacesDirect on {lab.cluster.name}",
+            lambda: in_guest(
+                ctx, node, "Enable-ClusterStorageSpacesDirect", CacheState="Disabled", Confirm=False
+            ),
+        )
+        pools = in_guest(ctx, node, "Get-StoragePool", IsPrimordial=False)
+    pool = first(pools)
+    pool_name = text(val(pool, "FriendlyName"))
+    if text(val(pool, "HealthStatus")) != "Healthy":
+        raise StepError("s2d", f"pool {pool_name} is {val(pool, 'HealthStatus')}")
+    ctx.ok(f"pool {pool_name} is Healthy")
+
+    # VHDX disks report MediaType Unspecified; give the pool members one type (R-63).
+    for disk in in_guest(ctx, node, "Get-PhysicalDisk"):
+        in_pool = text(val(disk, "CannotPoolReason")) == "In a Pool"
+        if in_pool and text(val(disk, "MediaType")) == "Unspecified":
+            uid = text(val(disk, "UniqueId"))
+            ctx.change(
+                f"Set-PhysicalDisk {uid} MediaType HDD",
+                lambda u=uid: in_guest(ctx, node, "Set-PhysicalDisk", UniqueId=u, MediaType="HDD"),
+            )
+
+    for volume in lab.volumes:
+        if (
+            first(in_guest(ctx, node, "Get-VirtualDisk", FriendlyName=volume.name, **SILENT))
+            is None
+        ):
+            size = volume.size_bytes or _percent_size(pool, volume.percent, len(lab.nodes))
+            ctx.change(
+                f"New-Volume {volume.name} {size // 2**30} GiB CSVFS_ReFS {volume.resiliency}",
+                lambda v=volume, s=size: in_guest(
+                    ctx,
+                    node,
+                    "New-Volume",
+                    StoragePoolFriendlyName=pool_name,
+                    FriendlyName=v.name,
+                    FileSystem="CSVFS_ReFS",
+                    Size=s,
+                    ResiliencySettingName=v.resiliency,
+                ),
+            )
+        else:
+            ctx.ok(f"volume {volume.name} exists")
+        csv_name = f"Cluster Virtual Disk ({volume.name})"  # R-65
+        csvs = {text(val(c, "Name")): c for c in in_guest(ctx, node, "Get-ClusterSharedVolume")}
+        if text(val(csvs.get(csv_name), "State")) != "Online":
+            raise StepError("s2d", f"{csv_name} is not an Online CSV")
+        for vm in lab.nodes:
+            out = in_guest(ctx, vm.name, "Test-Path", Path=volume.csv_path)
+            if not (out and out[0] is True):
+                raise StepError("s2d", f"{volume.csv_path} is not there on {vm.name} (R-64)")
+        ctx.ok(f"{volume.csv_path} is mounted on every node")
+
+    # New VMs land on the CSV on whichever node creates them (R-67).
+    path = lab.volumes[0].csv_path
+    for vm in lab.nodes:
+        settings = first(in_guest(ctx, vm.name, "Get-VMHost"))
+        if same_path(val(settings, "VirtualMachinePath"), path) and same_path(
+            val(settings, "VirtualHardDiskPath"), path
+        ):
+            ctx.ok(f"{vm.name} keeps VMs on {path}")
+            continue
+        ctx.change(
+            f"Set-VMHost {vm.name} VM paths -> {path}",
+            lambda v=vm.name: in_guest(
+                ctx, v, "Set-VMHost", VirtualMachinePath=path, VirtualHardDiskPath=path
+            ),
+        )
+
+
+def _percent_size(pool: Any, percent: float | None, nodes: int) -> int:
+    size = int(val(pool, "Size", 0) or 0)
+    allocated = int(val(pool, "AllocatedSize", 0) or 0)
+    copies = 2 if nodes < 3 else 3  # two-way mirror for 2 nodes, three-way from 3 (R-64)
+    usable = (size - allocated) // copies
+    return int(usable * (percent or 0) / 100) // 2**30 * 2**30
+
+
+def ha_vm(ctx: StepContext, spec: Any) -> None:
+    """A VM on the CSV made highly available, started, and live-migrated once (R-67..R-69)."""
+    lab = ctx.lab
+    node = _node(ctx)
+    volume = next((v for v in lab.volumes if v.name == spec.volume), lab.volumes[0])
+    group = first(in_guest(ctx, node, "Get-ClusterGroup", Name=spec.name, **SILENT))
+    creator = node
+    if group is None:
+        if first(in_guest(ctx, creator, "Get-VM", Name=spec.name, **SILENT)) is None:
+            vhd = f"{volume.csv_path}\\{spec.name}\\{spec.name}.vhdx"
+            ctx.change(
+                f"New-VM {spec.name} on {volume.csv_path} in {creator}",
+                lambda: in_guest(
+                    ctx,
+                    creator,
+                    "New-VM",
+                    Name=spec.name,
+                    Generation=2,
+                    MemoryStartupBytes=spec.memory_bytes,
+                    Path=volume.csv_path,
+                    NewVHDPath=vhd,
+                    NewVHDSizeBytes=spec.disk_bytes,
+                    SwitchName=lab.cluster.management_switch,
+                ),
+            )
+        ctx.change(
+            f"Add-ClusterVirtualMachineRole {spec.name}",
+            lambda: in_guest(ctx, creator, "Add-ClusterVirtualMachineRole", VMName=spec.name),
+        )
+        group = first(in_guest(ctx, node, "Get-ClusterGroup", Name=spec.name))
+    if text(val(group, "State")) != "Online":
+        ctx.change(
+            f"Start-ClusterGroup {spec.name}",
+            lambda: in_guest(ctx, node, "Start-ClusterGroup", Name=spec.name),
+        )
+        group = first(in_guest(ctx, node, "Get-ClusterGroup", Name=spec.name))
+    owner = text(val(group, "OwnerNode"))
+    if owner.lower() != creator.lower():
+        ctx.ok(f"{spec.name} runs on {owner}: it has been moved off {creator} already")
+        return
+    target = next(n for n in _nodes(ctx) if n.lower() != owner.lower())
+    before = first(in_guest(ctx, owner, "Get-VM", Name=spec.name))
+    uptime_before = val(before, "Uptime")
+    ctx.change(
+        f"Move-ClusterVirtualMachineRole {spec.name} {owner} -> {target} (live)",
+        lambda: in_guest(
+            ctx,
+            node,
+            "Move-ClusterVirtualMachineRole",
+            Name=spec.name,
+            Node=target,
+            MigrationType="Live",
+        ),
+    )
+
+    def moved() -> tuple[bool, str]:
+        g = first(in_guest(ctx, node, "Get-ClusterGroup", Name=spec.name))
+        seen = f"owner {val(g, 'OwnerNode')}, {val(g, 'State')}"
+        return text(val(g, "OwnerNode")).lower() == target.lower() and text(
+            val(g, "State")
+        ) == "Online", seen
+
+    ctx.wait(f"{spec.name} to run on {target}", moved, deadline=MIGRATION_DEADLINE)
+    after = first(in_guest(ctx, target, "Get-VM", Name=spec.name))
+    if text(val(after, "State")) != "Running":
+        raise StepError(
+            f"ha:{spec.name}",
+            f"{spec.name} is {val(after, 'State')} on {target} after the migration",
+        )
+    if _seconds(val(after, "Uptime")) + 1 < _seconds(uptime_before):
+        raise StepError(
+            f"ha:{spec.name}",
+            f"{spec.name} restarted during the live migration (uptime reset, R-69)",
+        )
+    ctx.ok(f"{spec.name} live-migrated to {target} and kept running")
+
+
+def _seconds(value: Any) -> float:
+    if value is None:
+        return 0.0
+    total = getattr(value, "total_seconds", None)
+    if callable(total):
+        return float(total())
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0

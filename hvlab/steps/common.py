@@ -1,0 +1,149 @@
+"""Helpers every step uses: reading records, reaching guests, waiting for them.
+
+Deadlines are host seconds from hyperv-facts.md §11 ("Orch deadline"); polls follow
+R-35. On the simulated host the engine scales both by the timescale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from hvlab.engine import StepContext
+from hvlab.errors import HostError, StepError
+from hvlab.guest import BAD_CREDENTIAL, NO_SUCH_VM, NOT_READY, Guest, classify
+
+# Bounded waits (hyperv-facts.md §11, orchestrator deadlines).
+FIRST_BOOT_DEADLINE = 20 * 60
+REBOOT_DEADLINE = 10 * 60
+ROLES_DEADLINE = 20 * 60
+DC_PROMOTION_DEADLINE = 30 * 60
+AD_READY_DEADLINE = 20 * 60
+CLUSTER_UP_DEADLINE = 10 * 60
+MIGRATION_DEADLINE = 5 * 60
+READY_POLL = 5.0  # R-35
+AD_POLL = 10.0  # R-40
+
+SILENT = {"ErrorAction": "SilentlyContinue"}
+
+
+def mark(lab_name: str) -> str:
+    """The ownership mark in VM and switch Notes."""
+    return f"hvlab:{lab_name}"
+
+
+def has_mark(notes: Any, lab_name: str) -> bool:
+    return isinstance(notes, str) and notes.splitlines()[:1] == [mark(lab_name)]
+
+
+def notes_text(lab_name: str) -> str:
+    return f"{mark(lab_name)}\nCreated by hvlab for lab {lab_name}; removed by 'invoke lab.down'."
+
+
+def val(rec: Any, key: str, default: Any = None) -> Any:
+    """A property of a record, whatever its kind (mapping, or an object with attributes)."""
+    if rec is None:
+        return default
+    if isinstance(rec, Mapping):
+        return rec.get(key, default)
+    getter = getattr(rec, "get", None)
+    if callable(getter):
+        return getter(key, default)
+    return getattr(rec, key, default)
+
+
+def first(records: Iterable[Any]) -> Any:
+    for rec in records:
+        return rec
+    return None
+
+
+def text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def lab_switch(lab: Any, name: str) -> Any:
+    for sw in lab.switches:
+        if sw.name == name:
+            return sw
+    raise KeyError(name)
+
+
+def same_path(a: Any, b: Any) -> bool:
+    return text(a).rstrip("\\").lower() == text(b).rstrip("\\").lower()
+
+
+# --- guests -----------------------------------------------------------------
+
+
+def guest(ctx: StepContext, vm: str) -> Guest:
+    """A session to a VM with the credential that last worked for it (R-38)."""
+    cred = ctx.creds.current(vm)
+    return Guest(ctx.host, vm, cred)
+
+
+def in_guest(ctx: StepContext, vm: str, command: str, **params: Any) -> list[Any]:
+    """Run a cmdlet in a VM; on a rejected credential try the other account once (R-38)."""
+    try:
+        return guest(ctx, vm).run(command, **params)
+    except HostError as err:
+        if classify(err) != BAD_CREDENTIAL or not ctx.creds.switch(vm):
+            raise
+        return guest(ctx, vm).run(command, **params)
+
+
+def guest_script(ctx: StepContext, vm: str, name: str, **params: Any) -> list[Any]:
+    try:
+        return guest(ctx, vm).script(name, **params)
+    except HostError as err:
+        if classify(err) != BAD_CREDENTIAL or not ctx.creds.switch(vm):
+            raise
+        return guest(ctx, vm).script(name, **params)
+
+
+def boot_marker(ctx: StepContext, vm: str) -> tuple[bool, str]:
+    """Probe a guest with a PowerShell Direct round trip (R-35).
+
+    Returns (answered, LastBootUpTime or the reason it did not answer)."""
+    try:
+        os_info = first(in_guest(ctx, vm, "Get-CimInstance", ClassName="Win32_OperatingSystem"))
+    except HostError as err:
+        kind = classify(err)
+        if kind in (NOT_READY, BAD_CREDENTIAL):
+            return False, f"{kind}: {err.message}"
+        if kind == NO_SUCH_VM:
+            raise StepError(
+                f"wait {vm}", f"the host has no VM {vm} to reach: {err.message}"
+            ) from err
+        raise
+    return True, text(val(os_info, "LastBootUpTime"))
+
+
+def vm_state(ctx: StepContext, vm: str) -> str:
+    rec = first(ctx.host.run("Get-VM", Name=vm, **SILENT))
+    return text(val(rec, "State")) if rec is not None else "Missing"
+
+
+def wait_ready(ctx: StepContext, vm: str, *, deadline: float, after: str | None = None) -> str:
+    """Wait until the guest answers, and (after a reboot) with a new boot marker (R-37)."""
+
+    def probe() -> tuple[bool, str]:
+        state = vm_state(ctx, vm)
+        if state in ("Off", "Missing", "Saved", "Paused"):
+            raise StepError(f"wait {vm}", f"VM {vm} is {state}; it cannot become ready")
+        answered, seen = boot_marker(ctx, vm)
+        if not answered:
+            return False, f"VM {state}; {seen}"
+        if after is not None and seen == after:
+            return False, "still the boot before the restart (same LastBootUpTime)"
+        return True, seen
+
+    what = f"{vm} to answer over PowerShell Direct" + (" after its restart" if after else "")
+    return ctx.wait(what, probe, deadline=deadline, poll=READY_POLL)
+
+
+def restart_and_wait(ctx: StepContext, vm: str, *, deadline: float, why: str) -> str:
+    """Restart from the host (R-37, R-40: not from inside the guest) and wait for the new boot."""
+    answered, before = boot_marker(ctx, vm)
+    ctx.change(f"Restart-VM {vm} ({why})", lambda: ctx.host.run("Restart-VM", Name=vm, Force=True))
+    return wait_ready(ctx, vm, deadline=deadline, after=before if answered else None)

@@ -1,0 +1,256 @@
+"""Inside the guests: first boot, the domain controller, and the nodes' roles and join."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hvlab.engine import StepContext
+from hvlab.errors import HostError, StepError
+from hvlab.steps.common import (
+    AD_POLL,
+    AD_READY_DEADLINE,
+    DC_PROMOTION_DEADLINE,
+    FIRST_BOOT_DEADLINE,
+    ROLES_DEADLINE,
+    SILENT,
+    first,
+    in_guest,
+    restart_and_wait,
+    text,
+    val,
+    wait_ready,
+)
+
+UNATTEND_FILES = (
+    "C:\\Windows\\Panther\\unattend.xml",
+    "C:\\Windows\\Panther\\unattend-original.xml",
+)
+NODE_FEATURES = (
+    "Hyper-V",
+    "Failover-Clustering",
+    "FS-FileServer",
+    "Hyper-V-PowerShell",
+    "RSAT-Clustering-PowerShell",
+)
+SPACEPORT = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\spaceport\\Parameters"
+HW_TIMEOUT_MS = 30000  # R-61: 0x7530 for S2D in VMs
+WS2022_BUILD = 20348  # R-78
+
+
+def first_boot(ctx: StepContext, vm: Any) -> None:
+    """Wait for the guest, check what booted, name its NICs, delete the answer file."""
+    wait_ready(ctx, vm.name, deadline=FIRST_BOOT_DEADLINE)
+    os_info = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_OperatingSystem"))
+    system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
+    build = int(val(os_info, "BuildNumber", 0) or 0)
+    if build != WS2022_BUILD:
+        raise StepError(
+            f"boot:{vm.name}",
+            f"{vm.name} runs build {build}; hvlab targets Windows Server 2022 ({WS2022_BUILD}) (R-78)",
+        )
+    name = text(val(system, "Name"))
+    if name.upper() != vm.name.upper():
+        raise StepError(
+            f"boot:{vm.name}",
+            f"the guest calls itself {name!r}, not {vm.name!r}: its answer file was not applied (R-23, R-24)",
+        )
+    ctx.ok(f"{vm.name} answers: {val(os_info, 'Caption')} build {build}")
+
+    # Guest adapter names follow the host's when device naming is on (R-75).
+    props = in_guest(
+        ctx, vm.name, "Get-NetAdapterAdvancedProperty", RegistryKeyword="HyperVNetworkAdapterName"
+    )
+    for prop in props:
+        current, wanted = text(val(prop, "Name")), text(val(prop, "DisplayValue"))
+        if wanted and current != wanted:
+            ctx.change(
+                f"Rename-NetAdapter {vm.name}: {current} -> {wanted}",
+                lambda c=current, w=wanted: in_guest(
+                    ctx, vm.name, "Rename-NetAdapter", Name=c, NewName=w
+                ),
+            )
+    named = {text(val(p, "DisplayValue")) for p in props}
+    missing = [n.name for n in vm.nics if n.name not in named]
+    if missing:
+        raise StepError(
+            f"boot:{vm.name}", f"the guest sees no adapter for {', '.join(missing)} (R-75)"
+        )
+
+    # The answer file held the encoded password: remove it once setup is done (R-32).
+    for path in UNATTEND_FILES:
+        if _test_path(ctx, vm.name, path):
+            ctx.change(
+                f"remove {path} in {vm.name}",
+                lambda p=path: in_guest(ctx, vm.name, "Remove-Item", Path=p, Force=True),
+            )
+            if _test_path(ctx, vm.name, path):
+                raise StepError(
+                    f"boot:{vm.name}", f"{path} is still there after Remove-Item (R-32)"
+                )
+        else:
+            ctx.ok(f"{path} is gone")
+
+
+def _test_path(ctx: StepContext, vm: str, path: str) -> bool:
+    out = in_guest(ctx, vm, "Test-Path", Path=path)
+    return bool(out) and out[0] is True
+
+
+def _installed(ctx: StepContext, vm: str, names: tuple[str, ...]) -> dict[str, str]:
+    states = {}
+    for rec in in_guest(ctx, vm, "Get-WindowsFeature", Name=list(names)):
+        states[text(val(rec, "Name"))] = text(val(rec, "InstallState"))
+    return states
+
+
+def domain_controller(ctx: StepContext, vm: Any) -> None:
+    """AD DS, a new forest with DNS, one restart from the host, then AD ready (R-40, R-81)."""
+    lab = ctx.lab
+    domain = lab.domain
+    features = _installed(ctx, vm.name, ("AD-Domain-Services",))
+    if features.get("AD-Domain-Services") != "Installed":
+        ctx.change(
+            f"Install-WindowsFeature AD-Domain-Services on {vm.name}",
+            lambda: _install(ctx, vm.name, ["AD-Domain-Services"]),
+        )
+    system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
+    role = int(val(system, "DomainRole", 0) or 0)  # 4, 5: a domain controller
+    if role < 4:
+        pending = ctx.state.get_fact(vm.name, "promoted_boot")
+        os_info = first(
+            in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_OperatingSystem")
+        )
+        boot = text(val(os_info, "LastBootUpTime"))
+        if pending and pending == boot:
+            ctx.note(f"{vm.name} was promoted but not restarted yet")
+        else:
+            ctx.change(
+                f"Install-ADDSForest {domain.fqdn} on {vm.name}",
+                lambda: in_guest(
+                    ctx,
+                    vm.name,
+                    "Install-ADDSForest",
+                    DomainName=domain.fqdn,
+                    DomainNetbiosName=domain.netbios,
+                    SafeModeAdministratorPassword=ctx.secrets.dsrm,
+                    InstallDns=True,
+                    NoRebootOnCompletion=True,
+                    Force=True,
+                ),
+            )
+            ctx.state.set_fact(vm.name, "promoted_boot", boot)
+        # From here on the local SAM is gone: the domain account logs on (R-38).
+        ctx.creds.use_domain(vm.name)
+        restart_and_wait(ctx, vm.name, deadline=DC_PROMOTION_DEADLINE, why="finish the promotion")
+        ctx.state.set_fact(vm.name, "promoted_boot", None)
+    else:
+        ctx.creds.use_domain(vm.name)
+        ctx.ok(f"{vm.name} is a domain controller of {val(system, 'Domain')}")
+
+    def ad_ready() -> tuple[bool, str]:
+        try:
+            dc = first(in_guest(ctx, vm.name, "Get-ADDomainController"))
+        except HostError as err:
+            return False, err.message
+        return dc is not None, f"domain controller {val(dc, 'HostName')}"
+
+    ctx.wait(f"Active Directory on {vm.name}", ad_ready, deadline=AD_READY_DEADLINE, poll=AD_POLL)
+
+
+def _install(ctx: StepContext, vm: str, names: list[str]) -> None:
+    result = first(
+        in_guest(ctx, vm, "Install-WindowsFeature", Name=names, IncludeManagementTools=True)
+    )
+    if val(result, "Success") is False:
+        raise StepError(
+            f"roles:{vm}",
+            f"Install-WindowsFeature {', '.join(names)} did not succeed (ExitCode {val(result, 'ExitCode')})",
+        )
+
+
+def node_roles(ctx: StepContext, vm: Any) -> None:
+    """Join, roles and the S2D registry value, then one restart for all of them (R-42, R-46, R-61)."""
+    lab = ctx.lab
+    restart_reasons = []
+    system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
+    joined = (
+        val(system, "PartOfDomain") is True
+        and text(val(system, "Domain")).lower() == lab.domain.fqdn.lower()
+    )
+    if joined:
+        ctx.ok(f"{vm.name} is a member of {lab.domain.fqdn}")
+    else:
+        try:
+            ctx.change(
+                f"Add-Computer {vm.name} to {lab.domain.fqdn}",
+                lambda: in_guest(
+                    ctx,
+                    vm.name,
+                    "Add-Computer",
+                    DomainName=lab.domain.fqdn,
+                    Credential=ctx.creds.domain_admin,
+                    Force=True,
+                ),
+            )
+        except HostError as err:
+            # Joined before an interrupted run could restart (R-42).
+            if "AddComputerToSameDomain" not in (err.error_id or ""):
+                raise
+            ctx.note(f"{vm.name} is joined and waits for its restart")
+        restart_reasons.append("domain join")
+
+    states = _installed(ctx, vm.name, NODE_FEATURES)
+    missing = [f for f in NODE_FEATURES if states.get(f) not in ("Installed", "InstallPending")]
+    if missing:
+        # One install call for every role, then one restart (R-45, R-46).
+        ctx.change(
+            f"Install-WindowsFeature {', '.join(missing)} on {vm.name}",
+            lambda: _install(ctx, vm.name, missing),
+        )
+        restart_reasons.append("roles")
+    elif any(states.get(f) == "InstallPending" for f in NODE_FEATURES):
+        restart_reasons.append("roles pending")
+    else:
+        ctx.ok("roles installed")
+
+    value = first(
+        in_guest(ctx, vm.name, "Get-ItemProperty", Path=SPACEPORT, Name="HwTimeout", **SILENT)
+    )
+    if int(val(value, "HwTimeout", 0) or 0) != HW_TIMEOUT_MS:
+        ctx.change(
+            f"set spaceport HwTimeout on {vm.name}",
+            lambda: in_guest(
+                ctx,
+                vm.name,
+                "Set-ItemProperty",
+                Path=SPACEPORT,
+                Name="HwTimeout",
+                Value=HW_TIMEOUT_MS,
+                Type="DWord",
+            ),
+        )
+    else:
+        ctx.ok("spaceport HwTimeout is 30000 ms")
+
+    if restart_reasons:
+        restart_and_wait(ctx, vm.name, deadline=ROLES_DEADLINE, why=" and ".join(restart_reasons))
+    ctx.creds.use_domain(vm.name)
+
+    # Hyper-V boots twice: ready means the role is Installed and vmms runs (R-46).
+    def hyperv_ready() -> tuple[bool, str]:
+        try:
+            states = _installed(ctx, vm.name, ("Hyper-V",))
+            service = first(in_guest(ctx, vm.name, "Get-Service", Name="vmms", **SILENT))
+        except HostError as err:
+            return False, err.message
+        seen = f"Hyper-V {states.get('Hyper-V', '?')}, vmms {val(service, 'Status', 'missing')}"
+        return states.get("Hyper-V") == "Installed" and text(
+            val(service, "Status")
+        ) == "Running", seen
+
+    ctx.wait(f"Hyper-V to run in {vm.name}", hyperv_ready, deadline=ROLES_DEADLINE)
+    system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
+    if val(system, "PartOfDomain") is not True:
+        raise StepError(
+            f"roles:{vm.name}", f"{vm.name} is not a domain member after its restart (R-41, R-42)"
+        )

@@ -1,0 +1,234 @@
+"""Preflight and the host-side pieces: switches, host vNIC address, NAT, the lab folder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hvlab.engine import StepContext
+from hvlab.errors import OwnershipError, PreflightError
+from hvlab.steps.common import SILENT, first, has_mark, notes_text, text, val
+
+GIB = 1024**3
+HOST_RESERVE_BYTES = 2 * GIB  # MSLab keeps >= 2 GB free on the host (R-10, R-79)
+DISK_PER_VM_BYTES = 40 * GIB  # OS differencing disk and data VHDX growth, an estimate (R-10)
+WS2022_BUILD = 20348  # R-02, R-78
+
+
+def _version(value: Any) -> tuple[int, int]:
+    """'10.0' -> (10, 0): configuration versions compare as numbers, not strings (R-03)."""
+    parts = text(value).split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        return (0, 0)
+
+
+def _gib(n: float) -> str:
+    return f"{n / GIB:.1f} GiB"
+
+
+def preflight(ctx: StepContext) -> None:
+    """Can the host carry the lab? Read only; fail with the numbers before creating anything."""
+    host, lab = ctx.host, ctx.lab
+    problems: list[str] = []
+    numbers: dict[str, Any] = {}
+
+    vmhost = first(host.run("Get-VMHost"))
+    os_info = first(host.run("Get-CimInstance", ClassName="Win32_OperatingSystem"))
+    cpu = first(host.run("Get-CimInstance", ClassName="Win32_Processor"))
+    feature = first(host.run("Get-WindowsFeature", Name="Hyper-V", **SILENT))
+    if feature is not None and text(val(feature, "InstallState")) != "Installed":
+        problems.append("the Hyper-V role is not installed on the host")
+
+    build = int(val(os_info, "BuildNumber", 0) or 0)
+    vendor = text(val(cpu, "Manufacturer"))
+    numbers.update(host_build=build, cpu_vendor=vendor)
+    if vendor == "AuthenticAMD" and build < WS2022_BUILD:
+        problems.append(
+            f"nested virtualization on AMD needs Windows Server 2022 or later (host build {build}) (R-02)"
+        )
+
+    supported = first(host.run("Get-VMHostSupportedVersion", Default=True))
+    version = _version(val(supported, "Version"))
+    need = (9, 3) if vendor == "AuthenticAMD" else (8, 0)
+    numbers["vm_config_version"] = ".".join(map(str, version))
+    if version < need:
+        problems.append(
+            f"default VM configuration version {version[0]}.{version[1]} is below {need[0]}.{need[1]}, "
+            "which nested virtualization needs (R-03)"
+        )
+
+    # Images: present, and Datacenter where S2D needs it (R-55, R-16).
+    for key, image in lab.host.images.items():
+        if first(host.run("Get-VHD", Path=image.path, **SILENT)) is None:
+            problems.append(f"image {key}: {image.path} does not exist on the host")
+            continue
+        info = first(host.run("Get-WindowsImage", ImagePath=image.path, Index=1))
+        edition = text(val(info, "EditionId")) or text(val(info, "ImageName"))
+        numbers[f"image_{key}_edition"] = edition
+        users = [vm.name for vm in lab.vms if vm.image == key]
+        if (
+            any(vm.role == "node" for vm in lab.vms if vm.image == key)
+            and "datacenter" not in edition.lower()
+        ):
+            problems.append(
+                f"image {key} ({image.path}) is {edition or 'of unknown edition'}; Storage Spaces Direct "
+                f"needs Datacenter for {', '.join(users)} (R-55)"
+            )
+
+    # Lab VMs already there: adopt ours, refuse others' (R-20, ownership).
+    running_bytes = 0
+    missing = []
+    for vm in lab.vms:
+        found = host.run("Get-VM", Name=vm.name, **SILENT)
+        if len(found) > 1:
+            problems.append(
+                f"{len(found)} VMs are named {vm.name}; hvlab cannot tell which is the lab's (R-20)"
+            )
+        elif found:
+            if not has_mark(val(found[0], "Notes"), lab.name):
+                raise OwnershipError(
+                    f"a VM named {vm.name} already exists on the host and is not part of lab {lab.name} "
+                    "(its Notes carry no hvlab mark). Rename or remove it, or change the VM name in the lab file; "
+                    "hvlab will not touch it."
+                )
+            if text(val(found[0], "State")) != "Off":
+                running_bytes += vm.memory_bytes
+        else:
+            missing.append(vm)
+    for sw in lab.switches:
+        existing = first(host.run("Get-VMSwitch", Name=sw.host_name, **SILENT))
+        if existing is not None and not has_mark(val(existing, "Notes"), lab.name):
+            raise OwnershipError(
+                f"a virtual switch named {sw.host_name} exists and is not part of lab {lab.name}; "
+                "hvlab will not touch it. Rename the lab or the switch."
+            )
+
+    # Memory for every VM that is not running yet, plus a host reserve (R-10, R-79).
+    free = int(val(os_info, "FreePhysicalMemory", 0) or 0) * 1024
+    need_mem = sum(vm.memory_bytes for vm in lab.vms) - running_bytes
+    numbers.update(free_memory_bytes=free, needed_memory_bytes=need_mem + HOST_RESERVE_BYTES)
+    if need_mem > 0 and need_mem + HOST_RESERVE_BYTES > free:
+        problems.append(
+            f"not enough free memory: the lab needs {_gib(need_mem)} more plus a {_gib(HOST_RESERVE_BYTES)} "
+            f"reserve, the host has {_gib(free)} free (R-10)"
+        )
+
+    drive = lab.host.root[:1].upper()
+    volume = first(host.run("Get-Volume", DriveLetter=drive, **SILENT))
+    if volume is None:
+        problems.append(f"the host has no volume {drive}: for the lab root {lab.host.root}")
+    else:
+        fs = text(val(volume, "FileSystemType") or val(volume, "FileSystem"))
+        free_disk = int(val(volume, "SizeRemaining", 0) or 0)
+        need_disk = DISK_PER_VM_BYTES * len(missing)
+        numbers.update(free_disk_bytes=free_disk, needed_disk_bytes=need_disk)
+        if fs and fs.upper() not in ("NTFS", "REFS"):
+            problems.append(f"volume {drive}: is {fs}; VMs need NTFS or ReFS (R-79)")
+        if need_disk > free_disk:
+            problems.append(
+                f"not enough disk space on {drive}: the new VMs need about {_gib(need_disk)}, "
+                f"{_gib(free_disk)} is free (R-10)"
+            )
+    numbers["host"] = text(val(vmhost, "ComputerName"))
+    ctx.services["host_facts"] = numbers
+    if problems:
+        raise PreflightError(problems, numbers)
+    ctx.ok(
+        f"host {numbers['host']} can carry the lab: {_gib(free)} free memory, "
+        f"configuration version {numbers['vm_config_version']}"
+    )
+
+
+def switches(ctx: StepContext) -> None:
+    """Virtual switches in the lab's namespace, the host vNIC address, and NAT (R-71..R-73)."""
+    host, lab = ctx.host, ctx.lab
+    for sw in lab.switches:
+        existing = first(host.run("Get-VMSwitch", Name=sw.host_name, **SILENT))
+        if existing is None:
+            params: dict[str, Any] = {"Name": sw.host_name, "Notes": notes_text(lab.name)}
+            if sw.type == "External":
+                params.update(NetAdapterName=sw.net_adapter, AllowManagementOS=True)
+            else:
+                params["SwitchType"] = sw.type
+            ctx.change(
+                f"New-VMSwitch {sw.host_name} ({sw.type})",
+                lambda p=params: host.run("New-VMSwitch", **p),
+            )
+        elif text(val(existing, "SwitchType")) != sw.type:
+            raise OwnershipError(
+                f"switch {sw.host_name} is {val(existing, 'SwitchType')}, the lab wants {sw.type}; "
+                "remove it with 'invoke lab.down' first"
+            )
+        else:
+            ctx.ok(f"switch {sw.host_name} exists")
+
+        if sw.type == "Internal" and sw.gateway is not None:
+            alias = f"vEthernet ({sw.host_name})"
+            addresses = host.run("Get-NetIPAddress", InterfaceAlias=alias, **SILENT)
+            if any(text(val(a, "IPAddress")) == str(sw.gateway) for a in addresses):
+                ctx.ok(f"{alias} has {sw.gateway}")
+            else:
+                ctx.change(
+                    f"New-NetIPAddress {sw.gateway}/{sw.subnet.prefixlen} on {alias}",
+                    lambda a=alias, s=sw: host.run(
+                        "New-NetIPAddress",
+                        InterfaceAlias=a,
+                        IPAddress=str(s.gateway),
+                        PrefixLength=s.subnet.prefixlen,
+                    ),
+                )
+        if sw.nat:
+            _nat(ctx, sw)
+
+
+def _nat(ctx: StepContext, sw: Any) -> None:
+    host, lab = ctx.host, ctx.lab
+    prefix = str(sw.subnet)
+    nats = host.run("Get-NetNat", **SILENT)
+    for nat in nats:
+        if text(val(nat, "InternalIPInterfaceAddressPrefix")) == prefix:
+            ctx.ok(f"NAT {val(nat, 'Name')} covers {prefix}")
+            return
+    if nats:
+        # Only one NAT network per host (R-73); the user's NAT is theirs to keep.
+        raise OwnershipError(
+            f"the host already has NAT {val(nats[0], 'Name')} for "
+            f"{val(nats[0], 'InternalIPInterfaceAddressPrefix')}; Windows supports one NAT network per host (R-73). "
+            f"Set nat: false on switch {sw.name} or remove that NAT yourself."
+        )
+    name = f"{lab.name}-nat"
+    ctx.change(
+        f"New-NetNat {name} for {prefix}",
+        lambda: host.run("New-NetNat", Name=name, InternalIPInterfaceAddressPrefix=prefix),
+    )
+
+
+def lab_folder(ctx: StepContext) -> None:
+    """The lab root with its mark file, so lab.down knows the folder is the lab's."""
+    host, lab = ctx.host, ctx.lab
+    root = lab.host.root
+    mark_file = f"{root}\\.hvlab-lab"
+    if not _true(host.run("Test-Path", Path=root)):
+        ctx.change(
+            f"New-Item {root}",
+            lambda: host.run("New-Item", ItemType="Directory", Path=root, Force=True),
+        )
+    content = host.run("Get-Content", Path=mark_file, **SILENT)
+    current = "\n".join(text(c) for c in content).strip()
+    if current == lab.name:
+        ctx.ok(f"{root} is marked as lab {lab.name}")
+        return
+    if current:
+        raise OwnershipError(
+            f"{root} belongs to lab {current!r}, not {lab.name!r}; choose another host.root"
+        )
+    ctx.change(
+        f"mark {root} as lab {lab.name}",
+        lambda: host.run("Set-Content", Path=mark_file, Value=lab.name),
+    )
+
+
+def _true(records: list[Any]) -> bool:
+    """Test-Path answers one Boolean."""
+    return bool(records) and records[0] is True

@@ -1,0 +1,357 @@
+"""One VM on the host: OS disk, unattend injected offline, hardware, NICs, data disks, start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hvlab.engine import StepContext
+from hvlab.errors import OwnershipError, StepError
+from hvlab.steps.common import SILENT, first, has_mark, lab_switch, notes_text, same_path, text, val
+
+PANTHER = "Windows\\Panther"  # R-23: where a generalized image looks for its answer file
+
+
+def vm_folder(ctx: StepContext, vm: Any) -> str:
+    return f"{ctx.lab.host.root}\\{vm.name}"
+
+
+def os_disk_path(ctx: StepContext, vm: Any) -> str:
+    return f"{vm_folder(ctx, vm)}\\{vm.name}-os.vhdx"
+
+
+def data_disk_path(ctx: StepContext, vm: Any, index: int) -> str:
+    return f"{vm_folder(ctx, vm)}\\{vm.name}-data{index}.vhdx"
+
+
+def build_vm(ctx: StepContext, vm: Any) -> None:
+    host, lab = ctx.host, ctx.lab
+    folder = vm_folder(ctx, vm)
+    os_disk = os_disk_path(ctx, vm)
+    image = lab.host.images[vm.image]
+    mgmt_switch = lab_switch(lab, vm.nics[0].switch).host_name
+
+    found = host.run("Get-VM", Name=vm.name, **SILENT)
+    if len(found) > 1:
+        raise StepError(f"vm:{vm.name}", f"{len(found)} VMs are named {vm.name} (R-20)")
+    current = found[0] if found else None
+    if current is not None and not has_mark(val(current, "Notes"), lab.name):
+        raise OwnershipError(
+            f"VM {vm.name} exists without lab {lab.name}'s mark; hvlab will not touch it"
+        )
+
+    if current is None:
+        _os_disk(ctx, vm, folder, os_disk, image.path)
+        _inject_unattend(ctx, vm, os_disk)
+        ctx.change(
+            f"New-VM {vm.name} (generation 2, {vm.memory_bytes // 2**20} MiB static)",
+            lambda: host.run(
+                "New-VM",
+                Name=vm.name,
+                Generation=2,
+                MemoryStartupBytes=vm.memory_bytes,
+                Path=lab.host.root,
+                VHDPath=os_disk,
+                SwitchName=mgmt_switch,
+            ),
+        )
+        current = first(host.run("Get-VM", Name=vm.name))
+    else:
+        ctx.ok(f"VM {vm.name} exists")
+
+    state = text(val(current, "State"))
+    off = state == "Off"
+    _settings(ctx, vm, current, off)
+    _processor(ctx, vm, off)
+    _firmware(ctx, vm, off)
+    _nics(ctx, vm, off)
+    if vm.role == "node":
+        _data_disks(ctx, vm, folder)
+    if off:
+        vhd = first(host.run("Get-VHD", Path=os_disk, **SILENT))
+        if vhd is not None and val(vhd, "Attached") and val(vhd, "DiskNumber") is not None:
+            # A run interrupted while the disk was mounted (R-17): Start-VM would fail.
+            ctx.change(f"Dismount-VHD {os_disk}", lambda: host.run("Dismount-VHD", Path=os_disk))
+        ctx.change(f"Start-VM {vm.name}", lambda: host.run("Start-VM", Name=vm.name))
+    else:
+        ctx.ok(f"VM {vm.name} is {state}")
+
+
+def _os_disk(ctx: StepContext, vm: Any, folder: str, os_disk: str, parent: str) -> None:
+    host = ctx.host
+    if not _exists(host, folder):
+        ctx.change(
+            f"New-Item {folder}",
+            lambda: host.run("New-Item", ItemType="Directory", Path=folder, Force=True),
+        )
+    vhd = first(host.run("Get-VHD", Path=os_disk, **SILENT))
+    if vhd is None:
+        # A differencing child of the sysprepped image, never a copy (R-15, R-16).
+        ctx.change(
+            f"New-VHD {os_disk} (differencing)",
+            lambda: host.run("New-VHD", Path=os_disk, ParentPath=parent, Differencing=True),
+        )
+    elif not same_path(val(vhd, "ParentPath"), parent):
+        raise StepError(
+            f"vm:{vm.name}",
+            f"{os_disk} exists with parent {val(vhd, 'ParentPath')!r}, the lab wants {parent!r}; "
+            "remove the lab with 'invoke lab.down' and run again",
+        )
+    else:
+        ctx.ok(f"OS disk {os_disk} exists")
+
+
+def _inject_unattend(ctx: StepContext, vm: Any, os_disk: str) -> None:
+    """Write unattend.xml into the offline OS disk (R-17, R-23). Dismount always."""
+    host = ctx.host
+    xml = ctx.render_unattend(vm)
+
+    def inject() -> None:
+        host.run("Mount-VHD", Path=os_disk, Passthru=True)
+        try:
+            disk = first(host.run("Get-VHD", Path=os_disk))
+            number = val(disk, "DiskNumber")
+            part = _os_partition(host.run("Get-Partition", DiskNumber=number))
+            if part is None:
+                raise StepError(f"vm:{vm.name}", f"{os_disk} has no Windows partition")
+            if not text(val(part, "DriveLetter")).strip():
+                host.run(
+                    "Add-PartitionAccessPath",
+                    DiskNumber=number,
+                    PartitionNumber=val(part, "PartitionNumber"),
+                    AssignDriveLetter=True,
+                )
+                part = _os_partition(host.run("Get-Partition", DiskNumber=number))
+            letter = text(val(part, "DriveLetter")).strip()
+            if not letter:
+                raise StepError(f"vm:{vm.name}", f"no drive letter could be given to {os_disk}")
+            panther = f"{letter}:\\{PANTHER}"
+            host.run("New-Item", ItemType="Directory", Path=panther, Force=True)
+            host.run("Set-Content", Path=f"{panther}\\unattend.xml", Value=xml, Encoding="UTF8")
+        finally:
+            host.run("Dismount-VHD", Path=os_disk)
+
+    ctx.change(f"inject unattend.xml into {os_disk}", inject)
+
+
+def _os_partition(parts: list[Any]) -> Any:
+    """The Windows partition: the largest Basic one (R-17: do not hard-code its number)."""
+    basic = [p for p in parts if text(val(p, "Type")) == "Basic"]
+    return max(basic, key=lambda p: int(val(p, "Size", 0) or 0), default=None)
+
+
+def _exists(host: Any, path: str) -> bool:
+    out = host.run("Test-Path", Path=path)
+    return bool(out) and out[0] is True
+
+
+def _settings(ctx: StepContext, vm: Any, current: Any, off: bool) -> None:
+    host, lab = ctx.host, ctx.lab
+    wanted_notes = notes_text(lab.name)
+    checkpoints_off = (
+        val(current, "AutomaticCheckpointsEnabled") is False
+        and text(val(current, "CheckpointType")) == "Disabled"
+    )
+    if text(val(current, "Notes")) != wanted_notes or not checkpoints_off:
+        # Checkpoints of S2D nodes are not supported (R-13).
+        ctx.change(
+            f"Set-VM {vm.name} notes and checkpoints off",
+            lambda: host.run(
+                "Set-VM",
+                Name=vm.name,
+                Notes=wanted_notes,
+                AutomaticCheckpointsEnabled=False,
+                CheckpointType="Disabled",
+            ),
+        )
+    else:
+        ctx.ok("notes and checkpoint settings are right")
+    dynamic = bool(val(current, "DynamicMemoryEnabled"))
+    startup = int(val(current, "MemoryStartup", 0) or 0)
+    if dynamic or startup != vm.memory_bytes:
+        if not off:
+            # Never hot-resize a nested host (R-04, R-05).
+            raise StepError(
+                f"vm:{vm.name}",
+                f"{vm.name} runs with {'dynamic' if dynamic else startup} memory, the lab wants "
+                f"{vm.memory_bytes} bytes static; memory can only change while it is Off (R-05)",
+            )
+        ctx.change(
+            f"Set-VMMemory {vm.name} static {vm.memory_bytes // 2**20} MiB",
+            lambda: host.run(
+                "Set-VMMemory",
+                VMName=vm.name,
+                DynamicMemoryEnabled=False,
+                StartupBytes=vm.memory_bytes,
+            ),
+        )
+    else:
+        ctx.ok(f"memory is {vm.memory_bytes // 2**20} MiB static")
+
+
+def _processor(ctx: StepContext, vm: Any, off: bool) -> None:
+    host = ctx.host
+    proc = first(host.run("Get-VMProcessor", VMName=vm.name))
+    nested = vm.role == "node"
+    count_ok = int(val(proc, "Count", 0) or 0) == vm.cpus
+    nested_ok = (not nested) or val(proc, "ExposeVirtualizationExtensions") is True
+    if count_ok and nested_ok:
+        ctx.ok(f"{vm.cpus} vCPUs" + (", virtualization extensions exposed" if nested else ""))
+        return
+    if not off:
+        raise StepError(
+            f"vm:{vm.name}",
+            f"{vm.name} is running; its processor settings can only change while it is Off (R-01, R-11)",
+        )
+    params: dict[str, Any] = {"VMName": vm.name, "Count": vm.cpus}
+    if nested:
+        params["ExposeVirtualizationExtensions"] = True  # R-01: only while Off
+    ctx.change(
+        f"Set-VMProcessor {vm.name} {vm.cpus} vCPUs" + (" nested" if nested else ""),
+        lambda: host.run("Set-VMProcessor", **params),
+    )
+
+
+def _firmware(ctx: StepContext, vm: Any, off: bool) -> None:
+    host = ctx.host
+    fw = first(host.run("Get-VMFirmware", VMName=vm.name))
+    if (
+        text(val(fw, "SecureBoot")) == "On"
+        and text(val(fw, "SecureBootTemplate")) == "MicrosoftWindows"
+    ):
+        ctx.ok("secure boot on with the Windows template")
+        return
+    if not off:
+        raise StepError(
+            f"vm:{vm.name}", f"{vm.name} is running; firmware settings need it Off (R-12)"
+        )
+    ctx.change(
+        f"Set-VMFirmware {vm.name} secure boot",
+        lambda: host.run(
+            "Set-VMFirmware",
+            VMName=vm.name,
+            EnableSecureBoot="On",
+            SecureBootTemplate="MicrosoftWindows",
+        ),
+    )
+
+
+def _nics(ctx: StepContext, vm: Any, off: bool) -> None:
+    """Named adapters with static MACs (R-19), spoofing for nested traffic (R-06), device naming (R-75)."""
+    host, lab = ctx.host, ctx.lab
+    adapters = {text(val(a, "Name")): a for a in host.run("Get-VMNetworkAdapter", VMName=vm.name)}
+    first_nic = vm.nics[0]
+    if first_nic.name not in adapters and "Network Adapter" in adapters:
+        ctx.change(
+            f"Rename-VMNetworkAdapter {vm.name} 'Network Adapter' -> {first_nic.name}",
+            lambda: host.run(
+                "Rename-VMNetworkAdapter",
+                VMName=vm.name,
+                Name="Network Adapter",
+                NewName=first_nic.name,
+            ),
+        )
+        adapters = {
+            text(val(a, "Name")): a for a in host.run("Get-VMNetworkAdapter", VMName=vm.name)
+        }
+    nested = vm.role == "node"
+    for nic in vm.nics:
+        switch = lab_switch(lab, nic.switch).host_name
+        adapter = adapters.get(nic.name)
+        if adapter is None:
+            ctx.change(
+                f"Add-VMNetworkAdapter {vm.name}/{nic.name} on {switch}",
+                lambda n=nic, s=switch: host.run(
+                    "Add-VMNetworkAdapter",
+                    VMName=vm.name,
+                    Name=n.name,
+                    SwitchName=s,
+                    StaticMacAddress=n.mac,
+                ),
+            )
+            adapter = first(host.run("Get-VMNetworkAdapter", VMName=vm.name, Name=nic.name))
+        elif text(val(adapter, "SwitchName")) != switch:
+            raise StepError(
+                f"vm:{vm.name}",
+                f"adapter {nic.name} of {vm.name} is on switch {val(adapter, 'SwitchName')!r}, the lab wants {switch!r}",
+            )
+        wanted = {
+            "MacAddress": nic.mac,
+            "DeviceNaming": "On",
+            "MacAddressSpoofing": "On" if nested else text(val(adapter, "MacAddressSpoofing")),
+            "AllowTeaming": "On" if nested else text(val(adapter, "AllowTeaming")),
+        }
+        differs = [k for k, v in wanted.items() if text(val(adapter, k)).upper() != v.upper()]
+        if val(adapter, "DynamicMacAddressEnabled") is True:
+            differs.append("DynamicMacAddressEnabled")
+        if differs:
+            if not off:
+                raise StepError(
+                    f"vm:{vm.name}",
+                    f"adapter {nic.name} of running {vm.name} differs in {', '.join(differs)}; "
+                    "stop the VM or rebuild the lab",
+                )
+            params: dict[str, Any] = {
+                "VMName": vm.name,
+                "Name": nic.name,
+                "StaticMacAddress": nic.mac,
+                "DeviceNaming": "On",
+            }
+            if nested:
+                params.update(MacAddressSpoofing="On", AllowTeaming="On")
+            ctx.change(
+                f"Set-VMNetworkAdapter {vm.name}/{nic.name} ({', '.join(differs)})",
+                lambda p=params: host.run("Set-VMNetworkAdapter", **p),
+            )
+        else:
+            ctx.ok(f"adapter {nic.name} is set")
+        if nic.vlan is not None:
+            vlan = first(
+                host.run("Get-VMNetworkAdapterVlan", VMName=vm.name, VMNetworkAdapterName=nic.name)
+            )
+            if (
+                text(val(vlan, "OperationMode")) != "Access"
+                or int(val(vlan, "AccessVlanId", 0) or 0) != nic.vlan
+            ):
+                ctx.change(
+                    f"Set-VMNetworkAdapterVlan {vm.name}/{nic.name} access {nic.vlan}",
+                    lambda n=nic: host.run(
+                        "Set-VMNetworkAdapterVlan",
+                        VMName=vm.name,
+                        VMNetworkAdapterName=n.name,
+                        Access=True,
+                        VlanId=n.vlan,
+                    ),
+                )
+
+
+def _data_disks(ctx: StepContext, vm: Any, folder: str) -> None:
+    """Each data disk its own New-VHD, so every disk has its own identifier (R-14, R-15)."""
+    host = ctx.host
+    attached = {
+        text(val(d, "Path")).lower() for d in host.run("Get-VMHardDiskDrive", VMName=vm.name)
+    }
+    for index in range(1, vm.data_disks + 1):
+        path = data_disk_path(ctx, vm, index)
+        vhd = first(host.run("Get-VHD", Path=path, **SILENT))
+        if vhd is None:
+            ctx.change(
+                f"New-VHD {path} ({vm.data_disk_bytes // 2**30} GiB dynamic)",
+                lambda p=path: host.run(
+                    "New-VHD", Path=p, SizeBytes=vm.data_disk_bytes, Dynamic=True
+                ),
+            )
+        elif int(val(vhd, "Size", 0) or 0) != vm.data_disk_bytes:
+            raise StepError(
+                f"vm:{vm.name}",
+                f"{path} exists with {val(vhd, 'Size')} bytes, the lab wants {vm.data_disk_bytes}; "
+                "hvlab never replaces a disk silently",
+            )
+        if path.lower() in attached:
+            ctx.ok(f"{path} is attached")
+        else:
+            ctx.change(
+                f"Add-VMHardDiskDrive {vm.name} SCSI {path}",
+                lambda p=path: host.run(
+                    "Add-VMHardDiskDrive", VMName=vm.name, ControllerType="SCSI", Path=p
+                ),
+            )
