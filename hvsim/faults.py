@@ -1,0 +1,236 @@
+"""Seeded fault injection, configured by a small spec string (--faults / HVSIM_FAULTS).
+
+Grammar (entries separated by ';', options by ','):
+
+    spec    := entry (';' entry)*
+    entry   := 'seed=' INT | kind [':' option (',' option)*]
+    option  := key '=' value
+
+Kinds:
+
+    boot_hang:vm=<name>[,phase=Specialize][,once=1]
+        The guest of <name> never gets past <phase> (R-35, R-76). With once=1
+        the hang clears when the VM is turned off and started again (the one
+        hard reset R-35 allows), as a console-stall does.
+    transient:cmdlet=<name>[,nth=N][,rate=P][,machine=<name>]
+        The Nth call (or each call with probability P) of <cmdlet> fails once
+        with a terminating ErrorRecord; the next call succeeds.
+    drop:cmdlet=<name>[,nth=N][,rate=P]
+        The connection is cut while <cmdlet> runs: DropConnection is raised
+        and the transport closes the socket without a reply.
+    slow_reboot:factor=F[,vm=<name>]
+        Reboots (Restart-VM, and restarts the guest performs) take F times longer.
+    slow_boot:factor=F[,vm=<name>]
+        First boots take F times longer.
+    disk_full:after_bytes=N[,drive=C]
+        The host volume accepts N more bytes, then reports no free space (R-79).
+    ad_slow:factor=F
+        AD becomes ready F times later after promotion (R-81).
+
+Examples: `boot_hang:vm=hvhost02;seed=7`,
+`transient:cmdlet=New-VHD,nth=2;drop:cmdlet=Install-WindowsFeature,rate=0.1;seed=7`.
+
+Randomness comes from a generator seeded by `seed=` (or the world's seed), so
+a run with the same spec fails the same way each time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Any
+
+from hvsim.errors import PSError
+
+KINDS = ("boot_hang", "transient", "drop", "slow_reboot", "slow_boot", "disk_full", "ad_slow")
+
+_REQUIRED = {
+    "boot_hang": ("vm",),
+    "transient": ("cmdlet",),
+    "drop": ("cmdlet",),
+    "slow_reboot": ("factor",),
+    "slow_boot": ("factor",),
+    "disk_full": ("after_bytes",),
+    "ad_slow": ("factor",),
+}
+_ALLOWED = {
+    "boot_hang": {"vm", "phase", "once"},
+    "transient": {"cmdlet", "nth", "rate", "machine"},
+    "drop": {"cmdlet", "nth", "rate"},
+    "slow_reboot": {"factor", "vm"},
+    "slow_boot": {"factor", "vm"},
+    "disk_full": {"after_bytes", "drive"},
+    "ad_slow": {"factor"},
+}
+
+
+class DropConnection(Exception):
+    """The transport must close the client's connection without answering."""
+
+
+class FaultSpecError(ValueError):
+    """The spec string is malformed; the message names the bad entry."""
+
+
+@dataclasses.dataclass
+class Fault:
+    kind: str
+    opts: dict[str, str]
+    fired: int = 0  # how many times it took effect
+    cleared: bool = False
+
+    def num(self, key: str, default: float) -> float:
+        return float(self.opts[key]) if key in self.opts else default
+
+    def matches_vm(self, name: str) -> bool:
+        want = self.opts.get("vm")
+        return want is None or want.lower() == name.lower()
+
+
+class Faults:
+    def __init__(self, faults: list[Fault], seed: int) -> None:
+        self.faults = faults
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.calls: dict[str, int] = {}
+        self.log: list[str] = []  # what fired, for sim.show and tests
+
+    @classmethod
+    def parse(cls, spec: str, seed: int = 0) -> Faults:
+        faults: list[Fault] = []
+        for raw in (spec or "").split(";"):
+            entry = raw.strip()
+            if not entry:
+                continue
+            if entry.lower().startswith("seed="):
+                try:
+                    seed = int(entry.split("=", 1)[1])
+                except ValueError:
+                    raise FaultSpecError(f"fault spec: bad seed in {entry!r}") from None
+                continue
+            kind, _, rest = entry.partition(":")
+            kind = kind.strip().lower()
+            if kind not in KINDS:
+                raise FaultSpecError(
+                    f"fault spec: unknown kind {kind!r} in {entry!r}; known: {', '.join(KINDS)}"
+                )
+            opts: dict[str, str] = {}
+            for item in filter(None, (x.strip() for x in rest.split(","))):
+                key, eq, value = item.partition("=")
+                key = key.strip().lower()
+                if not eq or not value.strip():
+                    raise FaultSpecError(
+                        f"fault spec: option {item!r} in {entry!r} needs key=value"
+                    )
+                if key not in _ALLOWED[kind]:
+                    raise FaultSpecError(
+                        f"fault spec: {kind} has no option {key!r} (allowed: {', '.join(sorted(_ALLOWED[kind]))})"
+                    )
+                opts[key] = value.strip()
+            for key in _REQUIRED[kind]:
+                if key not in opts:
+                    raise FaultSpecError(f"fault spec: {kind} needs {key}=... in {entry!r}")
+            for key in ("nth", "after_bytes"):
+                if key in opts and not opts[key].isdigit():
+                    raise FaultSpecError(f"fault spec: {key} must be a whole number in {entry!r}")
+            for key in ("rate", "factor"):
+                if key in opts:
+                    try:
+                        val = float(opts[key])
+                    except ValueError:
+                        raise FaultSpecError(
+                            f"fault spec: {key} must be a number in {entry!r}"
+                        ) from None
+                    if key == "rate" and not 0 <= val <= 1:
+                        raise FaultSpecError(f"fault spec: rate must be within 0..1 in {entry!r}")
+                    if key == "factor" and val <= 0:
+                        raise FaultSpecError(f"fault spec: factor must be > 0 in {entry!r}")
+            faults.append(Fault(kind, opts))
+        return cls(faults, seed)
+
+    def of(self, kind: str) -> list[Fault]:
+        return [f for f in self.faults if f.kind == kind and not f.cleared]
+
+    def install(self, world: Any) -> None:
+        """Apply faults that are state rather than events (disk_full)."""
+        for f in self.of("disk_full"):
+            drive = f.opts.get("drive", "C").rstrip(":").upper()
+            vol = world.host.fs.drives.get(drive)
+            if vol is not None:
+                vol.write_budget = int(f.opts["after_bytes"])
+
+    # -- hooks -----------------------------------------------------------------
+
+    def check(self, ctx: Any, call: Any) -> None:
+        """Called by the executor before each handler: may raise PSError or DropConnection."""
+        name = str(getattr(call, "name", "")).lower()
+        n = self.calls[name] = self.calls.get(name, 0) + 1
+        for f in self.of("drop"):
+            if f.opts["cmdlet"].lower() == name and self._due(f, n):
+                f.fired += 1
+                self.log.append(f"drop {call.name} call {n}")
+                raise DropConnection(f"injected: connection dropped during {call.name}")
+        for f in self.of("transient"):
+            if f.opts["cmdlet"].lower() != name:
+                continue
+            want_machine = f.opts.get("machine")
+            machine = getattr(getattr(ctx, "machine", None), "name", "")
+            if want_machine and want_machine.lower() != str(machine).lower():
+                continue
+            if self._due(f, n):
+                f.fired += 1
+                self.log.append(f"transient {call.name} call {n}")
+                cls = call.name.replace("-", "")
+                raise PSError(
+                    "The operation could not be completed because of a temporary failure: "
+                    "The RPC server is unavailable. (0x800706BA)",
+                    fqid=f"TransientFailure,{cls}",
+                    category="ResourceUnavailable",
+                    exception="System.Runtime.InteropServices.COMException",
+                    target=call.name,
+                )
+
+    def _due(self, f: Fault, n: int) -> bool:
+        if "nth" in f.opts:
+            return n == int(f.opts["nth"])
+        if "rate" in f.opts:
+            return self.rng.random() < float(f.opts["rate"])
+        return f.fired == 0
+
+    def stuck_phase(self, vm: Any) -> str | None:
+        """The phase the guest of `vm` hangs in, or None (boot_hang, R-35/R-76)."""
+        for f in self.of("boot_hang"):
+            if f.matches_vm(vm.name):
+                return f.opts.get("phase", "Specialize")
+        return None
+
+    def on_power_off(self, vm: Any) -> None:
+        """A hard reset clears a once-only hang (R-76: a stall until someone acts)."""
+        for f in self.of("boot_hang"):
+            if f.matches_vm(vm.name) and f.opts.get("once", "0").lower() in ("1", "true", "yes"):
+                f.cleared = True
+                self.log.append(f"boot_hang of {vm.name} cleared by power off")
+
+    def boot_factor(self, vm: Any, kind: str = "reboot") -> float:
+        """Multiplier for a boot of `vm`: kind 'reboot' (slow_reboot) or 'first_boot' (slow_boot)."""
+        fault_kind = "slow_reboot" if kind == "reboot" else "slow_boot"
+        factor = 1.0
+        for f in self.of(fault_kind):
+            if f.matches_vm(vm.name):
+                factor *= f.num("factor", 1.0)
+        return factor
+
+    def factor(self, kind: str) -> float:
+        """A plain multiplier such as ad_slow (R-81)."""
+        factor = 1.0
+        for f in self.of(kind):
+            factor *= f.num("factor", 1.0)
+        return factor
+
+    def describe(self) -> list[str]:
+        out = [f"seed={self.seed}"]
+        for f in self.faults:
+            opts = ",".join(f"{k}={v}" for k, v in f.opts.items())
+            state = " (cleared)" if f.cleared else ""
+            out.append(f"{f.kind}:{opts}{state}")
+        return out

@@ -1,0 +1,1 @@
+"""The Windows world hvsim serves: host, Hyper-V, disks, networks, guests, AD, clusters."""

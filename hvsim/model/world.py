@@ -1,0 +1,267 @@
+"""The world: one L0 Hyper-V host, its VMs and their guests, AD domains, clusters.
+
+`World.create()` builds the default host profile (hyperv-facts R-02, R-03,
+R-79): Windows Server 2022 Datacenter build 20348 on GenuineIntel, 32 logical
+processors, 64 GiB memory (4 GiB kept by the host OS), a 2 TiB NTFS C: with
+1.5 TiB free, the Hyper-V role installed, configuration versions up to 10.0,
+and two generalized base images under C:\\hvlab\\images.
+
+Tests reach the model through `world.host`, `world.vm(name)`,
+`world.guest(name)`, `world.cluster(name)` and `world.snapshot()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from hvsim.clock import Clock
+from hvsim.model.fs import FileSystem, GiB, TiB, Volume
+from hvsim.model.hyperv import VM, HyperV
+from hvsim.model.machine import Hardware, Machine, OSInfo
+from hvsim.model.vhd import ImageInfo, windows_image
+
+IMAGES_DIR = "C:\\hvlab\\images"
+
+
+@dataclasses.dataclass
+class ImageSpec:
+    file: str
+    info: ImageInfo
+
+
+def _default_images() -> list[ImageSpec]:
+    return [
+        ImageSpec(
+            "ws2022-datacenter.vhdx",
+            ImageInfo(
+                edition="ServerDatacenter",
+                image_name="Windows Server 2022 Datacenter (Desktop Experience)",
+                caption="Microsoft Windows Server 2022 Datacenter",
+                sku=8,
+            ),
+        ),
+        ImageSpec(
+            "ws2022-standard.vhdx",
+            ImageInfo(
+                edition="ServerStandard",
+                image_name="Windows Server 2022 Standard (Desktop Experience)",
+                caption="Microsoft Windows Server 2022 Standard",
+                sku=7,
+            ),
+        ),
+    ]
+
+
+@dataclasses.dataclass
+class HostProfile:
+    """What the L0 host is. Change a field to model another host (AMD, small disk...)."""
+
+    name: str = "HV01"
+    os: OSInfo = dataclasses.field(default_factory=OSInfo)
+    hardware: Hardware = dataclasses.field(default_factory=Hardware)
+    os_reserve_bytes: int = 4 * GiB
+    c_size: int = 2 * TiB
+    c_free: int = 3 * TiB // 2
+    c_file_system: str = "NTFS"
+    hyperv_installed: bool = True
+    default_version: str = "10.0"
+    max_version: str = "10.0"
+    images: list[ImageSpec] = dataclasses.field(default_factory=_default_images)
+    # Mount-VHD gives the OS partition a drive letter by itself. Off by default:
+    # images whose partitions carry the GPT "no drive letter" attribute get none,
+    # and then the caller must Add-PartitionAccessPath (R-17).
+    automount_letters: bool = False
+    # The physical NIC and its address; the last two octets seed the MAC pool (R-19).
+    nic_name: str = "Ethernet"
+    nic_ip: str = "192.168.1.10"
+    nic_prefix: int = 24
+    nic_mac: str = "0CC47A1B2C3D"
+    # Boots that run side by side before they slow each other down.
+    parallel_boots: int | None = None
+
+
+class World:
+    def __init__(self, host: Machine, clock: Clock, faults: Any, seed: int) -> None:
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.host = host
+        self.domains: dict[str, Any] = {}  # AD model (GUEST)
+        self.clusters: dict[str, Any] = {}  # failover clusters (GUEST)
+        self.faults = faults
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.profile: HostProfile | None = None
+        self.extra: dict[str, Any] = {}  # room for other parts' bookkeeping
+
+    # -- construction ----------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        profile: HostProfile | None = None,
+        timescale: float = 0.0,
+        faults: str | None = None,
+        seed: int = 0,
+    ) -> World:
+        from hvsim.faults import Faults
+
+        profile = profile or HostProfile()
+        clock = Clock(timescale)
+        fault_set = Faults.parse(faults or "", seed=seed)
+        host = Machine(profile.name)
+        world = cls(host, clock, fault_set, seed)
+        world.profile = profile
+        _build_host(world, host, profile)
+        fault_set.install(world)
+        return world
+
+    def new_uuid(self) -> uuid.UUID:
+        """A reproducible UUID (version 4 layout) from the world's seeded generator."""
+        return uuid.UUID(int=self.rng.getrandbits(128), version=4)
+
+    # -- time ------------------------------------------------------------------
+
+    def modelled_now(self) -> float:
+        return self.clock.now()
+
+    def parallel_boots(self) -> int:
+        """How many guests boot side by side at full speed: one per 8 logical processors
+        (a boot is disk-bound; 32 LP -> 4). See docs/model-notes.md."""
+        if self.profile is not None and self.profile.parallel_boots:
+            return self.profile.parallel_boots
+        return max(1, self.host.hardware.logical_processors // 8)
+
+    def booting_count(self) -> int:
+        now = self.clock.now()
+        count = 0
+        for vm in self.all_vms():
+            booting = getattr(vm.guest, "booting", None)
+            if vm.state == "Running" and callable(booting) and booting(now):
+                count += 1
+        return count
+
+    def boot_slowdown(self, extra: int = 0) -> float:
+        """Contention factor for a boot that starts now: max(1, booting / parallel).
+
+        `extra` counts boots being started by the caller that are not yet booting.
+        """
+        booting = self.booting_count() + extra
+        return max(1.0, booting / self.parallel_boots())
+
+    # -- lookups ---------------------------------------------------------------
+
+    def machines(self) -> Iterator[Machine]:
+        """The host and every guest OS that exists, nested guests included."""
+        stack: list[Machine] = [self.host]
+        while stack:
+            m = stack.pop(0)
+            yield m
+            if m.hyperv is not None:
+                stack.extend(vm.guest for vm in m.hyperv.vms if vm.guest is not None)
+
+    def all_vms(self) -> Iterator[VM]:
+        for m in self.machines():
+            if m.hyperv is not None:
+                yield from m.hyperv.vms
+
+    def vm(self, name: str) -> VM:
+        """The one VM with this name, on any machine (tests only). KeyError if none or many."""
+        found = [vm for vm in self.all_vms() if vm.name.lower() == name.lower()]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} VMs named {name!r}")
+        return found[0]
+
+    def guest(self, name: str) -> Any:
+        """The guest OS of the VM `name` (or whose computer name is `name`)."""
+        for m in self.machines():
+            if m is not self.host and m.name.lower() == name.lower():
+                return m
+        g = self.vm(name).guest
+        if g is None:
+            raise KeyError(f"VM {name!r} has no guest OS yet (never started)")
+        return g
+
+    def cluster(self, name: str) -> Any:
+        for key, c in self.clusters.items():
+            if key.lower() == name.lower():
+                return c
+        raise KeyError(f"no cluster {name!r}")
+
+    def snapshot(self) -> dict[str, Any]:
+        """A canonical, JSON-able summary of everything on the host and in the guests."""
+        guests = [m for m in self.machines() if m is not self.host]
+        return {
+            "host": self.host.snapshot(),
+            "guests": sorted((g.snapshot() for g in guests), key=lambda s: s["name"].lower()),
+            "domains": sorted(_snap(d) for d in self.domains.values()),
+            "clusters": sorted(_snap(c) for c in self.clusters.values()),
+        }
+
+
+def _snap(obj: Any) -> Any:
+    fn = getattr(obj, "snapshot", None)
+    return fn() if callable(fn) else repr(obj)
+
+
+def _build_host(world: World, host: Machine, profile: HostProfile) -> None:
+    host.os = dataclasses.replace(profile.os)
+    host.hardware = dataclasses.replace(profile.hardware)
+    host.os_reserve_bytes = profile.os_reserve_bytes
+    host.fs = FileSystem(clock=world.clock)
+    c = Volume("", profile.c_file_system, profile.c_size, used_base=profile.c_size - profile.c_free)
+    host.fs.add_drive("C", c)
+    for folder in (
+        "C:\\Windows\\System32",
+        "C:\\Users\\Public\\Documents\\Hyper-V\\Virtual Hard Disks",
+        "C:\\ProgramData\\Microsoft\\Windows\\Hyper-V",
+        "C:\\Program Files",
+    ):
+        host.fs.mkdir(folder)
+    host.features = {
+        "Hyper-V": "Installed" if profile.hyperv_installed else "Available",
+        "Hyper-V-PowerShell": "Installed" if profile.hyperv_installed else "Available",
+        "RSAT-Hyper-V-Tools": "Installed" if profile.hyperv_installed else "Available",
+        "Failover-Clustering": "Available",
+        "FS-FileServer": "Installed",
+        "AD-Domain-Services": "Available",
+    }
+    host.services = {"WinRM": "Running", "LanmanServer": "Running"}
+    if profile.hyperv_installed:
+        host.services["vmms"] = "Running"
+        host.services["vmcompute"] = "Running"
+        hv = HyperV(host, default_version=profile.default_version)
+        hv.supported_versions = [
+            v for v in hv.supported_versions if _vt(v) <= _vt(profile.max_version)
+        ]
+        octets = profile.nic_ip.split(".")
+        hv.mac_prefix = f"00155D{int(octets[2]):02X}{int(octets[3]):02X}"
+        host.hyperv = hv
+    nic = host.net.add_adapter(
+        profile.nic_name,
+        "Intel(R) Ethernet Controller X710 for 10GbE SFP+",
+        profile.nic_mac,
+        virtual=False,
+    )
+    from hvsim.model.net import IPAddr
+
+    nic.ips.append(IPAddr(profile.nic_ip, profile.nic_prefix, origin="Dhcp"))
+    nic.dhcp = True
+    nic.gateway = ".".join(profile.nic_ip.split(".")[:3]) + ".1"
+    for spec in profile.images:
+        path = f"{IMAGES_DIR}\\{spec.file}"
+        image = windows_image(path, spec.info)
+        image.disk_identifier = str(world.new_uuid()).upper()
+        host.fs.write(path, image, create_parents=True)
+    # The profile's free space is what is free with the images in place.
+    c.used_base = 0
+    c.used_base = max(0, profile.c_size - profile.c_free - c.used())
+    host.os.last_boot_time = -3 * 24 * 3600.0  # the host has been up three days
+
+
+def _vt(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split("."))
