@@ -156,16 +156,12 @@ def resolve_command(name: str) -> Cmdlet:
     return cmd
 
 
-_resolved: dict[tuple[int, str], Parameter] = {}
-
-
 def resolve_parameter(cmd: Cmdlet, given: str) -> Parameter:
     """The parameter a name given on a call means: an exact name or alias wins;
     otherwise the one parameter whose name or alias starts with it (several names
     of the same parameter count once). Common parameters take part like any other."""
     key = given.lower()
-    cache_key = (id(cmd), key)
-    hit = _resolved.get(cache_key)
+    hit = cmd.resolved.get(key)
     if hit is not None:
         return hit
     found = cmd.by_exact.get(key)
@@ -189,8 +185,8 @@ def resolve_parameter(cmd: Cmdlet, given: str) -> Parameter:
                 f"ambiguous. Possible matches include:{listed}.",
             )
         found = matches[0]
-    if len(_resolved) < 50_000:
-        _resolved[cache_key] = found
+    if len(cmd.resolved) < 1000:  # bounded: names come from clients
+        cmd.resolved[key] = found
     return found
 
 

@@ -85,6 +85,9 @@ class Cmdlet:
     aliases: tuple[str, ...]
     params: dict[str, Parameter]  # catalog spelling -> Parameter; common parameters included
     doc_issues: tuple[str, ...] = ()
+    # Names as given on calls -> parameter, filled by hvsim.bind (prefix search is
+    # the slow part of binding and calls repeat the same names).
+    resolved: dict[str, Parameter] = dataclasses.field(default_factory=dict, repr=False)
 
     @cached_property
     def by_exact(self) -> dict[str, Parameter]:
