@@ -162,12 +162,11 @@ def _data_loc(loc: Loc, data: Any, keep_last: bool) -> Loc:
     node = data
     for n, part in enumerate(loc):
         last = n == len(loc) - 1
-        if isinstance(node, dict) and isinstance(part, str) and part in node:
+        in_dict = isinstance(node, dict) and isinstance(part, str) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
             out.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            out.append(part)
-            node = node[part]
+            node = node[part]  # type: ignore[index]
         elif last and keep_last:
             out.append(part)
     return tuple(out)

@@ -444,7 +444,7 @@ def _nodes(lab: Lab, p: list[Problem]) -> None:
             )
     if not nodes:
         return
-    i0, first = nodes[0]
+    first = nodes[0][1]
     layout = [(n.name.lower(), n.switch.lower()) for n in first.nics]
     for i, vm in nodes[1:]:
         if (vm.data_disks, vm.data_disk_bytes) != (first.data_disks, first.data_disk_bytes):
@@ -527,11 +527,9 @@ def _cluster(lab: Lab, p: list[Problem], warnings: list[str]) -> None:
         p.append((("cluster", "name"), f"{cl.name} is also a VM name; the cluster needs its own"))
     if lab.vms and lab.vms[0].nics:
         sw = _switch_or_none(lab, lab.vms[0].management_nic.switch)
-        if sw is not None and _inside(cl.address, sw.subnet, ("cluster", "address"), p):
-            if cl.address == sw.gateway:
-                p.append(
-                    (("cluster", "address"), f"{cl.address} is the gateway of switch {sw.name}")
-                )
+        if sw is not None:
+            # Clashes with NICs and gateways are _addresses' business.
+            _inside(cl.address, sw.subnet, ("cluster", "address"), p)
     w = cl.witness
     nodes = len(lab.nodes)
     if w.type == "none" and nodes == 2:
