@@ -73,7 +73,7 @@ def _fs(ctx: Any) -> Any:
 
 def _full_path(ctx: Any, raw: Any) -> str:
     path = str(raw)
-    if len(path) >= 2 and path[1] == ":" or path.startswith("\\\\"):
+    if (len(path) >= 2 and path[1] == ":") or path.startswith("\\\\"):
         return path
     # A remote session starts in the user's Documents folder.
     user = str(ctx.user).split("\\")[-1] or "Administrator"

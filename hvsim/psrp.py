@@ -22,17 +22,17 @@ from typing import Any
 
 from psrpcore import (
     CreatePipelineEvent,
-    PSRPPayload,
-    StreamType,
     EndOfPipelineInputEvent,
     GetAvailableRunspacesEvent,
     GetCommandMetadataEvent,
     PipelineInputEvent,
+    PSRPPayload,
     ResetRunspaceStateEvent,
     ServerPipeline,
     ServerRunspacePool,
     SetMaxRunspacesEvent,
     SetMinRunspacesEvent,
+    StreamType,
 )
 from psrpcore.types import (
     PipelineResultTypes,

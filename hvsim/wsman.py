@@ -242,7 +242,7 @@ def envelope(action: str, relates_to: str, body: str) -> bytes:
         f"<a:To>{ANONYMOUS}</a:To>"
         f"<a:RelatesTo>{escape(relates_to)}</a:RelatesTo></s:Header>"
         f"<s:Body>{body}</s:Body></s:Envelope>"
-    ).encode("utf-8")
+    ).encode()
 
 
 def fault_envelope(fault: Fault, relates_to: str, machine: str) -> bytes:
