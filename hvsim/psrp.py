@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 import threading
 import time
 import uuid
@@ -42,6 +43,7 @@ from psrpcore.types import (
 
 from hvsim import clixml, executor
 from hvsim.errors import PSError, not_modelled
+from hvsim.faults import DropConnection
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,10 @@ FRAGMENT_BYTES = 32 * 1024
 
 class ShellGone(Exception):
     """The shell was deleted (or the server stopped) while a request waited on it."""
+
+
+class ConnectionDropped(Exception):
+    """Fault injection cut the connection while this pipeline ran (hvsim.faults)."""
 
 
 class UnknownCommand(Exception):
@@ -68,6 +74,7 @@ class _Run:
         self.input: list[Any] = []
         self.started = False
         self.finished = False
+        self.dropped = False
         self.thread: threading.Thread | None = None
 
     @property
@@ -123,6 +130,36 @@ class _Sink:
             str(status),
             percent_complete=int(percent),
         )
+
+
+_PSINT = re.compile(r"Cannot create PS(U?Int\d*|Byte|SByte) with value '([^']*)'")
+_CLR = {"Int": "Int32", "UInt": "UInt32", "Int16": "Int16", "UInt16": "UInt16", "Int64": "Int64"}
+
+
+def _undeserializable(exc: ValueError) -> PSError:
+    """The ErrorRecord for a value the client typed wrongly on the wire.
+
+    pypsrp 0.9.1 sends every Python int as <I32>; 4 GiB does not fit. Windows does
+    not accept such an Int32 either; the text is the one PowerShell uses for a
+    value that does not fit System.Int32.
+    """
+    m = _PSINT.search(str(exc))
+    if m:
+        clr = _CLR.get(m.group(1), m.group(1))
+        return PSError(
+            f'Cannot convert value "{m.group(2)}" to type "System.{clr}". Error: "Value was '
+            f'either too large or too small for an {clr}."',
+            fqid="InvalidCastIConvertible",
+            category="InvalidArgument",
+            exception="System.Management.Automation.PSInvalidCastException",
+            target=m.group(2),
+        )
+    return PSError(
+        f"The data sent to the server could not be deserialized: {exc}",
+        fqid="InvalidData,hvsim",
+        category="InvalidData",
+        exception="System.Xml.XmlException",
+    )
 
 
 def _statements(metadata: Any) -> list[list[executor.Command]]:
@@ -260,6 +297,11 @@ class Shell:
                     piped = None
             except PSError as err:
                 error = err
+            except DropConnection:
+                with self.cond:
+                    run.dropped = True
+                    self.cond.notify_all()
+                return
             except Exception as exc:  # never let a model bug kill the worker silently
                 log.exception("pipeline %s failed", run.command_id)
                 error = executor.internal_error(executor.Command(label), exc)
@@ -294,7 +336,12 @@ class Shell:
             run = _Run(self, command_id)
             self.runs[command_id] = run
             if data:
-                self._feed(data, run.key)
+                try:
+                    self._feed(data, run.key)
+                except ValueError as exc:
+                    # The CreatePipeline message did not deserialize: fail this
+                    # pipeline with an ErrorRecord; the shell stays usable.
+                    self._fail(run, _undeserializable(exc))
         return command_id
 
     def send(self, command_id: str | None, data: bytes) -> None:
@@ -324,6 +371,8 @@ class Shell:
             while True:
                 if self.closed or self.service.stopping:
                     raise ShellGone(self.id)
+                if run is not None and run.dropped:
+                    raise ConnectionDropped(run.command_id)
                 box = self.outbox.get(key)
                 if box:
                     break

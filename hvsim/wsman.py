@@ -33,7 +33,7 @@ from xml.sax.saxutils import escape
 
 import spnego
 
-from hvsim.psrp import PSRPService, ShellGone, UnknownCommand
+from hvsim.psrp import ConnectionDropped, PSRPService, ShellGone, UnknownCommand
 
 log = logging.getLogger(__name__)
 
@@ -657,6 +657,12 @@ class WSManHandler(BaseHTTPRequestHandler):
             req = parse(body)
             relates = req.message_id
             out = cfg.service.handle(req, user, self.client_address[0])
+        except ConnectionDropped:
+            # Injected fault: the client sees the connection reset, no answer.
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         except Fault as fault:
             self._fault(fault, relates, user, encrypted)
             return

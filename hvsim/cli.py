@@ -1,0 +1,101 @@
+"""Command-line entry points of hvsim, called by tasks.py (`invoke sim.*`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from hvsim.server import DEFAULT_USER
+
+
+def serve(
+    *,
+    port: int = 0,
+    https: bool = False,
+    auth: str = "ntlm",
+    user: str | None = None,
+    password: str | None = None,
+    cert: str | None = None,
+    key: str | None = None,
+    state: str | None = None,
+    timescale: float | str | None = None,
+    faults: str | None = None,
+) -> None:
+    """Serve the simulated host on 127.0.0.1 until interrupted.
+
+    Prints exactly one line, `hvsim listening on <url>`, once connections are
+    accepted. Without a password (--password or HVSIM_PASSWORD) it exits with
+    code 2 and says how to give one.
+    """
+    from hvsim import server
+    from hvsim.model.world import World
+
+    user = user or os.environ.get("HVSIM_USER") or DEFAULT_USER
+    password = password or os.environ.get("HVSIM_PASSWORD")
+    if not password:
+        _exit(
+            "sim.serve needs the password clients log on with: pass --password or set "
+            "HVSIM_PASSWORD in the environment.",
+        )
+    auth = (auth or "ntlm").lower()
+    if auth not in ("basic", "ntlm"):
+        _exit(f"--auth must be basic or ntlm, not {auth!r}.")
+    if bool(cert) != bool(key):
+        _exit("--cert and --key go together.")
+    if (cert or key) and not https:
+        _exit("--cert/--key need --https.")
+    port = int(port or 0) or (5986 if https else 5985)
+    scale_text = timescale if timescale is not None else os.environ.get("HVSIM_TIMESCALE", "0")
+    try:
+        scale = float(scale_text)
+    except ValueError:
+        _exit(f"--timescale must be a number, not {scale_text!r}.")
+    fault_spec = faults if faults is not None else os.environ.get("HVSIM_FAULTS", "")
+    try:
+        world = World.create(timescale=scale, faults=fault_spec or None)
+    except ValueError as exc:
+        _exit(f"cannot start the simulated host: {exc}")
+    if state:
+        _load_state(world, state)
+    try:
+        running = server.start(
+            world,
+            auth=auth,
+            https=https,
+            user=user,
+            password=password,
+            port=port,
+            cert=cert,
+            key=key,
+            in_thread=False,
+        )
+    except OSError as exc:
+        _exit(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}")
+    print(f"hvsim listening on {running.url}", flush=True)
+    try:
+        running.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.stop()
+        if state:
+            _save_state(world, state)
+
+
+def _load_state(world: Any, path: str) -> None:
+    # The model owns its persistence; the server only asks for it when offered.
+    load = getattr(world, "load_state", None)
+    if callable(load) and os.path.exists(path):
+        load(path)
+
+
+def _save_state(world: Any, path: str) -> None:
+    save = getattr(world, "save_state", None)
+    if callable(save):
+        save(path)
+
+
+def _exit(message: str) -> Any:
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
