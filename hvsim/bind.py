@@ -88,7 +88,7 @@ _FUNCTION_MODULES = frozenset(
 
 # Module -> format of the cmdlet class name. Hyper-V's class names have no
 # "Command" suffix (R-21: "...Commands.GetVM"); ServerManager's Install- and
-# Uninstall-WindowsFeature are the classes of their older names (facts §R-02 FQID
+# Uninstall-WindowsFeature are the classes of their older names (R-07: FQID
 # "...AddWindowsFeatureCommand"). The rest follow each module's namespace as it
 # appears in published error output; modules not listed fall back to the core
 # namespace, which is right for Microsoft.PowerShell.* and a guess otherwise.
