@@ -1,0 +1,109 @@
+"""The functions behind `invoke lab.*`. Each loads what it needs and prints its result;
+errors are hvlab.errors exceptions, which tasks.py turns into exit codes.
+
+The offline ones (validate, render, schema, plan --offline) need no host.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from hvlab.paths import DEFAULT_LAB, ROOT
+
+
+def lab_path(config: Any = None, lab: str | None = None) -> Path:
+    """The lab file: `lab` as given, else the config's hvlab.lab (relative to the
+    project root), else labs/s2d-2node.yaml in the project."""
+    if lab:
+        return Path(lab)
+    configured = _config_value(config, "lab")
+    if configured:
+        path = Path(str(configured))
+        return path if path.is_absolute() else ROOT / path
+    return DEFAULT_LAB
+
+
+def _config_value(config: Any, key: str) -> Any:
+    if config is None:
+        return None
+    try:
+        return config["hvlab"][key]
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def _shown(path: Path) -> str:
+    """The path as the user would type it: relative to the working folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def validate(lab: str | None = None) -> None:
+    """Print a one-line summary of a valid lab (and its warnings), or raise SpecError."""
+    from hvlab.spec import load_lab
+
+    path = lab_path(None, lab)
+    spec = load_lab(path)
+    print(f"{_shown(path)}: lab {spec.name} is valid: {spec.totals().summary()}")
+    for warning in spec.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def schema() -> None:
+    """Print the JSON Schema of lab files (point an editor's YAML plugin at it)."""
+    from hvlab.spec import Lab
+
+    document = Lab.model_json_schema(by_alias=True)
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["title"] = "hvlab lab file"
+    print(json.dumps(document, indent=2, sort_keys=True))
+
+
+def render(lab: str | None = None, out: str | None = None) -> None:
+    """Write unattend.xml and guest.json per VM into `out`; print only where they went."""
+    from hvlab.errors import ConfigError
+    from hvlab.render import render_all
+    from hvlab.secrets import resolve_secrets
+    from hvlab.spec import load_lab
+
+    if not out:
+        raise ConfigError("lab.render needs --out FOLDER")
+    spec = load_lab(lab_path(None, lab))
+    secrets = resolve_secrets(spec, prompt=sys.stdin.isatty())
+    written = render_all(spec, secrets, out)
+    print(
+        f"wrote {len(written)} files for {len(spec.vms)} VMs of lab {spec.name} to {out} "
+        "(unattend.xml holds the encoded administrator password: keep the folder private)"
+    )
+
+
+def plan(
+    config: Any = None, lab: str | None = None, as_json: bool = False, offline: bool = False
+) -> None:
+    """What lab.up would create, phase by phase. Without a host (offline) the list is
+    everything the lab holds, as on an empty host."""
+    from hvlab.spec import load_lab
+    from hvlab.spec.inventory import inventory
+
+    spec = load_lab(lab_path(config, lab))
+    phases = inventory(spec)
+    if as_json:
+        print(json.dumps({"lab": spec.name, "offline": True, "phases": phases}, indent=2))
+        return
+    print(_plan_text(spec.name, spec.totals().summary(), phases))
+
+
+def _plan_text(name: str, summary: str, phases: list[dict[str, Any]]) -> str:
+    lines = [f"Plan for lab {name} (offline: no host asked; everything is new): {summary}"]
+    for number, phase in enumerate(phases, 1):
+        lines.append(f"{number:2}. {phase['name']}")
+        if not phase["resources"]:
+            lines.append("      (nothing)")
+        for res in phase["resources"]:
+            lines.append(f"      + {res['kind']:<15} {res['name']}  {res['detail']}")
+    return "\n".join(lines)
