@@ -19,6 +19,7 @@ import json
 import os
 import threading
 from functools import cached_property
+from json.decoder import scanstring
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,7 @@ class Catalog:
     def __init__(self, data: dict[str, Any], path: Path | None = None) -> None:
         self.path = path
         self.meta: dict[str, Any] = data.get("_meta", {})
+        # Values are parsed entries, or (fast path, see _parse) the JSON text of one.
         self._raw: dict[str, Any] = data["cmdlets"]
         # Windows Server runs Windows PowerShell 5.1: ProgressAction (7.4+) does not exist there.
         self.common_parameters: dict[str, dict[str, Any]] = {
@@ -139,9 +141,13 @@ class Catalog:
         self._aliases: dict[str, str] = {}
         for alias, spec in data.get("cmdlet_aliases", {}).items():
             self._aliases[alias.lower()] = spec["target"]
+        # The per-cmdlet `aliases` of the 5.1 pages are also in cmdlet_aliases
+        # (README "Layout"; tests/test_bind.py checks it), so entries still in
+        # text form need not be parsed for them.
         for name, entry in self._raw.items():
-            for alias in entry.get("aliases", ()):
-                self._aliases.setdefault(alias.lower(), name)
+            if isinstance(entry, dict):
+                for alias in entry.get("aliases", ()):
+                    self._aliases.setdefault(alias.lower(), name)
         self._built: dict[str, Cmdlet] = {}
         self._lock = threading.Lock()
         self._common_params: tuple[Parameter, ...] | None = None
@@ -197,6 +203,8 @@ class Catalog:
 
     def _build(self, name: str) -> Cmdlet:
         entry = self._raw[name]
+        if isinstance(entry, str):
+            entry = json.loads(entry)
         sets = tuple(entry["sets"])
         params: dict[str, Parameter] = {}
         for pname, spec in entry["params"].items():
@@ -238,12 +246,58 @@ _catalog_key: tuple[str, int, int] | None = None
 _load_lock = threading.Lock()
 
 
+def _parse(raw: bytes) -> dict[str, Any]:
+    """The catalog's top level, with each cmdlet entry left as its JSON text.
+
+    The file puts every top-level key, and every cmdlet inside "cmdlets", on a line
+    of its own (README "Layout"). Decoding all 4,000 entries costs ~100 ms, most of
+    a server's start, while a run binds a few dozen cmdlets; so entries are cut out
+    by line here and decoded on first use. A file laid out any other way is
+    decoded whole.
+    """
+    text = raw.decode("utf-8")
+    lines = text.split("\n")
+    try:
+        if lines[0].strip() != "{":
+            raise ValueError("layout")
+        top: dict[str, Any] = {}
+        cmdlets: dict[str, Any] = {}
+        in_cmdlets = False
+        for number, line in enumerate(lines[1:], start=2):
+            line = line.rstrip("\r")
+            if in_cmdlets:
+                if line.startswith("}"):
+                    in_cmdlets = False
+                    if line.strip() == "}}":
+                        break
+                    continue
+                name, end = scanstring(line, 1)
+                if not line.startswith('"') or line[end] != ":":
+                    raise ValueError(f"layout at line {number}")
+                body = line[end + 1 :].rstrip().rstrip(",")
+                if not (body.startswith("{") and body.endswith("}")):
+                    raise ValueError(f"layout at line {number}")
+                cmdlets[name] = body
+            elif line.strip() == '"cmdlets":{':
+                in_cmdlets = True
+            elif line.strip() == "}":
+                break
+            elif line.strip():
+                top.update(json.loads("{" + line.rstrip().rstrip(",") + "}"))
+        top["cmdlets"] = cmdlets
+        if not cmdlets or "common_parameters" not in top:
+            raise ValueError("layout")
+        return top
+    except (ValueError, IndexError):
+        return json.loads(text)
+
+
 def load(path: Path | None = None) -> Catalog:
     """Parse a catalog file (no caching)."""
     target = path or default_path()
     try:
         with open(target, "rb") as fh:
-            data = json.load(fh)
+            data = _parse(fh.read())
     except FileNotFoundError:
         raise CatalogError(
             f"cmdlet catalog not found at {target}: hvsim binds every call against it. "

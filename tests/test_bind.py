@@ -744,3 +744,24 @@ def test_catalog_override_by_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
         bind("Get-VM", [])
     monkeypatch.delenv(catalog_mod.ENV_VAR)
     assert bind("Get-VM", []).name == "Get-VM"
+
+
+def test_line_by_line_catalog_equals_whole_file_parse() -> None:
+    # The fast loader cuts entries out by line; it must read what json.load reads.
+    import json
+
+    path = catalog_mod.default_path()
+    whole = json.loads(path.read_text(encoding="utf-8"))
+    fast = catalog_mod._parse(path.read_bytes())
+    assert set(fast) == set(whole)
+    assert {k: v for k, v in fast.items() if k != "cmdlets"} == {
+        k: v for k, v in whole.items() if k != "cmdlets"
+    }
+    assert list(fast["cmdlets"]) == list(whole["cmdlets"])
+    for name, text in fast["cmdlets"].items():
+        assert json.loads(text) == whole["cmdlets"][name], name
+    # Per-cmdlet aliases are found without decoding the entries (via cmdlet_aliases).
+    cat = catalog_mod.catalog()
+    for name, entry in whole["cmdlets"].items():
+        for alias in entry.get("aliases", ()):
+            assert cat.resolve_name(alias) == name, alias
