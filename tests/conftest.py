@@ -1,0 +1,64 @@
+"""Shared fixtures. Keep small; add fixtures, do not change existing ones."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+# The account of every in-process simulated host the tests start.
+SIM_USER = "hvadmin"
+SIM_PASSWORD = "Hv-Test-Passw0rd!"
+
+
+@pytest.fixture
+def sim_world() -> Any:
+    """A fresh simulated host (hvsim.model.world.World), instant modelled time."""
+    from hvsim.model.world import World
+
+    return World.create()
+
+
+@pytest.fixture
+def sim_server(sim_world: Any) -> Iterator[Callable[..., Any]]:
+    """Start hvsim servers on ephemeral loopback ports: sim_server(auth=, https=, world=).
+
+    Every server started through the fixture is stopped at the end of the test.
+    """
+    from hvsim.server import serve_in_thread
+
+    stack = contextlib.ExitStack()
+
+    def start(auth: str = "ntlm", https: bool = False, world: Any = None) -> Any:
+        return stack.enter_context(
+            serve_in_thread(
+                world if world is not None else sim_world,
+                auth=auth,
+                https=https,
+                user=SIM_USER,
+                password=SIM_PASSWORD,
+            )
+        )
+
+    with stack:
+        yield start
+
+
+def pypsrp_wsman(server: Any, auth: str, password: str = SIM_PASSWORD, **kw: Any) -> Any:
+    """An unmodified pypsrp 0.9.1 WSMan client for an in-process server."""
+    from pypsrp.wsman import WSMan
+
+    kw.setdefault("operation_timeout", 5)
+    kw.setdefault("encryption", "never" if auth == "basic" else "auto")
+    return WSMan(
+        "127.0.0.1",
+        port=server.port,
+        ssl=server.https,
+        auth=auth,
+        username=SIM_USER,
+        password=password,
+        cert_validation=False,
+        **kw,
+    )
