@@ -688,8 +688,8 @@ def _missing_mandatory(
 ) -> list[str]:
     return [
         p.name
-        for p in cmd.params.values()
-        if p.mandatory_in(set_name) and p.name not in bound and not (has_pipeline_input and p.pipe)
+        for p in cmd.mandatory.get(set_name, ())
+        if p.name not in bound and not (has_pipeline_input and p.pipe)
     ]
 
 

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import threading
+import time
 from functools import cached_property
 from json.decoder import scanstring
 from pathlib import Path
@@ -110,6 +111,11 @@ class Cmdlet:
         keys = [(p.name.lower(), p) for p in self.params.values()]
         keys += [(a.lower(), p) for p in self.params.values() for a in p.aliases]
         return keys
+
+    @cached_property
+    def mandatory(self) -> dict[str, tuple[Parameter, ...]]:
+        """Set name -> its mandatory parameters, catalog order."""
+        return {s: tuple(p for p in self.params.values() if p.mandatory_in(s)) for s in self.sets}
 
     @property
     def verb(self) -> str:
@@ -243,7 +249,9 @@ class Catalog:
 
 _catalog: Catalog | None = None
 _catalog_key: tuple[str, int, int] | None = None
+_checked: tuple[str | None, float] = (None, 0.0)  # (HVSIM_CATALOG, monotonic time)
 _load_lock = threading.Lock()
+_RECHECK_SECONDS = 1.0
 
 
 def _parse(raw: bytes) -> dict[str, Any]:
@@ -311,18 +319,26 @@ def load(path: Path | None = None) -> Catalog:
 def catalog() -> Catalog:
     """The process-wide catalog, parsed on first use. Re-read when the file (path,
     size or mtime) changes, so a test that points HVSIM_CATALOG elsewhere gets it."""
-    global _catalog, _catalog_key
+    global _catalog, _catalog_key, _checked
+    # bind() asks for the catalog on every call: look at the disk at most once a
+    # second unless HVSIM_CATALOG changes.
+    env = os.environ.get(ENV_VAR)
+    now = time.monotonic()
+    cached = _catalog
+    if cached is not None and _checked[0] == env and now - _checked[1] < _RECHECK_SECONDS:
+        return cached
     target = default_path()
     try:
         st = target.stat()
         key = (str(target), st.st_size, st.st_mtime_ns)
     except OSError:
         key = (str(target), -1, -1)
-    cached = _catalog
     if cached is not None and _catalog_key == key:
+        _checked = (env, now)
         return cached
     with _load_lock:
         if _catalog is None or _catalog_key != key:
             _catalog = load(target)
             _catalog_key = key
+        _checked = (env, now)
         return _catalog
