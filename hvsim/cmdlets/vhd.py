@@ -131,3 +131,155 @@ def get_vhd(ctx: Context, call: Call) -> Iterable[Any]:
             ctx.error(E.vhd_not_found(str(raw), call.name))
             continue
         yield S.vhd_obj(ctx.machine, disk)
+
+
+def _host_disk_numbers(ctx: Context) -> set[int]:
+    """Disk numbers in use on this machine: 0 is its boot disk, then mounted VHDs."""
+    used = {0}
+    for _, f in ctx.machine.fs.files("C:\\"):
+        if isinstance(f.content, VHD) and f.content.disk_number is not None:
+            used.add(f.content.disk_number)
+    return used
+
+
+def _assign_letter(ctx: Context, part: Any) -> str | None:
+    letter = ctx.machine.fs.free_letter("D")
+    if letter is None or part.volume is None:
+        return None
+    part.drive_letter = letter
+    ctx.machine.fs.add_drive(letter, part.volume)
+    return letter
+
+
+@cmdlet("Mount-VHD", params=["Path", "Passthru", "ReadOnly", "NoDriveLetter"])
+def mount_vhd(ctx: Context, call: Call) -> Iterable[Any]:
+    hv = hyperv_of(ctx, call.name)
+    for raw in as_list(call.get("Path")):
+        path = normalize(str(raw))
+        disk = vhd_at(ctx, path)
+        if disk is None:
+            raise E.vhd_not_found(str(raw), call.name)
+        if disk.mounted:
+            raise E.hv(
+                f"The disk '{path}' is already mounted (disk number {disk.disk_number}).",
+                "InvalidOperation",
+                call.name,
+                "InvalidOperation",
+                path,
+            )
+        # R-17: a disk held open by a running VM cannot be mounted (0x80070020, unconfirmed).
+        holders = [vm for vm in hv.holder_of(path) if vm.state != "Off"]
+        if disk.in_use_by is not None or holders:
+            raise E.hv(
+                f"Failed to mount the disk.\nThe system failed to mount '{path}': {E.IN_USE}",
+                "ObjectInUse",
+                call.name,
+                "ResourceBusy",
+                path,
+            )
+        used = _host_disk_numbers(ctx)
+        number = 1
+        while number in used:
+            number += 1
+        disk.mounted = True
+        disk.mounted_read_only = call.switch("ReadOnly")
+        disk.disk_number = number
+        for part in disk.partitions:
+            if part.volume is not None:
+                part.volume.read_only = disk.mounted_read_only
+        auto = getattr(getattr(ctx.world, "profile", None), "automount_letters", False)
+        if auto and not call.switch("NoDriveLetter"):
+            os_part = disk.os_partition()
+            if os_part is not None:
+                _assign_letter(ctx, os_part)
+        ctx.work(timing.seconds("vhd.mount"), f"mounting {path}")
+        if call.switch("Passthru"):
+            yield S.vhd_obj(ctx.machine, disk)
+
+
+def dismount(ctx: Context, disk: VHD) -> None:
+    fs = ctx.machine.fs
+    for part in disk.partitions:
+        if part.drive_letter:
+            fs.remove_drive(part.drive_letter)
+            part.drive_letter = None
+        for ap in part.access_paths:
+            fs.unmount(ap)
+        part.access_paths = []
+        if part.volume is not None:
+            part.volume.read_only = False
+    disk.mounted = False
+    disk.mounted_read_only = False
+    disk.disk_number = None
+
+
+@cmdlet("Dismount-VHD", params=["Path", "DiskNumber", "Passthru"])
+def dismount_vhd(ctx: Context, call: Call) -> Iterable[Any]:
+    hyperv_of(ctx, call.name)
+    disks: list[VHD] = []
+    if "DiskNumber" in call:
+        want = int(call.params["DiskNumber"])
+        disks = [
+            f.content
+            for _, f in ctx.machine.fs.files("C:\\")
+            if isinstance(f.content, VHD) and f.content.disk_number == want
+        ]
+        if not disks:
+            raise E.hv(
+                f"The disk number {want} does not belong to a mounted virtual hard disk.",
+                "InvalidParameter",
+                call.name,
+                "InvalidArgument",
+                want,
+            )
+    for raw in as_list(call.get("Path")):
+        disk = vhd_at(ctx, str(raw))
+        if disk is None:
+            raise E.vhd_not_found(str(raw), call.name)
+        if not disk.mounted:
+            raise E.hv(
+                f"The disk '{normalize(str(raw))}' is not mounted. The virtual disk is not attached.",
+                "InvalidOperation",
+                call.name,
+                "InvalidOperation",
+                str(raw),
+            )
+        disks.append(disk)
+    for disk in disks:
+        dismount(ctx, disk)
+        ctx.work(timing.seconds("vhd.mount"), f"dismounting {disk.path}")
+        if call.switch("Passthru"):
+            yield S.vhd_obj(ctx.machine, disk)
+
+
+@cmdlet("Set-VHD", params=["Path", "ResetDiskIdentifier", "Force", "ParentPath", "Passthru"])
+def set_vhd(ctx: Context, call: Call) -> Iterable[Any]:
+    hyperv_of(ctx, call.name)
+    path = normalize(str(call.params["Path"]))
+    disk = vhd_at(ctx, path)
+    if disk is None:
+        raise E.vhd_not_found(str(call.params["Path"]), call.name)
+    if call.switch("ResetDiskIdentifier"):
+        # R-15: VHDX only, and only when no disk of the chain is attached.
+        if disk.format != "VHDX":
+            raise E.hv(
+                "The disk identifier can be reset only on a VHDX file.",
+                "InvalidParameter",
+                call.name,
+                "InvalidArgument",
+                path,
+            )
+        if any(link.attached for link in disk.chain()):
+            raise E.chain_attached(path, call.name)
+        if not call.switch("Force"):
+            # -Force suppresses the confirmation prompt (WPD:Hyper-V/Set-VHD).
+            from hvsim.cmdlets.hyperv import prompt_failed
+
+            raise prompt_failed(
+                f"Are you sure you want to reset the disk identifier of '{path}'?", call.name
+            )
+        disk.disk_identifier = str(ctx.world.new_uuid()).upper()
+    if "ParentPath" in call:
+        raise E.not_modelled_param(call.name, "-ParentPath (re-parenting a chain)")
+    if call.switch("Passthru"):
+        yield S.vhd_obj(ctx.machine, disk)
