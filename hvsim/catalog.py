@@ -75,6 +75,31 @@ class Parameter:
         return entry[1] if entry else None
 
 
+# Windows PowerShell 5.1's CommonParameters class, in declaration order.
+COMMON_ORDER = (
+    "Verbose",
+    "Debug",
+    "ErrorAction",
+    "WarningAction",
+    "InformationAction",
+    "ErrorVariable",
+    "WarningVariable",
+    "InformationVariable",
+    "OutVariable",
+    "OutBuffer",
+    "PipelineVariable",
+)
+_SHOULD_PROCESS = ("WhatIf", "Confirm")
+
+
+def _binder_order(p: Parameter) -> tuple[int, int]:
+    if p.name in _SHOULD_PROCESS:
+        return (2, _SHOULD_PROCESS.index(p.name))
+    if p.common:
+        return (1, COMMON_ORDER.index(p.name) if p.name in COMMON_ORDER else len(COMMON_ORDER))
+    return (0, 0)  # sorted() is stable: catalog order within the cmdlet's own
+
+
 @dataclasses.dataclass(eq=False)
 class Cmdlet:
     """A cmdlet's signature and its name-resolution tables."""
@@ -104,12 +129,14 @@ class Cmdlet:
 
     @cached_property
     def name_keys(self) -> list[tuple[str, Parameter]]:
-        """(lower-cased name or alias, parameter), names first, in catalog order, for
-        prefix search. PowerShell lists ambiguous candidates by parameter name in the
-        order it finds them; the catalog is sorted by name, so ours is alphabetical
-        with the common parameters last."""
-        keys = [(p.name.lower(), p) for p in self.params.values()]
-        keys += [(a.lower(), p) for p in self.params.values() for a in p.aliases]
+        """(lower-cased name or alias, parameter) for prefix search, names before
+        aliases, parameters in the order PowerShell meets them when it lists the
+        candidates of an ambiguous name: the cmdlet's own (declaration order; the
+        catalog only knows them alphabetically), then the common parameters, then
+        WhatIf and Confirm."""
+        ordered = sorted(self.params.values(), key=_binder_order)
+        keys = [(p.name.lower(), p) for p in ordered]
+        keys += [(a.lower(), p) for p in ordered for a in p.aliases]
         return keys
 
     @cached_property

@@ -413,6 +413,16 @@ ERROR_CASES: list[tuple[str, str, list[tuple[str | None, Any]], bool, str, str, 
         "InvalidArgument",
     ),
     (
+        "ambiguous prefix: common parameters before WhatIf/Confirm, as the binder meets them",
+        "Stop-VM",
+        [("Name", "n1"), ("w", "Stop")],
+        False,
+        "Parameter cannot be processed because the parameter name 'w' is ambiguous. "
+        "Possible matches include: -WarningAction -WarningVariable -WhatIf.",
+        f"AmbiguousParameter,{HV}StopVM",
+        "InvalidArgument",
+    ),
+    (
         "parameter given twice (name and alias)",
         "Get-VM",
         [("Name", "a"), ("VMName", "b")],
