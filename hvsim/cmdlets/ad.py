@@ -1,0 +1,254 @@
+"""AD DS deployment and the ActiveDirectory module: Install-ADDSForest (R-40),
+Get-ADDomainController, Get-ADDomain, Get-ADComputer, Remove-ADComputer (R-43)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from hvsim.cmdlets._hvcommon import command_not_found
+from hvsim.errors import PSError, not_modelled
+from hvsim.model.ad import Domain, ad_ready, find_domain, server_down_error
+from hvsim.model.guest import GuestOS
+from hvsim.objects import PSObj, SecureString
+from hvsim.registry import Call, Context, cmdlet
+
+ADM = "Microsoft.ActiveDirectory.Management."
+DEPLOY = "Microsoft.DirectoryServices.Deployment."
+_NETBIOS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,14}$")
+
+
+def _deploy_error(text: str, fqid: str, category: str = "InvalidArgument") -> PSError:
+    return PSError(
+        text,
+        fqid=f"{fqid},{DEPLOY}PowerShell.Commands.InstallADDSForestCommand",
+        category=category,
+        exception=f"{DEPLOY}DCPromoExecutionException",
+    )
+
+
+@cmdlet(
+    "Install-ADDSForest",
+    params=[
+        "DomainName",
+        "DomainNetbiosName",
+        "SafeModeAdministratorPassword",
+        "InstallDns",
+        "NoRebootOnCompletion",
+        "Force",
+        "DomainMode",
+        "ForestMode",
+        "CreateDnsDelegation",
+        "DatabasePath",
+        "LogPath",
+        "SysvolPath",
+    ],
+)
+def install_addsforest(ctx: Context, call: Call) -> Iterable[PSObj]:
+    guest = ctx.machine
+    if not isinstance(guest, GuestOS) or guest.features.get("AD-Domain-Services") != "Installed":
+        # The ADDSDeployment module comes with the AD DS role.
+        raise command_not_found("Install-ADDSForest")
+    fqdn = str(call.get("DomainName"))
+    pw = call.get("SafeModeAdministratorPassword")
+    if not isinstance(pw, SecureString):
+        # R-40: mandatory; without it the cmdlet prompts, which a remote session cannot.
+        raise PSError(
+            "Cannot process command because of one or more missing mandatory parameters: "
+            "SafeModeAdministratorPassword.",
+            fqid=f"MissingMandatoryParameter,{DEPLOY}PowerShell.Commands.InstallADDSForestCommand",
+            category="InvalidArgument",
+            exception="System.Management.Automation.ParameterBindingException",
+        )
+    nb = call.get("DomainNetbiosName") or fqdn.split(".")[0][:15]
+    nb = str(nb).upper()
+    if len(nb) > 15 or not _NETBIOS.match(nb):
+        # R-40: the NetBIOS name has at most 15 characters.
+        raise _deploy_error(
+            f"The NetBIOS name '{nb}' is not valid: it must be 15 characters or fewer and "
+            "contain no invalid characters.",
+            "Test.VerifyDomainNetBiosName.Failed",
+        )
+    if "." not in fqdn or len(fqdn) > 64:
+        raise _deploy_error(
+            f"The domain name '{fqdn}' is not a valid fully qualified DNS name.",
+            "Test.VerifyDomainName.Failed",
+        )
+    if guest.domain is not None or guest.pending_join or guest.is_dc:
+        raise _deploy_error(
+            "Verification of prerequisites for Domain Controller promotion failed. The computer "
+            "is already a member of a domain or a domain controller.",
+            "Test.VerifyDcPromoCore.DCPromo.General.54",
+            "InvalidOperation",
+        )
+    if find_domain(ctx.world, fqdn) is not None:
+        raise _deploy_error(
+            f"Verification of prerequisites for Domain Controller promotion failed. The domain "
+            f"'{fqdn}' already exists.",
+            "Test.VerifyDcPromoCore.DCPromo.General.77",
+            "InvalidOperation",
+        )
+    if guest.primary_ip() is None:
+        raise _deploy_error(
+            "Verification of prerequisites for Domain Controller promotion failed. This "
+            "computer has no static IP address assigned.",
+            "Test.VerifyDcPromoCore.DCPromo.General.20",
+            "InvalidOperation",
+        )
+    install_dns = call.get("InstallDns")
+    guest.pending_promotion = {
+        "fqdn": fqdn,
+        "netbios": nb,
+        "install_dns": True if install_dns is None else bool(install_dns),  # R-40 default
+    }
+    guest.feature_reboot_pending = True
+    ctx.warning(
+        "Windows Server 2022 domain controllers have a default for the security setting named "
+        '"Allow cryptography algorithms compatible with Windows NT 4.0" that prevents weaker '
+        "cryptography algorithms when establishing security channel sessions."
+    )
+    result = PSObj(
+        [DEPLOY + "Types.ADDSDeploymentResult", "System.Object"],
+        {
+            "Message": "You must restart this computer to complete the operation.",
+            "Context": "DCPromo.General.2",
+            "RebootRequired": True,
+            "Status": "Success",
+        },
+    )
+    if not call.switch("NoRebootOnCompletion"):
+        guest.request_restart()  # R-40: reboots at the end; the session dies (R-82)
+    return [result]
+
+
+def _ad_module(ctx: Context, name: str) -> tuple[GuestOS, Domain]:
+    """The AD module exists where RSAT-AD-PowerShell is installed, and talks to the
+    machine's domain through ADWS (R-40)."""
+    guest = ctx.machine
+    if not isinstance(guest, GuestOS) or guest.features.get("RSAT-AD-PowerShell") != "Installed":
+        raise command_not_found(name)
+    dom = find_domain(ctx.world, guest.domain) if guest.domain else None
+    if dom is None or not ad_ready(ctx.world, dom):
+        raise server_down_error(name)
+    return guest, dom
+
+
+def _dc_obj(ctx: Context, dom: Domain) -> PSObj:
+    from hvsim.model.ad import dc_guest
+
+    dc = dc_guest(ctx.world, dom)
+    ip = dc.primary_ip() if dc is not None else None
+    return PSObj(
+        [ADM + "ADDomainController", ADM + "ADDirectoryServer", ADM + "ADEntity", "System.Object"],
+        {
+            "Name": dom.dc,
+            "HostName": f"{dom.dc}.{dom.fqdn}".lower(),
+            "Domain": dom.fqdn,
+            "Forest": dom.fqdn,
+            "IPv4Address": ip,
+            "IsGlobalCatalog": True,
+            "IsReadOnly": False,
+            "Enabled": True,
+            "OperatingSystem": dc.os.caption.removeprefix("Microsoft ") if dc else None,
+            "Site": "Default-First-Site-Name",
+            "ComputerObjectDN": dom.distinguished_name(dom.dc, "OU=Domain Controllers"),
+        },
+        to_string=dom.dc,
+    )
+
+
+@cmdlet("Get-ADDomainController", params=["Identity", "Discover"])
+def get_addomaincontroller(ctx: Context, call: Call) -> Iterable[PSObj]:
+    _, dom = _ad_module(ctx, "Get-ADDomainController")
+    return [_dc_obj(ctx, dom)]
+
+
+@cmdlet("Get-ADDomain", params=["Identity"])
+def get_addomain(ctx: Context, call: Call) -> Iterable[PSObj]:
+    _, dom = _ad_module(ctx, "Get-ADDomain")
+    dc = ",".join(f"DC={p}" for p in dom.fqdn.split("."))
+    return [
+        PSObj(
+            [ADM + "ADDomain", ADM + "ADPartition", ADM + "ADEntity", "System.Object"],
+            {
+                "Name": dom.fqdn.split(".")[0],
+                "DNSRoot": dom.fqdn,
+                "NetBIOSName": dom.netbios,
+                "DomainSID": dom.sid,
+                "DistinguishedName": dc,
+                "Forest": dom.fqdn,
+                "PDCEmulator": f"{dom.dc}.{dom.fqdn}".lower(),
+                "DomainMode": "Windows2016Domain",
+            },
+            to_string=dc,
+        )
+    ]
+
+
+def _computer_obj(dom: Domain, obj: Any) -> PSObj:
+    return PSObj(
+        [
+            ADM + "ADComputer",
+            ADM + "ADAccount",
+            ADM + "ADPrincipal",
+            ADM + "ADObject",
+            ADM + "ADEntity",
+            "System.Object",
+        ],
+        {
+            "Name": obj.name,
+            "SamAccountName": obj.name + "$",
+            "DNSHostName": f"{obj.name}.{dom.fqdn}".lower(),
+            "DistinguishedName": dom.distinguished_name(obj.name),
+            "Enabled": obj.enabled,
+            "ObjectClass": "computer",
+            "SID": obj.sid,
+        },
+        to_string=dom.distinguished_name(obj.name),
+    )
+
+
+def _not_found(identity: str, dom: Domain, cmdlet_name: str) -> PSError:
+    dc = ",".join(f"DC={p}" for p in dom.fqdn.split("."))
+    return PSError(
+        f"Cannot find an object with identity: '{identity}' under: '{dc}'.",
+        fqid=f"ActiveDirectoryCmdlet:Microsoft.ActiveDirectory.Management.ADIdentityNotFoundException,"
+        f"Microsoft.ActiveDirectory.Management.Commands.{cmdlet_name.replace('-', '')}",
+        category="ObjectNotFound",
+        exception=ADM + "ADIdentityNotFoundException",
+        target=identity,
+    )
+
+
+@cmdlet("Get-ADComputer", params=["Identity", "Filter"])
+def get_adcomputer(ctx: Context, call: Call) -> Iterable[PSObj]:
+    _, dom = _ad_module(ctx, "Get-ADComputer")
+    if call.get("Filter") is not None:
+        if str(call.get("Filter")).strip() != "*":
+            raise not_modelled("Get-ADComputer -Filter other than *")
+        return [_computer_obj(dom, o) for o in sorted(dom.computers.values(), key=lambda o: o.name)]
+    identity = str(
+        getattr(call.get("Identity"), "get", lambda k: None)("Name") or call.get("Identity")
+    )
+    obj = dom.computer(identity)
+    if obj is None:
+        # Get-ADComputer -Identity throws even under SilentlyContinue; the executor
+        # lets a raised error through, as PowerShell does for this cmdlet (R-43 note).
+        raise _not_found(identity, dom, "Get-ADComputer")
+    return [_computer_obj(dom, obj)]
+
+
+@cmdlet("Remove-ADComputer", params=["Identity", "Confirm"])
+def remove_adcomputer(ctx: Context, call: Call) -> None:
+    _, dom = _ad_module(ctx, "Remove-ADComputer")
+    identity = str(
+        getattr(call.get("Identity"), "get", lambda k: None)("Name") or call.get("Identity")
+    )
+    obj = dom.computer(identity)
+    if obj is None:
+        raise _not_found(identity, dom, "Remove-ADComputer")
+    if obj.name.lower() == dom.dc.lower():
+        raise not_modelled("removing the domain controller's own computer object")
+    dom.computers.pop(obj.name.lower(), None)
+    dom.dns.pop(obj.name.lower(), None)

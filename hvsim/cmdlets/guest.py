@@ -1,0 +1,705 @@
+"""Cmdlets that act on a Windows machine's own configuration (features, services,
+registry, adapters, domain join) and PowerShell Direct into a guest (R-34).
+
+They act on `ctx.machine`: the host, or a guest reached through the wrappers in
+hvsim.scripts. Guest-only behaviour (pending reboots, joins) needs a GuestOS.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from hvsim import executor, scripts
+from hvsim.cmdlets._hvcommon import as_list
+from hvsim.errors import PSError, not_modelled
+from hvsim.model import features as F
+from hvsim.model.guest import GuestOS, session_aborted, session_ended
+from hvsim.objects import Credential, PSEnum, PSObj, UInt32
+from hvsim.registry import Call, Context, cmdlet
+
+SM = "Microsoft.Windows.ServerManager.Commands."
+# Enum values of the ServerManager types: names from R-44; numbers (unconfirmed) follow
+# the Win32 codes the names stand for (3010 = ERROR_SUCCESS_REBOOT_REQUIRED).
+INSTALL_STATE = {"Available": 0, "Installed": 1, "InstallPending": 2, "Removed": 3}
+RESTART_STATE = {"No": 0, "Yes": 1, "Maybe": 2}
+EXIT_CODE = {"Success": 0, "Failed": 1000, "NoChangeNeeded": 1003, "SuccessRestartRequired": 3010}
+RESTART_WARNING = "You must restart this server to finish the installation process."
+
+
+def _guest(ctx: Context, cmdlet_name: str) -> GuestOS:
+    if not isinstance(ctx.machine, GuestOS):
+        raise not_modelled(f"{cmdlet_name} on the Hyper-V host itself")
+    return ctx.machine
+
+
+# -- features (R-44, R-45, R-46, R-07) ----------------------------------------------
+
+
+def _feature_obj(machine: Any, info: F.FeatureInfo) -> PSObj:
+    state = machine.features.get(info.name, "Available")
+    return PSObj(
+        [SM + "Feature", "System.Object"],
+        {
+            "Name": info.name,
+            "DisplayName": info.display_name,
+            "Description": info.display_name,
+            "Installed": state == "Installed",
+            "InstallState": PSEnum(SM + "InstallState", state, INSTALL_STATE[state]),
+            "FeatureType": info.feature_type,
+            "Path": info.display_name,
+            "Depth": 1 if info.parent is None else 2,
+            "DependsOn": list(info.depends_on),
+            "Parent": info.parent,
+            "SubFeatures": [f.name for f in F.FEATURES.values() if f.parent == info.name],
+            "PostConfigurationNeeded": False,
+        },
+        to_string=info.display_name,
+    )
+
+
+@cmdlet("Get-WindowsFeature", params=["Name"])
+def get_windows_feature(ctx: Context, call: Call) -> Iterable[PSObj]:
+    names = [str(n) for n in as_list(call.get("Name"))]
+    out = []
+    for info in F.FEATURES.values():
+        if not names or any(_like(info.name, n) for n in names):
+            out.append(_feature_obj(ctx.machine, info))
+    return out
+
+
+def _like(value: str, pattern: str) -> bool:
+    rx = "^" + re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".") + "$"
+    return re.match(rx, value, re.IGNORECASE) is not None
+
+
+def _result(success: bool, restart: str, code: str, details: list[PSObj]) -> PSObj:
+    return PSObj(
+        [SM + "FeatureOperationResult", "System.Object"],
+        {
+            "Success": success,
+            "RestartNeeded": PSEnum(SM + "RestartState", restart, RESTART_STATE[restart]),
+            "FeatureResult": details,
+            "ExitCode": PSEnum(SM + "FeatureOperationExitCode", code, EXIT_CODE[code]),
+        },
+    )
+
+
+def _detail(info: F.FeatureInfo, restart: bool) -> PSObj:
+    return PSObj(
+        [SM + "FeatureOperationResultDetails", "System.Object"],
+        {
+            "Name": info.name,
+            "DisplayName": info.display_name,
+            "Success": True,
+            "RestartNeeded": restart,
+            "Message": "",
+            "SkipReason": PSEnum(SM + "SkipReason", "NotSkipped", 0),
+        },
+        to_string=info.display_name,
+    )
+
+
+def _feature_error(text: str, fqid: str, category: str = "InvalidOperation") -> PSError:
+    return PSError(
+        text,
+        fqid=f"{fqid},{SM}AddWindowsFeatureCommand",
+        category=category,
+        exception="System.Exception",
+    )
+
+
+@cmdlet(
+    "Install-WindowsFeature",
+    params=["Name", "IncludeManagementTools", "IncludeAllSubFeature", "Restart"],
+)
+def install_windows_feature(ctx: Context, call: Call) -> Iterable[PSObj]:
+    guest = _guest(ctx, "Install-WindowsFeature")
+    wanted: list[F.FeatureInfo] = []
+    for raw in as_list(call.get("Name")):
+        name = str(getattr(raw, "get", lambda k, d=None: None)("Name") or raw)
+        info = F.lookup(name)
+        if info is None:
+            raise _feature_error(
+                f"ArgumentNotValid: The role, role service, or feature name is not valid: "
+                f"'{name}'. The name was not found.",
+                "NameDoesNotExist",
+                "InvalidArgument",
+            )
+        wanted.append(info)
+    if call.switch("IncludeManagementTools"):
+        for info in list(wanted):
+            wanted.extend(t for tool in info.tools if (t := F.lookup(tool)) is not None)
+    todo = [f for f in dict.fromkeys(wanted) if guest.features.get(f.name) != "Installed"]
+    todo = [f for f in todo if guest.features.get(f.name) != "InstallPending"]
+    if not todo:
+        return [_result(True, "No", "NoChangeNeeded", [])]  # R-44
+    if guest.feature_reboot_pending:
+        # R-45: one feature operation per boot cycle (text (unconfirmed), modelled).
+        ctx.error(
+            _feature_error(
+                "Installation of one or more roles, role services, or features failed. "
+                "A restart is pending from a previous installation; restart the server "
+                "before installing more features.",
+                "Alteration_PendingRestart",
+            )
+        )
+        return [_result(False, "Yes", "Failed", [])]
+    if any(f.name == "Hyper-V" for f in todo) and not guest.nested_at_boot:
+        # R-07: the prerequisite check runs against the guest as it booted.
+        ctx.error(
+            _feature_error(
+                "A prerequisite check for the Hyper-V feature failed.\n"
+                "1. Hyper-V cannot be installed: The processor does not have required "
+                "virtualization capabilities.",
+                "Alteration_PrerequisiteCheck_Failed",
+            )
+        )
+        return [_result(False, "Maybe", "Failed", [])]
+    ctx.work(_install_seconds(todo), "installing " + ", ".join(f.name for f in todo))
+    restart = False
+    details = []
+    for f in todo:
+        needs = f.restart != "no"
+        restart = restart or needs
+        if f.restart == "hyperv":
+            guest.pending_hyperv = True
+            guest.features[f.name] = "InstallPending"
+        elif needs:
+            guest.pending_features.append(f.name)
+            guest.features[f.name] = "InstallPending"
+        else:
+            guest.features[f.name] = "Installed"
+        details.append(_detail(f, needs))
+    if restart:
+        guest.feature_reboot_pending = True
+        if call.switch("Restart"):
+            guest.request_restart()
+        else:
+            ctx.warning(RESTART_WARNING)
+        return [_result(True, "Yes", "SuccessRestartRequired", details)]
+    return [_result(True, "No", "Success", details)]
+
+
+def _install_seconds(todo: list[F.FeatureInfo]) -> float:
+    from hvsim import timing
+
+    return timing.seconds("feature.install") if todo else 0.0
+
+
+# -- services, registry ------------------------------------------------------------
+
+SERVICE_STATUS = {
+    "Stopped": 1,
+    "StartPending": 2,
+    "StopPending": 3,
+    "Running": 4,
+    "ContinuePending": 5,
+    "PausePending": 6,
+    "Paused": 7,
+}
+SERVICE_DISPLAY = {
+    "adws": "Active Directory Web Services",
+    "ntds": "Active Directory Domain Services",
+    "dns": "DNS Server",
+    "vmms": "Hyper-V Virtual Machine Management",
+    "vmcompute": "Hyper-V Host Compute Service",
+    "clussvc": "Cluster Service",
+    "winrm": "Windows Remote Management (WS-Management)",
+    "vmicheartbeat": "Hyper-V Heartbeat Service",
+    "vmicvmsession": "Hyper-V PowerShell Direct Service",
+    "lanmanserver": "Server",
+    "lanmanworkstation": "Workstation",
+    "dnscache": "DNS Client",
+    "w32time": "Windows Time",
+}
+
+
+def _service_obj(name: str, status: str) -> PSObj:
+    return PSObj(
+        [
+            "System.ServiceProcess.ServiceController",
+            "System.ComponentModel.Component",
+            "System.Object",
+        ],
+        {
+            "Name": name,
+            "DisplayName": SERVICE_DISPLAY.get(name.lower(), name),
+            "ServiceName": name,
+            "Status": PSEnum(
+                "System.ServiceProcess.ServiceControllerStatus", status, SERVICE_STATUS[status]
+            ),
+            "StartType": PSEnum("System.ServiceProcess.ServiceStartMode", "Automatic", 2),
+            "CanStop": status == "Running",
+        },
+        to_string="System.ServiceProcess.ServiceController",
+    )
+
+
+@cmdlet("Get-Service", params=["Name"])
+def get_service(ctx: Context, call: Call) -> Iterable[PSObj]:
+    names = [str(n) for n in as_list(call.get("Name"))] or ["*"]
+    services = ctx.machine.services
+    out = []
+    for pattern in names:
+        hits = [n for n in services if _like(n, pattern)]
+        if not hits and not any(c in pattern for c in "*?"):
+            ctx.error(
+                PSError(
+                    f"Cannot find any service with service name '{pattern}'.",
+                    fqid="NoServiceFoundForGivenName,Microsoft.PowerShell.Commands.GetServiceCommand",
+                    category="ObjectNotFound",
+                    exception="Microsoft.PowerShell.Commands.ServiceCommandException",
+                    target=pattern,
+                )
+            )
+        out.extend(_service_obj(n, services[n]) for n in hits)
+    return out
+
+
+def _coerce_reg(value: Any, kind: str) -> Any:
+    if kind.lower() == "dword":
+        v = int(str(value), 0) if isinstance(value, str) else int(value)
+        if not 0 <= v <= 0xFFFFFFFF:
+            raise PSError(
+                f'Cannot convert value "{value}" to type "System.UInt32".',
+                fqid="InvalidCastParseTargetInvocation",
+                category="InvalidArgument",
+                exception="System.Management.Automation.PSInvalidCastException",
+            )
+        return v
+    return value
+
+
+@cmdlet("Set-ItemProperty", params=["Path", "Name", "Value", "Type", "Force"])
+def set_item_property(ctx: Context, call: Call) -> None:
+    path = str(as_list(call.get("Path"))[0])
+    if not path.lower().startswith(("hklm:", "registry::", "hkey_local_machine")):
+        raise not_modelled("Set-ItemProperty outside the registry (HKLM:)")
+    key = ctx.machine.reg_key(path)
+    if key is None:
+        # Set-ItemProperty does not create keys; the spaceport key exists on every
+        # Windows (R-61), others only if created.
+        raise PSError(
+            f"Cannot find path '{path}' because it does not exist.",
+            fqid="PathNotFound,Microsoft.PowerShell.Commands.SetItemPropertyCommand",
+            category="ObjectNotFound",
+            exception="System.Management.Automation.ItemNotFoundException",
+            target=path,
+        )
+    name = str(call.get("Name"))
+    old = key.get(name)
+    kind = str(call.get("Type") or (old[1] if old else "String"))
+    key[name] = (_coerce_reg(call.get("Value"), kind), kind)
+
+
+@cmdlet("Get-ItemProperty", params=["Path", "Name"])
+def get_item_property(ctx: Context, call: Call) -> Iterable[PSObj]:
+    path = str(as_list(call.get("Path"))[0])
+    key = ctx.machine.reg_key(path)
+    if key is None:
+        raise PSError(
+            f"Cannot find path '{path}' because it does not exist.",
+            fqid="PathNotFound,Microsoft.PowerShell.Commands.GetItemPropertyCommand",
+            category="ObjectNotFound",
+            exception="System.Management.Automation.ItemNotFoundException",
+            target=path,
+        )
+    names = [str(n) for n in as_list(call.get("Name"))] or list(key)
+    props: dict[str, Any] = {}
+    for n in names:
+        hit = next((k for k in key if k.lower() == n.lower()), None)
+        if hit is None:
+            ctx.error(
+                PSError(
+                    f"Property {n} does not exist at path {path}.",
+                    fqid="System.Management.Automation.PSArgumentException,"
+                    "Microsoft.PowerShell.Commands.GetItemPropertyCommand",
+                    category="InvalidArgument",
+                    exception="System.Management.Automation.PSArgumentException",
+                    target=n,
+                )
+            )
+            continue
+        value, kind = key[hit]
+        props[hit] = UInt32(value) if kind.lower() == "dword" and value > 2**31 - 1 else value
+    if not props:
+        return []
+    props.update(
+        {"PSPath": "Microsoft.PowerShell.Core\\Registry::" + path, "PSProvider": "Registry"}
+    )
+    return [PSObj(["System.Management.Automation.PSCustomObject", "System.Object"], props)]
+
+
+# -- guest network adapters (R-75) ---------------------------------------------------
+
+NA = "Microsoft.Management.Infrastructure.CimInstance#ROOT/StandardCimv2/"
+
+
+@cmdlet("Get-NetAdapterAdvancedProperty", params=["Name", "RegistryKeyword"])
+def get_net_adapter_advanced_property(ctx: Context, call: Call) -> Iterable[PSObj]:
+    names = [str(n) for n in as_list(call.get("Name"))] or ["*"]
+    keywords = [str(k) for k in as_list(call.get("RegistryKeyword"))] or ["*"]
+    out = []
+    for ad in ctx.machine.net.adapters:
+        if not any(_like(ad.name, n) for n in names):
+            continue
+        # R-75: the property exists only when DeviceNaming was On at boot.
+        if ad.hyperv_name is None or not any(
+            _like("HyperVNetworkAdapterName", k) for k in keywords
+        ):
+            continue
+        out.append(
+            PSObj(
+                [
+                    NA + "MSFT_NetAdapterAdvancedPropertySettingData",
+                    "Microsoft.Management.Infrastructure.CimInstance",
+                    "System.Object",
+                ],
+                {
+                    "Name": ad.name,
+                    "InterfaceDescription": ad.description,
+                    "DisplayName": "Hyper-V Network Adapter Name",
+                    "DisplayValue": ad.hyperv_name,
+                    "RegistryKeyword": "HyperVNetworkAdapterName",
+                    "RegistryValue": [ad.hyperv_name],
+                },
+            )
+        )
+    return out
+
+
+@cmdlet("Rename-NetAdapter", params=["Name", "NewName", "PassThru"])
+def rename_net_adapter(ctx: Context, call: Call) -> Iterable[PSObj]:
+    name = str(as_list(call.get("Name"))[0])
+    new = str(call.get("NewName"))
+    ad = ctx.machine.net.adapter(name)
+    if ad is None:
+        raise PSError(
+            f"No MSFT_NetAdapter objects found with property 'Name' equal to '{name}'.  Verify "
+            "the value of the property and retry.",
+            fqid="CmdletizationQuery_NotFound_Name,Rename-NetAdapter",
+            category="ObjectNotFound",
+            exception="Microsoft.Management.Infrastructure.CimException",
+            target=name,
+        )
+    other = ctx.machine.net.adapter(new)
+    if other is not None and other is not ad:
+        raise PSError(
+            f"{new}: Cannot create a file when that file already exists.",
+            fqid="Windows System Error 183,Rename-NetAdapter",
+            category="ResourceExists",
+            exception="Microsoft.Management.Infrastructure.CimException",
+            target=new,
+        )
+    ad.name = new
+    return []
+
+
+# -- domain join (R-41, R-42, R-43) ----------------------------------------------------
+
+
+@cmdlet(
+    "Add-Computer",
+    params=[
+        "DomainName",
+        "Credential",
+        "Force",
+        "Restart",
+        "NewName",
+        "OUPath",
+        "PassThru",
+        "Options",
+    ],
+)
+def add_computer(ctx: Context, call: Call) -> Iterable[PSObj]:
+    from hvsim.model.ad import find_domain, reachable
+
+    guest = _guest(ctx, "Add-Computer")
+    domain_name = str(call.get("DomainName"))
+    cred = call.get("Credential")
+    cls = "Microsoft.PowerShell.Commands.AddComputerCommand"
+    current = guest.domain or guest.pending_join
+    if current and current.lower() == domain_name.lower():
+        raise PSError(
+            f"Cannot add computer '{guest.name}' to domain '{domain_name}' because it is already "
+            "in that domain.",
+            fqid=f"AddComputerToSameDomain,{cls}",
+            category="InvalidOperation",
+            exception="System.InvalidOperationException",
+            target=guest.name,
+        )
+    if call.get("NewName") or call.get("OUPath") or call.get("Options"):
+        raise not_modelled("Add-Computer with -NewName, -OUPath or -Options")
+    dom = find_domain(ctx.world, domain_name)
+    dns = guest.first_dns_server()
+    dc = _dc_ip(ctx.world, dom)
+    if dom is None or not reachable(ctx.world, dom) or dns is None or dns != dc:
+        # R-41: the DC is found through DNS; text as Add-Computer reports an unknown
+        # domain (message (unconfirmed) beyond its first sentence).
+        raise PSError(
+            f"Computer '{guest.name}' failed to join domain '{domain_name}' from its current "
+            f"workgroup '{guest.workgroup}' with following error message: The specified domain "
+            "either does not exist or could not be contacted.",
+            fqid=f"FailToJoinDomainFromWorkgroup,{cls}",
+            category="OperationStopped",
+            exception="System.InvalidOperationException",
+            target=guest.name,
+        )
+    if not isinstance(cred, Credential) or not _domain_admin(dom, cred):
+        raise PSError(
+            f"Computer '{guest.name}' failed to join domain '{domain_name}' from its current "
+            f"workgroup '{guest.workgroup}' with following error message: The user name or "
+            "password is incorrect.",
+            fqid=f"FailToJoinDomainFromWorkgroup,{cls}",
+            category="OperationStopped",
+            exception="System.InvalidOperationException",
+            target=guest.name,
+        )
+    # R-43: an existing computer object is reused (the caller is a Domain Admin).
+    obj = dom.computer(guest.name) or dom.add_computer(guest.name, ctx.world.clock.now())
+    obj.joined_by = str(guest.vm.id)
+    ip = guest.primary_ip()
+    if ip:
+        dom.dns[guest.name.lower()] = ip
+    guest.pending_join = dom.fqdn
+    if call.switch("Restart"):
+        guest.request_restart()
+    else:
+        ctx.warning(f"The changes will take effect after you restart the computer {guest.name}.")
+    if call.switch("PassThru"):
+        return [
+            PSObj(
+                ["Microsoft.PowerShell.Commands.ComputerChangeInfo", "System.Object"],
+                {"HasSucceeded": True, "ComputerName": guest.name},
+            )
+        ]
+    return []
+
+
+def _dc_ip(world: Any, dom: Any) -> str | None:
+    from hvsim.model.ad import dc_guest
+
+    if dom is None:
+        return None
+    dc = dc_guest(world, dom)
+    return dc.primary_ip() if dc is not None else None
+
+
+def _domain_admin(dom: Any, cred: Credential) -> bool:
+    from hvsim.model.guest import pw_hash
+
+    prefix, _, account = cred.user.rpartition("\\")
+    if "@" in account and not prefix:
+        account, _, prefix = account.partition("@")
+    if prefix.lower() not in (dom.fqdn.lower(), dom.netbios.lower()):
+        return False
+    return dom.accounts.get(account.lower()) == pw_hash(cred.password.reveal())
+
+
+@cmdlet("Restart-Computer", params=["Force"])
+def restart_computer(ctx: Context, call: Call) -> None:
+    _guest(ctx, "Restart-Computer").request_restart()
+
+
+# -- PowerShell Direct (R-34, R-37, R-38, R-39) -------------------------------------------
+
+
+class _Sink:
+    """Streams of the inner pipeline: with the wrapper's ErrorActionPreference Stop,
+    an error the guest writes ends the call on the host too."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def error(self, err: PSError) -> None:
+        raise err
+
+    def warning(self, text: str) -> None:
+        self._ctx.warning(text)
+
+    def verbose(self, text: str) -> None:
+        self._ctx.verbose(text)
+
+    def information(self, data: Any) -> None:
+        self._ctx.information(data)
+
+    def progress(self, activity: str, status: str, percent: int = -1) -> None:
+        self._ctx.progress(activity, status, percent)
+
+
+def _does_not_resolve(name: str) -> PSError:
+    return PSError(
+        "The input VMName parameter does not resolve to any virtual machine.",
+        fqid="InvalidVMNameNotSingle,Microsoft.PowerShell.Commands.InvokeCommandCommand",
+        category="InvalidArgument",
+        exception="System.ArgumentException",
+        target=name,
+    )
+
+
+def _session(ctx: Context, vm_name: str, credential: Any) -> tuple[Any, GuestOS, str]:
+    """Resolve the VM on this machine (R-39) and log on to its guest (R-34, R-38)."""
+    hv = getattr(ctx.machine, "hyperv", None)
+    vms = [v for v in hv.vms if v.name.lower() == vm_name.lower()] if hv is not None else []
+    if not vms:
+        raise _does_not_resolve(vm_name)
+    if len(vms) > 1:
+        # R-20: several VMs share the name; PowerShell Direct cannot pick one (text
+        # (unconfirmed), modelled).
+        raise PSError(
+            f"The input VMName {vm_name} resolves to more than one virtual machine. Use the "
+            "VMId parameter instead.",
+            fqid="InvalidVMNameMultipleVM,Microsoft.PowerShell.Commands.InvokeCommandCommand",
+            category="InvalidArgument",
+            exception="System.ArgumentException",
+            target=vm_name,
+        )
+    vm = vms[0]
+    if vm.state != "Running" or vm.guest is None:
+        raise session_ended(vm_name)
+    if not isinstance(credential, Credential):
+        raise PSError(
+            "Cannot bind parameter 'Credential'. A PSCredential is required.",
+            fqid="CannotConvertArgument,Microsoft.PowerShell.Commands.InvokeCommandCommand",
+            category="InvalidArgument",
+            exception="System.Management.Automation.ParameterBindingException",
+        )
+    guest: GuestOS = vm.guest
+    principal = guest.logon(credential.user, credential.password.reveal())
+    return vm, guest, principal.user
+
+
+def _deserialized(value: Any, notes: dict[str, Any]) -> Any:
+    """An object as Invoke-Command hands it back: Deserialized.* type names and the
+    PSComputerName/RunspaceId/PSShowComputerName notes (hyperv-facts, How objects travel)."""
+    if isinstance(value, PSObj):
+        return PSObj(
+            ["Deserialized." + t for t in value.type_names],
+            {k: _deserialized(v, {}) for k, v in value.props.items()},
+            value.to_string,
+            {**value.notes, **notes},
+        )
+    if isinstance(value, list):
+        return [_deserialized(v, {}) for v in value]
+    return value
+
+
+def _run_inside(
+    ctx: Context, vm: Any, guest: GuestOS, user: str, command: str, parameters: dict[str, Any]
+) -> list[Any]:
+    if not isinstance(parameters, dict):
+        raise PSError(
+            "Cannot convert the Parameters value to type System.Collections.Hashtable.",
+            fqid="ParameterArgumentTransformationError",
+            category="InvalidData",
+            exception="System.Management.Automation.ParameterBindingException",
+        )
+    args: list[tuple[str | None, Any]] = [(str(k), v) for k, v in parameters.items()]
+    if not any(str(k).lower() in ("erroraction", "ea") for k in parameters):
+        # The wrapper's inner block sets $ErrorActionPreference = 'Stop'.
+        args.append(("ErrorAction", "Stop"))
+    epoch, restarts = guest.epoch, guest.restart_requests
+    out = executor.run_pipeline(
+        ctx.world, guest, user, [executor.Command(command, args)], _Sink(ctx)
+    )
+    guest.phase()  # catch up: a restart the command caused may have happened already
+    if guest.epoch != epoch or guest.restart_requests != restarts:
+        raise session_aborted(vm.name)  # R-37, R-82
+    notes = {
+        "PSComputerName": vm.name,
+        "RunspaceId": ctx.world.new_uuid(),
+        "PSShowComputerName": True,
+    }
+    return [_deserialized(o, notes) for o in out]
+
+
+def powershell_direct_command(
+    ctx: Context, vm_name: Any, credential: Any, command: Any, parameters: dict[str, Any]
+) -> list[Any]:
+    """templates/host/Invoke-GuestCommand.ps1: one cmdlet inside a guest."""
+    vm, guest, user = _session(ctx, str(vm_name), credential)
+    return _run_inside(ctx, vm, guest, user, str(command), parameters)
+
+
+def powershell_direct_script(
+    ctx: Context, vm_name: Any, credential: Any, script: Any, parameters: dict[str, Any]
+) -> list[Any]:
+    """templates/host/Invoke-GuestScript.ps1: a known guest script inside a guest."""
+    vm, guest, user = _session(ctx, str(vm_name), credential)
+    known = scripts.find(str(script), "guest")
+    if known is None:
+        raise not_modelled("this script")
+    epoch = guest.epoch
+    inner = _GuestContext(ctx, guest, user)
+    result = known.handler(inner, known.bind(dict(parameters or {})))
+    out = list(result or [])
+    if guest.epoch != epoch:
+        raise session_aborted(vm.name)
+    notes = {
+        "PSComputerName": vm.name,
+        "RunspaceId": ctx.world.new_uuid(),
+        "PSShowComputerName": True,
+    }
+    return [_deserialized(o, notes) for o in out]
+
+
+class _GuestContext:
+    """The context a guest script's modelled implementation runs in."""
+
+    def __init__(self, outer: Context, guest: GuestOS, user: str) -> None:
+        self.world = outer.world
+        self.machine = guest
+        self.user = user
+        self.input: list[Any] = []
+        self._outer = outer
+
+    def error(self, err: PSError) -> None:
+        raise err  # the script sets $ErrorActionPreference = 'Stop'
+
+    def warning(self, text: str) -> None:
+        self._outer.warning(text)
+
+    def verbose(self, text: str) -> None:
+        self._outer.verbose(text)
+
+    def information(self, data: Any) -> None:
+        self._outer.information(data)
+
+    def progress(self, activity: str, status: str, percent: int = -1) -> None:
+        self._outer.progress(activity, status, percent)
+
+    def work(self, seconds: float, what: str) -> None:
+        self._outer.work(seconds, what)
+
+
+# The script block inside Invoke-GuestCommand.ps1, for Invoke-Command sent as a cmdlet.
+_INNER_COMMAND_BLOCK = """param($Command, $Parameters)
+$ErrorActionPreference = 'Stop'
+& $Command @Parameters"""
+
+
+@cmdlet(
+    "Invoke-Command",
+    params=["VMName", "Credential", "ScriptBlock", "ArgumentList"],
+)
+def invoke_command(ctx: Context, call: Call) -> Iterable[Any]:
+    """Invoke-Command -VMName with a script block hvsim can read: the wrapper's own
+    inner block (command + hashtable) or a single quoted string, the R-35 probe."""
+    names = as_list(call.get("VMName"))
+    block = call.get("ScriptBlock")
+    text = scripts.normalise(str(getattr(block, "text", block) or ""))
+    if len(names) != 1:
+        raise not_modelled("Invoke-Command without exactly one -VMName")
+    vm_name = str(names[0])
+    args = as_list(call.get("ArgumentList"))
+    if text == scripts.normalise(_INNER_COMMAND_BLOCK) and len(args) == 2:
+        return powershell_direct_command(
+            ctx, vm_name, call.get("Credential"), args[0], args[1] or {}
+        )
+    literal = re.fullmatch(r"'([^']*)'", text)
+    if literal:
+        _session(ctx, vm_name, call.get("Credential"))
+        return [literal.group(1)]
+    raise not_modelled("Invoke-Command with this script block")

@@ -1,0 +1,257 @@
+"""The guest OS model: first boot and the answer file, phases, heartbeat, reboots,
+credentials and PowerShell Direct errors (R-22..R-38)."""
+
+from __future__ import annotations
+
+import pytest
+from guestlab import (
+    PASSWORD,
+    NicSpec,
+    add_vm,
+    cred,
+    encode_admin_password,
+    guest_cmd,
+    restart,
+    start,
+    stop,
+    unattend_xml,
+)
+
+from hvsim.clock import Clock
+from hvsim.errors import PSError
+from hvsim.model import unattend
+from hvsim.model.guest import MSG_CREDENTIAL, MSG_SESSION_ENDED, GuestOS
+from hvsim.model.world import World
+
+MAC = "00155D0A0001"
+
+
+def _world(timescale: float = 0.0) -> World:
+    return World.create(timescale=timescale)
+
+
+def _node(world: World, name: str = "node1", **kw: object) -> object:
+    xml = kw.pop(
+        "xml", unattend_xml(name, {"00-15-5D-0A-00-01": "10.0.0.11/24"}, dns=["10.0.0.10"])
+    )
+    return add_vm(world, name, [NicSpec("Mgmt", "lab-mgmt", MAC)], xml=xml, **kw)  # type: ignore[arg-type]
+
+
+def test_encoded_password_matches_microsoft_example() -> None:
+    # R-25: the documented example decodes to "pw".
+    value = "cAB3AEEAZABtAGkAbgBpAHMAdAByAGEAdABvAHIAUABhAHMAcwB3AG8AcgBkAA=="
+    assert unattend.decode_password(value, plain_text=False) == "pw"
+    # R-26: the local-account example omits the padding and uses the "Password" suffix.
+    assert unattend.decode_password("cAB3AFAAYQBzAHMAdwBvAHIAZAA", False, "Password") == "pw"
+
+
+def test_first_boot_applies_answer_file() -> None:
+    world = _world()
+    vm = _node(world)
+    guest = start(world, vm)
+    assert isinstance(guest, GuestOS)
+    assert guest.phase() == "Ready"
+    assert guest.name == "NODE1"  # R-24
+    assert guest.time_zone == "UTC"  # R-31
+    nic = guest.net.adapters[0]
+    assert nic.name == "Ethernet"
+    assert [(ip.address, ip.prefix_length) for ip in nic.ips] == [("10.0.0.11", 24)]  # R-27
+    assert nic.dns_servers == ["10.0.0.10"]  # R-28
+    assert nic.hyperv_name == "Mgmt"  # R-75
+    assert guest.os.build == 20348 and guest.os.edition == "ServerDatacenter"  # R-78/R-55
+    assert guest.heartbeat() == "OkApplicationsHealthy"  # R-36
+    # R-32: the injected file stays until someone deletes it.
+    assert guest.fs.exists("C:\\Windows\\Panther\\unattend.xml")
+
+
+def test_phases_follow_the_clock_at_real_timescale() -> None:
+    world = _world()
+    world.clock = Clock(timescale=1e-6)  # 1 modelled second = 1 µs real: still ordered
+    vm = _node(world)
+    world.clock = Clock(timescale=1000.0)  # now time barely moves: we see the first phase
+    guest = start(world, vm)
+    assert guest is not None
+    assert guest.phase() == "Firmware"
+    assert guest.heartbeat() == "NoContact"  # R-36
+    assert guest.booting()
+    t0 = world.clock.now()
+    assert guest.phase(t0 + 30) == "Specialize"
+    assert guest.phase(t0 + 80) == "OOBE"
+    assert guest.phase(t0 + 200) == "Ready"
+
+
+def test_unknown_mac_leaves_adapter_on_apipa() -> None:
+    world = _world()
+    xml = unattend_xml("node1", {"00-15-5D-FF-FF-FF": "10.0.0.11/24"})
+    guest = start(world, _node(world, xml=xml))
+    ip = guest.net.adapters[0].ips[0]
+    assert ip.address.startswith("169.254.")  # R-27
+
+
+def test_malformed_answer_file_never_gets_ready() -> None:
+    world = _world()
+    xml = unattend_xml("node1", {"00-15-5D-0A-00-01": "10.0.0.11/24"}).replace("</unattend>", "")
+    vm = _node(world, xml=xml)
+    guest = start(world, vm)
+    world.clock.sleep(3600)
+    assert guest.phase() == "Specialize"  # R-33
+    assert guest.heartbeat() == "OkApplicationsUnknown"
+    with pytest.raises(PSError) as err:
+        guest_cmd(world, "node1", "Get-Service", Name="WinRM")
+    assert err.value.message == MSG_SESSION_ENDED  # R-34
+
+
+def test_missing_admin_password_waits_at_oobe() -> None:
+    world = _world()
+    xml = unattend_xml("node1", {"00-15-5D-0A-00-01": "10.0.0.11/24"}, password=None)
+    guest = start(world, _node(world, xml=xml))
+    assert guest.phase() == "OOBE"  # R-33
+    with pytest.raises(PSError) as err:
+        guest_cmd(world, "node1", "Get-Service", Name="WinRM")
+    assert err.value.message == MSG_CREDENTIAL  # R-34
+
+
+def test_wrong_password_suffix_makes_whole_string_the_password() -> None:
+    world = _world()
+    xml = unattend_xml("node1", {"00-15-5D-0A-00-01": "10.0.0.11/24"})
+    xml = xml.replace(encode_admin_password(PASSWORD), encode_admin_password(PASSWORD, "Password"))
+    start(world, _node(world, xml=xml))
+    with pytest.raises(PSError) as err:
+        guest_cmd(world, "node1", "Get-Service", Name="WinRM")
+    assert err.value.message == MSG_CREDENTIAL  # R-25
+    out = guest_cmd(
+        world, "node1", "Get-Service", cred(".\\Administrator", PASSWORD + "Password"), Name="WinRM"
+    )
+    assert out[0]["Name"] == "WinRM"
+
+
+def test_setting_in_wrong_pass_is_ignored() -> None:
+    world = _world()
+    xml = unattend_xml("node1", {"00-15-5D-0A-00-01": "10.0.0.11/24"})
+    # R-22: ComputerName is not valid in oobeSystem; move it there.
+    xml = xml.replace("<ComputerName>node1</ComputerName>", "", 1)
+    xml = xml.replace("<UserAccounts>", "<ComputerName>node1</ComputerName><UserAccounts>", 1)
+    guest = start(world, _node(world, xml=xml))
+    assert guest.name.startswith("WIN-")
+    assert any("ComputerName is not valid in pass oobeSystem" in n for n in guest.setup_notes)
+
+
+def test_invalid_computer_name_keeps_random_name() -> None:
+    world = _world()
+    xml = unattend_xml("node.1", {"00-15-5D-0A-00-01": "10.0.0.11/24"})
+    guest = start(world, _node(world, xml=xml))
+    assert guest.name.startswith("WIN-")  # R-24
+
+
+def test_powershell_direct_errors_by_state() -> None:
+    world = _world()
+    vm = _node(world)
+    with pytest.raises(PSError) as err:
+        guest_cmd(world, "nosuchvm", "Get-Service", Name="WinRM")
+    assert (
+        err.value.message == "The input VMName parameter does not resolve to any virtual machine."
+    )
+    with pytest.raises(PSError) as err:
+        guest_cmd(world, "node1", "Get-Service", Name="WinRM")  # VM off
+    assert err.value.message == MSG_SESSION_ENDED
+    start(world, vm)
+    with pytest.raises(PSError) as err:
+        guest_cmd(world, "node1", "Get-Service", cred(".\\Administrator", "wrong"), Name="WinRM")
+    assert err.value.message == MSG_CREDENTIAL
+    # R-38: a domain account on a workgroup machine is refused.
+    with pytest.raises(PSError) as err:
+        guest_cmd(world, "node1", "Get-Service", cred("LAB\\Administrator"), Name="WinRM")
+    assert err.value.message == MSG_CREDENTIAL
+
+
+def test_duplicate_vm_names_refused_by_powershell_direct() -> None:
+    world = _world()
+    start(world, _node(world))
+    other = add_vm(world, "node1", [NicSpec("Mgmt", "lab-mgmt", "00155D0A0009")], xml=None)
+    assert other.name == "node1"
+    with pytest.raises(PSError) as err:
+        guest_cmd(world, "node1", "Get-Service", Name="WinRM")
+    assert "more than one virtual machine" in err.value.message  # R-20
+
+
+def test_results_come_back_deserialized_with_notes() -> None:
+    world = _world()
+    start(world, _node(world))
+    out = guest_cmd(world, "node1", "Get-Service", Name="WinRM")
+    obj = out[0]
+    assert obj.type_names[0] == "Deserialized.System.ServiceProcess.ServiceController"
+    assert obj.notes["PSComputerName"] == "node1"
+    assert obj.notes["PSShowComputerName"] is True
+    assert "RunspaceId" in obj.notes
+
+
+def test_inner_errors_stop_and_silently_continue_hides_them() -> None:
+    world = _world()
+    start(world, _node(world))
+    with pytest.raises(PSError) as err:
+        guest_cmd(world, "node1", "Get-Service", Name="NoSuchService")
+    assert err.value.fqid.startswith("NoServiceFoundForGivenName")
+    assert (
+        guest_cmd(
+            world, "node1", "Get-Service", Name="NoSuchService", ErrorAction="SilentlyContinue"
+        )
+        == []
+    )
+
+
+def test_reboot_changes_boot_marker_and_kills_sessions() -> None:
+    world = _world()
+    vm = _node(world)
+    guest = start(world, vm)
+    boot1 = guest.os.last_boot_time
+    epoch = guest.epoch
+    restart(world, vm)
+    assert guest.os.last_boot_time > boot1  # R-37
+    assert guest.epoch > epoch
+    assert guest.phase() == "Ready"
+    # A restart asked for inside the session ends it with the abort text (R-82).
+    with pytest.raises(PSError) as err:
+        guest_cmd(world, "node1", "Restart-Computer", Force=True)
+    assert "The I/O operation has been aborted" in err.value.message
+
+
+def test_restart_grace_keeps_answering_then_goes_down() -> None:
+    world = _world()
+    vm = _node(world)
+    guest = start(world, vm)
+    world.clock = Clock(timescale=1000.0, start=world.clock.now())
+    guest.request_restart()
+    assert guest.phase() == "Restarting"  # R-37: the old OS still answers
+    assert guest.is_ready()
+    boot, epoch = guest.os.last_boot_time, guest.epoch
+    # Past the grace period the old OS is gone and a new boot has begun.
+    world.clock = Clock(timescale=0.0, start=world.clock.now() + 10)
+    assert guest.phase() == "Ready"
+    assert guest.epoch > epoch and guest.os.last_boot_time > boot
+
+
+def test_power_off_then_on_is_not_first_boot() -> None:
+    world = _world()
+    vm = _node(world)
+    guest = start(world, vm)
+    stop(world, vm)
+    assert guest.phase() == "Off"
+    assert guest.heartbeat() == "NoContact"
+    start(world, vm)
+    assert guest.phase() == "Ready"
+    assert guest.name == "NODE1"
+
+
+def test_boot_hang_fault_stops_in_named_phase() -> None:
+    world = World.create(faults="boot_hang:vm=node1,phase=OOBE")
+    guest = start(world, _node(world))
+    world.clock.sleep(7200)
+    assert guest.phase() == "OOBE"  # R-35/R-76
+
+
+def test_slow_first_boot_fault_scales_duration() -> None:
+    fast, slow = _world(), World.create(faults="slow_boot:factor=10,vm=node1")
+    t_fast0, t_slow0 = fast.clock.now(), slow.clock.now()
+    start(fast, _node(fast))
+    start(slow, _node(slow))
+    assert slow.clock.now() - t_slow0 > 5 * (fast.clock.now() - t_fast0)
