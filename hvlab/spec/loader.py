@@ -45,7 +45,7 @@ def build_lab(doc: Document, stem: str) -> Lab:
         lab = Lab.model_validate(data)
     except ValidationError as err:
         for e in err.errors(include_url=False):
-            loc, msg = _translate(e, doc.data)
+            loc, msg = _translate(e, data)
             if any(loc[: len(s)] == s for s in secret_locs):
                 continue
             if loc == ("name",) and name_from_file:
