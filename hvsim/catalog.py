@@ -248,6 +248,14 @@ class Catalog:
                         expanded.setdefault(s, (bool(required), position))
                 else:
                     expanded[set_name] = (bool(required), position)
+            # Where the page contradicts itself about a set (the SYNTAX block omits
+            # the parameter, or draws it optional), binding does not demand it
+            # there: Get-VMNetworkAdapter's PARAMETERS mark -All mandatory "(All)",
+            # which would make every call without -All fail.
+            doubtful = set(spec.get("params_only_sets", ()))
+            doubtful |= {s for s, req in spec.get("syntax_req", {}).items() if not req}
+            for set_name in doubtful & expanded.keys():
+                expanded[set_name] = (False, expanded[set_name][1])
             values = spec.get("values")
             params[pname] = Parameter(
                 name=pname,

@@ -775,3 +775,278 @@ def test_line_by_line_catalog_equals_whole_file_parse() -> None:
     for name, entry in whole["cmdlets"].items():
         for alias in entry.get("aliases", ()):
             assert cat.resolve_name(alias) == name, alias
+
+
+SC = ("ErrorAction", "SilentlyContinue")
+# Every call of docs/calls.md with values of the types hvlab sends. A real host
+# accepts these; so must the binder, or hvsim refuses a lab that would work.
+DOCUMENTED_CALLS: list[tuple[str, list[tuple[str | None, Any]]]] = [
+    ("Get-VMHost", []),
+    ("Get-CimInstance", [("ClassName", "Win32_OperatingSystem")]),
+    ("Get-WindowsFeature", [("Name", "Hyper-V")]),
+    ("Get-VMHostSupportedVersion", [("Default", None)]),
+    ("Get-Volume", [("DriveLetter", "C")]),
+    ("Get-VHD", [("Path", r"C:\base.vhdx"), SC]),
+    ("Get-WindowsImage", [("ImagePath", r"C:\base.vhdx"), ("Index", 1)]),
+    ("Get-VM", [("Name", "n1"), SC]),
+    ("Get-VMSwitch", [("Name", "lab-mgmt"), SC]),
+    ("New-VMSwitch", [("Name", "lab-mgmt"), ("SwitchType", "Internal"), ("Notes", "hvlab:lab")]),
+    ("Get-NetIPAddress", [("InterfaceAlias", "vEthernet (lab-mgmt)"), SC]),
+    (
+        "New-NetIPAddress",
+        [
+            ("InterfaceAlias", "vEthernet (lab-mgmt)"),
+            ("IPAddress", "10.0.0.1"),
+            ("PrefixLength", 24),
+        ],
+    ),
+    ("Get-NetNat", [SC]),
+    ("New-NetNat", [("Name", "lab"), ("InternalIPInterfaceAddressPrefix", "10.0.0.0/24")]),
+    ("Test-Path", [("Path", r"C:\Labs\lab")]),
+    ("New-Item", [("ItemType", "Directory"), ("Path", r"C:\Labs\lab"), ("Force", None)]),
+    ("Get-Content", [("Path", r"C:\Labs\.hvlab-lab"), SC]),
+    ("Set-Content", [("Path", r"C:\Labs\.hvlab-lab"), ("Value", "lab")]),
+    ("New-VHD", [("Path", "os.vhdx"), ("ParentPath", "base.vhdx"), ("Differencing", None)]),
+    ("Mount-VHD", [("Path", "os.vhdx"), ("Passthru", None)]),
+    ("Get-Partition", [("DiskNumber", 3)]),
+    (
+        "Add-PartitionAccessPath",
+        [("DiskNumber", 3), ("PartitionNumber", 4), ("AssignDriveLetter", None)],
+    ),
+    (
+        "Set-Content",
+        [("Path", r"X:\Windows\Panther\unattend.xml"), ("Value", "<xml/>"), ("Encoding", "UTF8")],
+    ),
+    ("Dismount-VHD", [("Path", "os.vhdx")]),
+    ("New-VHD", [("Path", "d1.vhdx"), ("SizeBytes", UInt64(256 * GIB)), ("Dynamic", None)]),
+    (
+        "New-VM",
+        [
+            ("Name", "n1"),
+            ("Generation", 2),
+            ("MemoryStartupBytes", Int64(8 * GIB)),
+            ("Path", r"C:\Labs"),
+            ("VHDPath", "os.vhdx"),
+            ("SwitchName", "lab-mgmt"),
+        ],
+    ),
+    (
+        "Set-VM",
+        [
+            ("Name", "n1"),
+            ("ProcessorCount", 4),
+            ("StaticMemory", None),
+            ("AutomaticCheckpointsEnabled", False),
+            ("CheckpointType", "Disabled"),
+            ("Notes", "hvlab:lab"),
+        ],
+    ),
+    (
+        "Set-VMMemory",
+        [("VMName", "n1"), ("DynamicMemoryEnabled", False), ("StartupBytes", Int64(8 * GIB))],
+    ),
+    ("Set-VMProcessor", [("VMName", "n1"), ("Count", 4), ("ExposeVirtualizationExtensions", True)]),
+    ("Get-VMProcessor", [("VMName", "n1")]),
+    ("Get-VMNetworkAdapter", [("VMName", "n1")]),
+    (
+        "Rename-VMNetworkAdapter",
+        [("VMName", "n1"), ("Name", "Network Adapter"), ("NewName", "Mgmt")],
+    ),
+    (
+        "Add-VMNetworkAdapter",
+        [
+            ("VMName", "n1"),
+            ("Name", "Storage1"),
+            ("SwitchName", "lab-st"),
+            ("StaticMacAddress", "00155D000101"),
+        ],
+    ),
+    (
+        "Set-VMNetworkAdapter",
+        [
+            ("VMName", "n1"),
+            ("Name", "Mgmt"),
+            ("StaticMacAddress", "00155D000101"),
+            ("MacAddressSpoofing", "On"),
+            ("AllowTeaming", "On"),
+            ("DeviceNaming", "On"),
+        ],
+    ),
+    (
+        "Set-VMNetworkAdapterVlan",
+        [("VMName", "n1"), ("VMNetworkAdapterName", "Storage1"), ("Access", None), ("VlanId", 711)],
+    ),
+    ("Get-VMHardDiskDrive", [("VMName", "n1")]),
+    ("Add-VMHardDiskDrive", [("VMName", "n1"), ("ControllerType", "SCSI"), ("Path", "d1.vhdx")]),
+    ("Get-VMFirmware", [("VMName", "n1")]),
+    (
+        "Set-VMFirmware",
+        [("VMName", "n1"), ("EnableSecureBoot", "On"), ("SecureBootTemplate", "MicrosoftWindows")],
+    ),
+    ("Start-VM", [("Name", "n1")]),
+    ("Get-VMIntegrationService", [("VMName", "n1"), ("Name", "Heartbeat")]),
+    ("Restart-VM", [("Name", "n1"), ("Force", None)]),
+    ("Stop-VM", [("Name", "n1"), ("TurnOff", None), ("Force", None)]),
+    ("Remove-VM", [("Name", "n1"), ("Force", None)]),
+    ("Remove-Item", [("Path", r"C:\Labs\lab"), ("Recurse", None), ("Force", None)]),
+    ("Remove-VMSwitch", [("Name", "lab-mgmt"), ("Force", None)]),
+    (
+        "Remove-NetIPAddress",
+        [("InterfaceAlias", "vEthernet (lab-mgmt)"), ("IPAddress", "10.0.0.1"), ("Confirm", False)],
+    ),
+    ("Remove-NetNat", [("Name", "lab"), ("Confirm", False)]),
+    ("Get-CimInstance", [("ClassName", "Win32_ComputerSystem")]),
+    ("Get-NetAdapterAdvancedProperty", [("RegistryKeyword", "HyperVNetworkAdapterName")]),
+    ("Rename-NetAdapter", [("Name", "Ethernet"), ("NewName", "Mgmt")]),
+    ("Get-NetIPAddress", [("AddressFamily", "IPv4")]),
+    ("Remove-Item", [("Path", r"C:\Windows\Panther\unattend.xml"), ("Force", None)]),
+    ("Install-WindowsFeature", [("Name", "AD-Domain-Services"), ("IncludeManagementTools", None)]),
+    (
+        "Install-ADDSForest",
+        [
+            ("DomainName", "lab.test"),
+            ("DomainNetbiosName", "LAB"),
+            ("SafeModeAdministratorPassword", PW),
+            ("InstallDns", None),
+            ("NoRebootOnCompletion", None),
+            ("Force", None),
+        ],
+    ),
+    ("Get-ADDomainController", []),
+    ("Get-Service", [("Name", ["ADWS", "NTDS", "DNS"])]),
+    ("Get-ADComputer", [("Identity", "n1"), SC]),
+    ("Remove-ADComputer", [("Identity", "n1"), ("Confirm", False)]),
+    (
+        "New-SmbShare",
+        [
+            ("Name", "witness"),
+            ("Path", r"C:\Witness\cl"),
+            ("FullAccess", ["LAB\\cl$", "LAB\\Administrator"]),
+        ],
+    ),
+    ("Set-SmbPathAcl", [("ShareName", "witness")]),
+    ("Get-SmbShare", [("Name", "witness"), SC]),
+    ("Add-Computer", [("DomainName", "lab.test"), ("Credential", CRED), ("Force", None)]),
+    (
+        "Install-WindowsFeature",
+        [
+            (
+                "Name",
+                [
+                    "Hyper-V",
+                    "Failover-Clustering",
+                    "FS-FileServer",
+                    "Hyper-V-PowerShell",
+                    "RSAT-Clustering-PowerShell",
+                ],
+            ),
+            ("IncludeManagementTools", None),
+        ],
+    ),
+    (
+        "Set-ItemProperty",
+        [
+            ("Path", r"HKLM:\SYSTEM\CurrentControlSet\Services\spaceport\Parameters"),
+            ("Name", "HwTimeout"),
+            ("Value", 30000),
+            ("Type", "DWord"),
+        ],
+    ),
+    (
+        "Get-ItemProperty",
+        [
+            ("Path", r"HKLM:\SYSTEM\CurrentControlSet\Services\spaceport\Parameters"),
+            ("Name", "HwTimeout"),
+        ],
+    ),
+    ("Get-Service", [("Name", "vmms")]),
+    ("Get-Cluster", [SC]),
+    ("Get-ClusterNode", []),
+    ("Get-Disk", []),
+    ("Clear-Disk", [("Number", 1), ("RemoveData", None), ("RemoveOEM", None), ("Confirm", False)]),
+    (
+        "Test-Cluster",
+        [
+            ("Node", ["n1", "n2"]),
+            ("Include", ["Storage Spaces Direct", "Inventory", "Network", "System Configuration"]),
+            ("ReportName", "r"),
+        ],
+    ),
+    (
+        "New-Cluster",
+        [
+            ("Name", "cl"),
+            ("Node", ["n1", "n2"]),
+            ("StaticAddress", "10.0.0.50"),
+            ("NoStorage", None),
+        ],
+    ),
+    ("Set-ClusterQuorum", [("FileShareWitness", r"\\dc\witness")]),
+    ("Get-ClusterQuorum", []),
+    ("Get-ClusterNetwork", []),
+    ("New-VMSwitch", [("Name", "ext"), ("NetAdapterName", "Mgmt"), ("AllowManagementOS", True)]),
+    ("Enable-ClusterStorageSpacesDirect", [("CacheState", "Disabled"), ("Confirm", False)]),
+    ("Get-StoragePool", [("IsPrimordial", False)]),
+    ("Get-PhysicalDisk", []),
+    ("Set-PhysicalDisk", [("UniqueId", "6002"), ("MediaType", "HDD")]),
+    ("Get-VirtualDisk", [SC]),
+    (
+        "New-Volume",
+        [
+            ("StoragePoolFriendlyName", "S2D on cl"),
+            ("FriendlyName", "v1"),
+            ("FileSystem", "CSVFS_ReFS"),
+            ("Size", UInt64(100 * GIB)),
+            ("ResiliencySettingName", "Mirror"),
+        ],
+    ),
+    ("Get-ClusterSharedVolume", []),
+    (
+        "Set-VMHost",
+        [
+            ("VirtualMachinePath", r"C:\ClusterStorage\v1"),
+            ("VirtualHardDiskPath", r"C:\ClusterStorage\v1"),
+        ],
+    ),
+    (
+        "New-VM",
+        [
+            ("Name", "ha1"),
+            ("Generation", 2),
+            ("MemoryStartupBytes", Int64(2 * GIB)),
+            ("Path", r"C:\ClusterStorage\v1"),
+            ("NewVHDPath", r"C:\ClusterStorage\v1\ha1\ha1.vhdx"),
+            ("NewVHDSizeBytes", UInt64(40 * GIB)),
+            ("SwitchName", "ext"),
+        ],
+    ),
+    ("Get-ClusterGroup", [("Name", "ha1"), SC]),
+    ("Add-ClusterVirtualMachineRole", [("VMName", "ha1")]),
+    ("Start-ClusterGroup", [("Name", "ha1")]),
+    (
+        "Move-ClusterVirtualMachineRole",
+        [("Name", "ha1"), ("Node", "n2"), ("MigrationType", "Live")],
+    ),
+    (
+        "Invoke-Command",
+        [
+            ("VMName", "n1"),
+            ("Credential", CRED),
+            ("ArgumentList", ["Get-Service", {}]),
+            ("ScriptBlock", ScriptBlock("x")),
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("cmdlet", "args"),
+    DOCUMENTED_CALLS,
+    ids=[f"{i:02d}-{c[0]}" for i, c in enumerate(DOCUMENTED_CALLS)],
+)
+def test_documented_calls_bind(cmdlet: str, args: list[tuple[str | None, Any]]) -> None:
+    call = bind(cmdlet, args)
+    cmd = resolve_command(cmdlet)
+    assert call.parameter_set in cmd.sets
+    assert len(call.params) == len(args)
+    assert set(call.params) <= set(cmd.params)
