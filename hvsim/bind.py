@@ -605,15 +605,21 @@ def convert(cmd: Cmdlet, p: Parameter, value: Any) -> Any:
         if is_array:
             items = list(value) if isinstance(value, (list, tuple)) else [value]
             return [_convert_scalar(cmd, p, base, v) for v in items]
-        if (
-            isinstance(value, (list, tuple))
-            and base not in ("Object", "PSObject", "String")
-            and base in _KNOWN_SCALARS
+        if isinstance(value, (list, tuple)) and (
+            base in _KNOWN_SCALARS or base == "String" or p.values
         ):
-            # A one-element array converts to its element; longer ones do not convert.
+            # A one-element array converts to its element. A longer one does not
+            # convert to a scalar parameter of a cmdlet; a function's argument
+            # transformation joins it into one string with $OFS (see String).
             if len(value) == 1:
                 return _convert_scalar(cmd, p, base, value[0])
-            raise _no_conversion(value, _full_name(cmd, p.type))
+            if not (is_function(cmd) and base == "String"):
+                raise _binding_error(
+                    cmd,
+                    "CannotConvertArgument",
+                    f"Cannot convert '{_clr_name(value)}' to the type '{_full_name(cmd, p.type)}' "
+                    f"required by parameter '{p.name}'. Specified method is not supported.",
+                )
         return _convert_scalar(cmd, p, base, value)
     except _ConversionFailed as err:
         if is_function(cmd):

@@ -326,6 +326,15 @@ OK_CASES: list[tuple[str, str, list[tuple[str | None, Any]], bool, str, str, dic
         {"Name": "n1", "Generation": 2},
     ),
     (
+        "a one-element array to a scalar parameter is its element",
+        "New-VM",
+        [(None, ["n1"]), ("MemoryStartupBytes", [Int64(GIB)])],
+        False,
+        "New-VM",
+        "No VHD",
+        {"Name": "n1", "MemoryStartupBytes": Int64(GIB)},
+    ),
+    (
         "TimeSpan from a string",
         "Get-NetIPAddress",
         [("ValidLifetime", "01:00:00")],
@@ -485,6 +494,16 @@ ERROR_CASES: list[tuple[str, str, list[tuple[str | None, Any]], bool, str, str, 
         "Missing an argument for parameter 'Name'. Specify a parameter of type "
         "'System.String[]' and try again.",
         f"MissingArgument,{HV}GetVM",
+        "InvalidArgument",
+    ),
+    (
+        "an array to a scalar String parameter of a cmdlet",
+        "New-VM",
+        [("Name", ["a", "b"])],
+        False,
+        "Cannot convert 'System.Object[]' to the type 'System.String' required by parameter "
+        "'Name'. Specified method is not supported.",
+        f"CannotConvertArgument,{HV}NewVM",
         "InvalidArgument",
     ),
     (
