@@ -251,7 +251,7 @@ CASES: list[tuple[str, Callable[[Data], None], str]] = [
     (
         "VM name with a dot",
         setp("vms.1.name", "hv.host"),
-        "vms[1].name: computer name 'hv.host' may contain only letters, digits and hyphens (found '.'; R-24)",
+        "vms[1].name: computer name 'hv.host' may contain only letters, digits and hyphens; found '.' (R-24)",
     ),
     (
         "VM name with leading hyphen",

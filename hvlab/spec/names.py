@@ -58,8 +58,8 @@ def check_computer_name(value: str, what: str = "computer name") -> None:
         raise ValueError(f"{what} {show(value)} is {len(value)} characters; at most 15 (R-24)")
     if not _NETBIOS_RE.match(value):
         raise ValueError(
-            f"{what} {show(value)} may contain only letters, digits and hyphens "
-            f"(found {_bad_characters(value, _NETBIOS_CHAR)}; R-24)"
+            f"{what} {show(value)} may contain only letters, digits and hyphens; "
+            f"found {_bad_characters(value, _NETBIOS_CHAR)} (R-24)"
         )
     if value.isdigit():
         raise ValueError(f"{what} {show(value)} must not be only digits (R-24)")

@@ -90,7 +90,14 @@ def read_document(path: Path, display: str) -> Document:
 
 def parse_document(text: str, display: str) -> Document:
     """Parse lab YAML text (already read and decoded)."""
-    loader = _LabLoader(text)
+    try:
+        loader = _LabLoader(text)
+    except yaml.reader.ReaderError as err:
+        # The reader refuses control characters before parsing starts.
+        line = text[: err.position].count("\n") + 1
+        raise SpecError(
+            display, [f"line {line}: character U+{int(err.character):04X} is not allowed in YAML"]
+        ) from None
     try:
         root = loader.get_single_node()
     except _Refused as refused:
@@ -164,6 +171,12 @@ def _convert(
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             key_line = key_node.start_mark.line + 1
+            if isinstance(key_node, ScalarNode) and key_node.tag == _TAG + "merge":
+                problems.append(
+                    f"{_where(loc, key_line)}: YAML merge keys (<<) are not allowed; "
+                    "put shared values under `defaults`"
+                )
+                continue
             if not isinstance(key_node, ScalarNode) or key_node.tag != _TAG + "str":
                 problems.append(f"{_where(loc, key_line)}: keys must be plain words")
                 continue
