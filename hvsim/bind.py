@@ -430,9 +430,10 @@ def _convert_scalar(cmd: Cmdlet, p: Parameter, base: str, value: Any) -> Any:
         if isinstance(value, str):
             m = _NUMBER.match(value)
             if m and m.group("hex") is None:
-                return float(m.group("num")) * _SIZE_SUFFIX.get(
+                magnitude = float(m.group("num")) * _SIZE_SUFFIX.get(
                     (m.group("suffix") or "").lower(), 1
                 )
+                return -magnitude if m.group("sign") == "-" else magnitude
             raise _cannot_convert(value, full, "Input string was not in a correct format.")
         raise _no_conversion(value, full)
     if base == "String":

@@ -1069,3 +1069,78 @@ def test_documented_calls_bind(cmdlet: str, args: list[tuple[str | None, Any]]) 
     assert call.parameter_set in cmd.sets
     assert len(call.params) == len(args)
     assert set(call.params) <= set(cmd.params)
+
+
+@pytest.mark.parametrize(
+    ("type_name", "value", "expected"),
+    [
+        ("Double", "-1.5", -1.5),
+        ("Double", "2KB", 2048.0),
+        ("System.Double", Int32(3), 3.0),
+        ("Int32", True, 1),
+        ("Int32", "2.5", 2),  # .NET rounds half to even
+        ("Int32", 3.5, 4),
+        ("UInt16", "0xFFFF", 65535),
+        ("Byte", PSEnum("T", "Two", 2), 2),
+        ("String", 42, "42"),
+        ("String", True, "True"),
+        ("String", PSEnum("Microsoft.HyperV.PowerShell.VMState", "Running", 2), "Running"),
+        ("String[]", "a", ["a"]),
+        ("Object[]", 1, [1]),
+        ("Object", {"k": 1}, {"k": 1}),
+        ("TimeSpan", "1.02:03:04", dt.timedelta(days=1, hours=2, minutes=3, seconds=4)),
+        ("DateTime", "2026-01-02T03:04:05", dt.datetime(2026, 1, 2, 3, 4, 5)),
+        (
+            "Guid",
+            "{6F1E4A52-7D0E-4D8E-9C2C-0D3F2B1E9A11}",
+            uuid.UUID("6f1e4a52-7d0e-4d8e-9c2c-0d3f2b1e9a11"),
+        ),
+        ("Hashtable", {"a": 1}, {"a": 1}),
+        ("SwitchParameter", 0, False),
+    ],
+)
+def test_scalar_conversions(type_name: str, value: Any, expected: Any) -> None:
+    from hvsim.bind import convert
+    from hvsim.catalog import Parameter
+
+    p = Parameter(name="X", type=type_name, aliases=(), sets={})
+    assert convert(resolve_command("Get-VM"), p, value) == expected
+
+
+@pytest.mark.parametrize(
+    ("type_name", "value", "inner"),
+    [
+        (
+            "Guid",
+            "not-a-guid",
+            'Cannot convert value "not-a-guid" to type "System.Guid". Error: '
+            '"Guid should contain 32 digits with 4 dashes (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)."',
+        ),
+        (
+            "UInt32",
+            -1,
+            'Cannot convert value "-1" to type "System.UInt32". Error: "Value was '
+            'either too large or too small for a UInt32."',
+        ),
+        (
+            "Byte",
+            256,
+            'Cannot convert value "256" to type "System.Byte". Error: "Value was '
+            'either too large or too small for an unsigned byte."',
+        ),
+        (
+            "Hashtable",
+            "a=1",
+            'Cannot convert the "a=1" value of type "System.String" to type '
+            '"System.Collections.Hashtable".',
+        ),
+    ],
+)
+def test_scalar_conversion_errors(type_name: str, value: Any, inner: str) -> None:
+    from hvsim.bind import convert
+    from hvsim.catalog import Parameter
+
+    p = Parameter(name="X", type=type_name, aliases=(), sets={})
+    with pytest.raises(PSError) as caught:
+        convert(resolve_command("Get-VM"), p, value)
+    assert caught.value.message == f"Cannot bind parameter 'X'. {inner}"
