@@ -47,7 +47,7 @@ def parse_errors(src: bytes) -> list[str]:
     return problems
 
 
-# tree-sitter-powershell 0.25 does not parse an array of bare words in command
+# tree-sitter-powershell (0.26.4) does not parse an array of bare words in command
 # mode (`Select-Object Name, Address`), which PowerShell reads as an array of
 # strings. Quoting those words gives the same PowerShell, so a file whose only
 # parse errors vanish once they are quoted is a grammar gap, not a script error.
