@@ -803,6 +803,42 @@ def _choose_set(
     raise _ambiguous_set(cmd)
 
 
+def _check_mandatory_values(cmd: Cmdlet, bound: dict[str, Any]) -> None:
+    """A parameter that is mandatory in some set refuses null, an empty string and
+    an empty array unless it carries AllowNull/AllowEmptyString/AllowEmptyCollection.
+    The catalog does not record those attributes, so only String and String[]
+    parameters are checked: Object parameters such as Set-Content -Value commonly
+    allow empty values."""
+    for name, value in bound.items():
+        p = cmd.params[name]
+        if p.common or not (p.is_type("String") or p.is_type("String[]")):
+            continue
+        if not any(p.mandatory_in(s) for s in p.sets):
+            continue
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and not value:
+            what, error_id = (
+                "an empty array",
+                "ParameterArgumentValidationErrorEmptyArrayNotAllowed",
+            )
+        elif any(v is None for v in items):
+            what, error_id = "null", "ParameterArgumentValidationErrorNullNotAllowed"
+        elif any(v == "" for v in items):
+            what, error_id = (
+                "an empty string",
+                "ParameterArgumentValidationErrorEmptyStringNotAllowed",
+            )
+        else:
+            continue
+        raise _binding_error(
+            cmd,
+            error_id,
+            f"Cannot bind argument to parameter '{p.name}' because it is {what}.",
+            category="InvalidData",
+            exception=VALIDATION_EXCEPTION,
+        )
+
+
 def bind(name: str, args: list[tuple[str | None, Any]], has_pipeline_input: bool = False) -> Call:
     """Bind one command of a pipeline. Raises PSError as PowerShell would fail."""
     cmd = resolve_command(name)
@@ -837,5 +873,6 @@ def bind(name: str, args: list[tuple[str | None, Any]], has_pipeline_input: bool
         raise _ambiguous_set(cmd)
     if positional:
         valid = _bind_positional(cmd, valid, bound, positional)
+    _check_mandatory_values(cmd, bound)
     chosen = _choose_set(cmd, valid, bound, has_pipeline_input)
     return Call(name=cmd.name, parameter_set=chosen, params=bound)
