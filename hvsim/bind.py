@@ -809,11 +809,12 @@ def _check_mandatory_values(cmd: Cmdlet, bound: dict[str, Any]) -> None:
     The catalog does not record those attributes, so only String and String[]
     parameters are checked: Object parameters such as Set-Content -Value commonly
     allow empty values."""
+    required = cmd.mandatory_somewhere
     for name, value in bound.items():
-        p = cmd.params[name]
-        if p.common or not (p.is_type("String") or p.is_type("String[]")):
+        if name not in required:
             continue
-        if not any(p.mandatory_in(s) for s in p.sets):
+        p = cmd.params[name]
+        if not (p.is_type("String") or p.is_type("String[]")):
             continue
         items = value if isinstance(value, list) else [value]
         if isinstance(value, list) and not value:

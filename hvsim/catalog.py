@@ -144,6 +144,11 @@ class Cmdlet:
         """Set name -> its mandatory parameters, catalog order."""
         return {s: tuple(p for p in self.params.values() if p.mandatory_in(s)) for s in self.sets}
 
+    @cached_property
+    def mandatory_somewhere(self) -> frozenset[str]:
+        """Names of the parameters that are mandatory in at least one set."""
+        return frozenset(p.name for ps in self.mandatory.values() for p in ps)
+
     @property
     def verb(self) -> str:
         return self.name.split("-", 1)[0]
