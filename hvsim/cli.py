@@ -99,3 +99,23 @@ def _save_state(world: Any, path: str) -> None:
 def _exit(message: str) -> Any:
     print(message, file=sys.stderr)
     raise SystemExit(2)
+
+
+def show(state: str | None = None) -> None:
+    """Print the simulated host as a tree: from a state file (--state or
+    HVSIM_STATE), else a freshly created default host."""
+    from rich.console import Console
+
+    from hvsim import persist
+    from hvsim.model.world import World
+    from hvsim.show import build_tree
+
+    path = state or os.environ.get("HVSIM_STATE")
+    if path:
+        try:
+            world = persist.load(path)
+        except persist.StateFileError as exc:
+            _exit(str(exc))
+    else:
+        world = World.create()
+    Console().print(build_tree(world))

@@ -192,6 +192,25 @@ class World:
                 return c
         raise KeyError(f"no cluster {name!r}")
 
+    # -- persistence (hvsim.persist) ------------------------------------------------
+
+    def save_state(self, path: str) -> None:
+        from hvsim import persist
+
+        persist.save(self, path)
+
+    def load_state(self, path: str) -> None:
+        """Replace this world's contents with a saved one; the fault spec given now
+        (command line) wins over the saved one. Both objects then share one
+        attribute dict, so references the loaded guests hold (guest.world) agree."""
+        from hvsim import persist
+
+        faults = self.faults
+        loaded = persist.load(path, timescale=self.clock.timescale)
+        self.__dict__ = loaded.__dict__
+        self.faults = faults
+        faults.install(self)
+
     def snapshot(self) -> dict[str, Any]:
         """A canonical, JSON-able summary of everything on the host and in the guests."""
         guests = [m for m in self.machines() if m is not self.host]
