@@ -49,7 +49,7 @@ def _nonterminating(ctx: Any, call: Any) -> list[str]:
 
 
 # Test-only handlers under catalog names hvlab never sends.
-registry.cmdlet("Get-Random", params=["Count", "Maximum", "Minimum"])(_nonterminating)
+registry.cmdlet("Write-Host", params=["Object", "Separator"])(_nonterminating)
 
 
 def _run(sink: Sink, name: str, world: Any = None, **params: Any) -> list[Any]:
@@ -71,22 +71,22 @@ def test_error_action_on_non_terminating_errors(
 ) -> None:
     sink = Sink()
     params = {} if action is None else {"ErrorAction": action}
-    assert _run(sink, "Get-Random", **params) == output
+    assert _run(sink, "Write-Host", **params) == output
     assert len(sink.errors) == errors
 
 
 def test_error_action_stop_makes_it_terminating() -> None:
     with pytest.raises(PSError) as info:
-        _run(Sink(), "Get-Random", ErrorAction="Stop")
+        _run(Sink(), "Write-Host", ErrorAction="Stop")
     assert info.value.fqid == "Soft,Test"
 
 
 def test_warning_action() -> None:
     sink = Sink()
-    _run(sink, "Get-Random", WarningAction="SilentlyContinue")
+    _run(sink, "Write-Host", WarningAction="SilentlyContinue")
     assert sink.warnings == []
     sink = Sink()
-    _run(sink, "Get-Random")
+    _run(sink, "Write-Host")
     assert sink.warnings == ["w"]
 
 
@@ -106,15 +106,15 @@ def test_confirm_false_is_accepted_and_whatif_is_not_modelled() -> None:
 
 def test_confirm_on_a_cmdlet_without_it_is_a_binding_error() -> None:
     with pytest.raises(PSError) as info:
-        _run(Sink(), "Get-Random", Confirm=False)
+        _run(Sink(), "Write-Host", Confirm=False)
     assert info.value.fqid.startswith("NamedParameterNotFound")
 
 
 def test_parameter_the_model_does_not_honour_is_refused() -> None:
     with pytest.raises(PSError) as info:
-        _run(Sink(), "Get-Random", SetSeed=3)
+        _run(Sink(), "Write-Host", NoNewline=True)
     assert info.value.fqid == "NotModelled,hvsim"
-    assert "-SetSeed" in info.value.message
+    assert "-NoNewline" in info.value.message
 
 
 def test_unknown_script_is_not_modelled() -> None:
@@ -129,9 +129,9 @@ def test_handler_exception_becomes_internal_error() -> None:
     def boom(ctx: Any, call: Any) -> None:
         raise KeyError("oops")
 
-    registry.cmdlet("Get-Culture", params=[])(boom)
+    registry.cmdlet("Get-Verb", params=[])(boom)
     with pytest.raises(PSError) as info:
-        _run(Sink(), "Get-Culture")
+        _run(Sink(), "Get-Verb")
     assert info.value.fqid == "hvsim.InternalError"
     assert "KeyError" in info.value.message
 
@@ -174,7 +174,7 @@ def test_nested_pipeline_inside_a_handler_does_not_deadlock() -> None:
         # PowerShell Direct: the guest wrapper runs cmdlets through the executor
         # again while this handler holds the world lock.
         inner = executor.run_in_machine(
-            ctx.world, "guest", "LAB\\admin", [Command("Get-Random", [])], Sink()
+            ctx.world, "guest", "LAB\\admin", [Command("Write-Host", [])], Sink()
         )
         return ["outer", *inner]
 

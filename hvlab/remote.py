@@ -1,0 +1,549 @@
+"""The one way hvlab calls a host: structured cmdlets over PSRP (pypsrp 0.9.1).
+
+    with Host.connect(settings, max_runspaces=8) as host:
+        vms = host.run("Get-VM", ErrorAction="SilentlyContinue")
+        host.run("New-VHD", Path=p, SizeBytes=256 * 2**30, Dynamic=True)
+        host.pipeline([("Get-VM", {"Name": "x"}), ("Stop-VM", {"Force": True})])
+        host.script(constant_text, VMName="x", Credential=Credential(user, secret))
+        host.map([("Get-VM", {"Name": a}), ("Get-VM", {"Name": b})])
+
+Nothing is pasted into PowerShell text: cmdlets and parameters go as PSRP
+structures, scripts are constant files that take their data as parameters.
+
+Values on the wire. pypsrp 0.9.1 sends a Python int as Int32; sizes and
+anything outside Int32 go as explicit 64-bit values (any int in a parameter
+whose name ends in Bytes or Size as UInt64). A `Secret` becomes a SecureString
+and a `Credential` a PSCredential, both encrypted with the PSRP session key.
+
+Errors. Every ErrorRecord, also the non-terminating ones (pypsrp only marks a
+pipeline failed when it stopped), raises HostError, unless the caller passed
+ErrorAction SilentlyContinue or Ignore (existence checks, R-21). Transport
+failures are retried on a fresh connection `settings.retries` times, then raise
+TransportError naming the host and the cmdlet.
+
+Parallelism. pypsrp 0.9.1's transport is one requests session with one NTLM
+sealing context whose sequence numbers must stay in order, so one connection
+cannot carry two requests at once. A Host therefore keeps up to `max_runspaces`
+connections, each with its own RunspacePool, opened when first needed; `map`
+runs calls on them in parallel.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hvlab.config import Settings
+from hvlab.errors import ConfigError, HostError, TransportError
+from hvlab.secrets import Secret
+
+log = logging.getLogger(__name__)
+
+SILENT_ACTIONS = {"silentlycontinue", "ignore"}
+INT32 = range(-(2**31), 2**31)
+# ErrorCategory member names by number (System.Management.Automation.ErrorCategory).
+_CATEGORIES = [
+    "NotSpecified",
+    "OpenError",
+    "CloseError",
+    "DeviceError",
+    "DeadlockDetected",
+    "InvalidArgument",
+    "InvalidData",
+    "InvalidOperation",
+    "InvalidResult",
+    "InvalidType",
+    "MetadataError",
+    "NotImplemented",
+    "NotInstalled",
+    "ObjectNotFound",
+    "OperationStopped",
+    "OperationTimeout",
+    "SyntaxError",
+    "ParserError",
+    "PermissionDenied",
+    "ResourceBusy",
+    "ResourceExists",
+    "ResourceUnavailable",
+    "ReadError",
+    "WriteError",
+    "FromStdErr",
+    "SecurityError",
+    "ProtocolError",
+    "ConnectionError",
+    "AuthenticationError",
+    "LimitsExceeded",
+    "QuotaExceeded",
+    "NotEnabled",
+]
+
+
+class Credential:
+    """A user name and a Secret, sent as a PSCredential. Its repr hides the password."""
+
+    __slots__ = ("secret", "user")
+
+    def __init__(self, user: str, secret: Secret | str) -> None:
+        self.user = user
+        self.secret = secret if isinstance(secret, Secret) else Secret(secret)
+
+    def __repr__(self) -> str:
+        return f"Credential({self.user!r}, ****)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Credential) and (self.user, self.secret) == (
+            other.user,
+            other.secret,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.user, self.secret))
+
+
+class Record(Mapping[str, Any]):
+    """One object the host returned: its properties (adapted and extended merged,
+    looked up case-insensitively as PowerShell does), its .NET type names and its
+    ToString. Enums are their member name; nested objects are Records or text."""
+
+    __slots__ = ("_index", "_props", "to_string", "type_names")
+
+    def __init__(
+        self, props: dict[str, Any], type_names: Sequence[str] = (), to_string: str | None = None
+    ) -> None:
+        self._props = dict(props)
+        self._index = {k.lower(): k for k in self._props}
+        self.type_names = list(type_names)
+        self.to_string = to_string
+
+    def __getitem__(self, key: str) -> Any:
+        return self._props[self._index.get(key.lower(), key)]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._props)
+
+    def __len__(self) -> int:
+        return len(self._props)
+
+    def __repr__(self) -> str:
+        kind = self.type_names[0] if self.type_names else "object"
+        return f"Record({kind}, {self._props!r})"
+
+    def __str__(self) -> str:
+        return self.to_string if self.to_string is not None else repr(self)
+
+
+def plain(value: Any) -> Any:
+    """A value pypsrp deserialized, as plain Python: Records, lists, dicts, text for enums."""
+    from pypsrp.complex_objects import ComplexObject
+
+    if isinstance(value, ComplexObject):
+        types = list(getattr(value, "types", None) or [])
+        to_string = getattr(value, "to_string", None)
+        if "System.Enum" in types:
+            return to_string
+        props: dict[str, Any] = {}
+        props.update(getattr(value, "adapted_properties", None) or {})
+        props.update(getattr(value, "extended_properties", None) or {})
+        if not props:
+            return to_string
+        return Record({k: plain(v) for k, v in props.items()}, types, to_string)
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    return value
+
+
+# ------------------------------------------------------------------ wire values
+
+
+def _is_size(name: str | None) -> bool:
+    return bool(name) and name.lower().endswith(("bytes", "size"))
+
+
+def wire_value(name: str | None, value: Any) -> Any:
+    """A parameter value as pypsrp 0.9.1 must be given it to arrive with the right type."""
+    from pypsrp.complex_objects import PSCredential
+    from pypsrp.serializer import TaggedValue
+
+    if isinstance(value, Secret):
+        return TaggedValue("SS", value.reveal())
+    if isinstance(value, Credential):
+        return PSCredential(username=value.user, password=value.secret.reveal())
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if _is_size(name) and value >= 0:
+            return TaggedValue("U64", int(value))
+        if int(value) not in INT32:
+            return TaggedValue("U64" if value >= 2**63 else "I64", int(value))
+        return int(value)
+    if isinstance(value, Mapping):
+        return {str(k): wire_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [wire_value(name, v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _has_secret(value: Any) -> bool:
+    if isinstance(value, Secret | Credential):
+        return True
+    if isinstance(value, Mapping):
+        return any(_has_secret(v) for v in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_has_secret(v) for v in value)
+    return False
+
+
+# ------------------------------------------------------------------ calls
+
+
+Call = tuple[str, Mapping[str, Any]]
+
+
+class _Slot:
+    """One connection: a pypsrp WSMan transport and its RunspacePool."""
+
+    def __init__(self, host: Host) -> None:
+        from pypsrp.powershell import RunspacePool
+        from pypsrp.wsman import WSMan
+
+        s = host.settings
+        ep = host.endpoint
+        basic = s.auth == "basic"
+        self.wsman = WSMan(
+            ep.server,
+            port=ep.port,
+            path=ep.path,
+            ssl=ep.ssl,
+            auth=s.auth,
+            username=s.user,
+            password=s.secret(),
+            cert_validation=s.cert_validation,
+            # pypsrp only sends Basic over HTTP with encryption off (it cannot seal Basic).
+            encryption="never" if basic else "auto",
+            operation_timeout=min(s.operation_timeout, 60),
+            read_timeout=min(s.operation_timeout, 60) + 15,
+            connection_timeout=15,
+            reconnection_retries=0,
+        )
+        self.pool = RunspacePool(self.wsman, max_runspaces=1)
+        self.pool.open()
+        self.keys = False
+
+    def exchange_keys(self) -> None:
+        if not self.keys:
+            self.pool.exchange_keys()
+            self.keys = True
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.pool.close()
+        with contextlib.suppress(Exception):
+            self.wsman.close()
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    import requests
+    from pypsrp.exceptions import WinRMError
+
+    return (requests.exceptions.RequestException, WinRMError, ConnectionError, TimeoutError)
+
+
+class Host:
+    """A connection to one Windows host (or hvsim) over WinRM/PSRP."""
+
+    def __init__(self, settings: Settings, *, max_runspaces: int = 4) -> None:
+        self.settings = settings
+        self.endpoint = settings.endpoint()
+        if not settings.user:
+            raise ConfigError("no user to log on with: set HVLAB_USER or hvlab.user")
+        if not settings.secret():
+            raise ConfigError(f"no password for {settings.user}: set HVLAB_PASSWORD")
+        self.max_runspaces = max(1, int(max_runspaces))
+        self.trace: list[dict[str, Any]] = []
+        self._trace_lock = threading.Lock()
+        self._idle: queue.LifoQueue[_Slot] = queue.LifoQueue()
+        self._open = 0
+        self._slots_lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Host({self.endpoint.url}, user={self.settings.user!r})"
+
+    @property
+    def name(self) -> str:
+        return self.endpoint.server
+
+    # -- lifetime -------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, settings: Settings, *, max_runspaces: int = 4) -> Host:
+        """Open the first connection now, so a wrong address or password fails here."""
+        host = cls(settings, max_runspaces=max_runspaces)
+        slot = host._checkout("connect")
+        host._checkin(slot)
+        return host
+
+    def __enter__(self) -> Host:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                slot = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            slot.close()
+            with self._slots_lock:
+                self._open -= 1
+
+    # -- connections ----------------------------------------------------------
+
+    def _open_slot(self, what: str) -> _Slot:
+        from pypsrp.exceptions import AuthenticationError
+
+        try:
+            return _Slot(self)
+        except AuthenticationError:
+            raise ConfigError(
+                f"{self.endpoint.url} refused the logon of {self.settings.user}: check HVLAB_USER "
+                "and HVLAB_PASSWORD (and HVLAB_AUTH)"
+            ) from None
+
+    def _checkout(self, what: str) -> _Slot:
+        if self._closed:
+            raise TransportError(f"the connection to {self.name} is closed; cannot run {what}")
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._slots_lock:
+            may_open = self._open < self.max_runspaces
+            if may_open:
+                self._open += 1
+        if not may_open:
+            # Every connection is busy: wait for one, but not forever.
+            try:
+                return self._idle.get(timeout=self.settings.call_timeout)
+            except queue.Empty:
+                raise TransportError(
+                    f"no free connection to {self.name} for {what} after {self.settings.call_timeout}s"
+                ) from None
+        try:
+            return self._open_slot(what)
+        except BaseException:
+            with self._slots_lock:
+                self._open -= 1
+            raise
+
+    def _checkin(self, slot: _Slot) -> None:
+        if self._closed:
+            slot.close()
+            with self._slots_lock:
+                self._open -= 1
+        else:
+            self._idle.put(slot)
+
+    def _discard(self, slot: _Slot) -> None:
+        slot.close()
+        with self._slots_lock:
+            self._open -= 1
+
+    # -- calls ----------------------------------------------------------------
+
+    def run(self, cmdlet: str, **params: Any) -> list[Any]:
+        """Run one cmdlet with keyword parameters (True for a switch)."""
+        return self._call([(cmdlet, params)], script=False, label=cmdlet)
+
+    def pipeline(self, commands: Sequence[Call]) -> list[Any]:
+        """Run cmdlets piped into each other: [("Get-VM", {...}), ("Stop-VM", {...})]."""
+        if not commands:
+            raise ValueError("a pipeline needs at least one command")
+        label = " | ".join(name for name, _ in commands)
+        return self._call(list(commands), script=False, label=label)
+
+    def script(self, text: str, _label: str | None = None, **params: Any) -> list[Any]:
+        """Run a constant script (a file's text) with its data as parameters."""
+        label = _label or f"script {hashlib.sha256(text.encode()).hexdigest()[:12]}"
+        return self._call([(text, params)], script=True, label=label)
+
+    def map(self, calls: Sequence[Call], *, workers: int | None = None) -> list[list[Any]]:
+        """Run independent cmdlet calls in parallel; results in the order of `calls`.
+
+        Every call runs to its end; then the first failure (in call order) is raised.
+        """
+        if not calls:
+            return []
+        n = min(len(calls), workers or self.max_runspaces)
+        with concurrent.futures.ThreadPoolExecutor(n, thread_name_prefix="hvlab-host") as pool:
+            futures = [pool.submit(self.run, name, **dict(params)) for name, params in calls]
+            concurrent.futures.wait(futures)
+        for f in futures:
+            exc = f.exception()
+            if exc is not None:
+                raise exc
+        return [f.result() for f in futures]
+
+    def _call(self, commands: list[Call], *, script: bool, label: str) -> list[Any]:
+        silent = any(str(p.get("ErrorAction", "")).lower() in SILENT_ACTIONS for _, p in commands)
+        names = [name for _, p in commands for name in p]
+        secret = any(_has_secret(v) for _, p in commands for v in p.values())
+        transient = _transient_errors()
+        attempts = self.settings.retries + 1
+        t0 = time.monotonic()
+        outcome = "ok"
+        try:
+            for attempt in range(1, attempts + 1):
+                slot: _Slot | None = None
+                try:
+                    slot = self._checkout(label)
+                    if secret:
+                        slot.exchange_keys()
+                    ps = self._invoke(slot, commands, script, label)
+                except transient as exc:
+                    if slot is not None:
+                        self._discard(slot)
+                    if attempt == attempts:
+                        raise TransportError(
+                            f"{self.name}: {label} failed after {attempts} attempt(s): "
+                            f"{type(exc).__name__}: {_short(exc)}"
+                        ) from None
+                    delay = min(0.2 * 2 ** (attempt - 1), 5.0)
+                    log.info(
+                        "%s: %s failed (%s), retrying in %.1fs",
+                        self.name,
+                        label,
+                        type(exc).__name__,
+                        delay,
+                    )
+                    time.sleep(delay)
+                    continue
+                except BaseException:
+                    if slot is not None:
+                        self._discard(slot)
+                    raise
+                self._checkin(slot)
+                return self._results(ps, label, silent)
+            raise AssertionError("unreachable")
+        except HostError as err:
+            outcome = err.error_id or "error"
+            raise
+        except TransportError:
+            outcome = "transport"
+            raise
+        except BaseException as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            self._record(label, names, time.monotonic() - t0, outcome)
+
+    def _invoke(self, slot: _Slot, commands: list[Call], script: bool, label: str) -> Any:
+        from pypsrp.powershell import PowerShell, PSInvocationState
+
+        ps = PowerShell(slot.pool)
+        for name, params in commands:
+            if script:
+                ps.add_script(name)
+            else:
+                ps.add_cmdlet(name)
+            for key, value in params.items():
+                ps.add_parameter(key, wire_value(key, value))
+        ps.begin_invoke()
+        deadline = time.monotonic() + self.settings.call_timeout
+        while ps.state == PSInvocationState.RUNNING:
+            if time.monotonic() > deadline:
+                with contextlib.suppress(Exception):
+                    ps.stop()
+                raise TransportError(
+                    f"{self.name}: {label} did not finish within {self.settings.call_timeout}s"
+                )
+            ps.poll_invoke()
+        return ps
+
+    def _results(self, ps: Any, label: str, silent: bool) -> list[Any]:
+        errors = list(ps.streams.error)
+        if errors and (ps.had_errors or not silent):
+            raise host_error(label, errors[0])
+        return [plain(o) for o in ps.output]
+
+    # -- trace ----------------------------------------------------------------
+
+    def _record(self, label: str, names: list[str], seconds: float, outcome: str) -> None:
+        # Only parameter names: values may be passwords or data nobody should log.
+        entry = {
+            "at": time.time(),
+            "host": self.name,
+            "cmdlet": label,
+            "params": names,
+            "duration_ms": round(seconds * 1000, 1),
+            "outcome": outcome,
+        }
+        with self._trace_lock:
+            self.trace.append(entry)
+
+    def write_trace(self, path: str | os.PathLike[str]) -> None:
+        """Write the trace as JSON lines, atomically (a reader never sees half a file)."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with self._trace_lock:
+            lines = [json.dumps(e, sort_keys=True) for e in self.trace]
+        fd, tmp = tempfile.mkstemp(prefix=".trace-", dir=str(target.parent))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write("\n".join(lines) + ("\n" if lines else ""))
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+def host_error(cmdlet: str, err: Any) -> HostError:
+    """HostError from a pypsrp ErrorRecord."""
+    message = str(err)
+    category = getattr(err, "category", None)
+    if isinstance(category, int) and 0 <= category < len(_CATEGORIES):
+        category_name = _CATEGORIES[category]
+    else:
+        category_name = str(category or "")
+    target = getattr(err, "target_name", None) or None
+    return HostError(
+        cmdlet,
+        message,
+        error_id=str(getattr(err, "fq_error", "") or ""),
+        category=category_name,
+        target=str(target) if target is not None else None,
+    )
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def records(values: Iterable[Any]) -> list[Record]:
+    """Only the Record values of a result (drops strings and numbers)."""
+    return [v for v in values if isinstance(v, Record)]
