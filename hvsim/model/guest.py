@@ -201,6 +201,10 @@ class GuestOS(Machine):
     def is_guest(self) -> bool:
         return True
 
+    def edition_is_datacenter(self) -> bool:
+        """R-55: S2D needs Datacenter (EditionID ServerDatacenter, also Eval/Core)."""
+        return "datacenter" in self.os.edition.lower()
+
     @property
     def computer_name(self) -> str:
         return self.name
@@ -347,6 +351,10 @@ class GuestOS(Machine):
                 if vm.state != "Off" and vm.state != "Saved":
                     vm.state = "Off"
                     vm.started_at = None
+                    for d in vm.drives:
+                        disk = self.hyperv.vhd_at(d.path)
+                        if disk is not None and disk.in_use_by == vm.id:
+                            disk.in_use_by = None
                     if vm.guest is not None:
                         vm.guest.on_power_off(self._now())
         from hvsim.model.s2d import on_node_reboot
@@ -500,7 +508,8 @@ class GuestOS(Machine):
                 ad.dhcp = True
                 ad.ips = [_apipa(mac)]
             # R-75: the host-side name is visible only when DeviceNaming was On at boot.
-            ad.hyperv_name = a.name if a.device_naming else None
+            naming = (self.vm.booted_with or {}).get("device_naming", {})
+            ad.hyperv_name = a.name if naming.get(a.name, a.device_naming) else None
             ad.status = "Up" if a.switch else "Disconnected"
         self.net.adapters = [g for g in self.net.adapters if g.mac in macs]
 
