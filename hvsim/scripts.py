@@ -125,7 +125,7 @@ KNOWN: tuple[KnownScript, ...] = (
     ),
     KnownScript(
         "templates/guest/Set-ClusterNetworkRole.ps1",
-        "dc2b441c8fbbde2f921edd6833ae2a975ea69c3221b8552dd9d4295221b2d917",
+        "1210eae638c897fae94e1cbae01c9795cda9cdffcd3a11b9b805b2d29b5a2064",
         "guest",
         (Param("Address", True), Param("Name", True), Param("Role", True)),
         _set_cluster_network_role,

@@ -16,4 +16,5 @@ if ($network.Name -ne $Name) {
 if ([int]$network.Role -ne $Role) {
     $network.Role = $Role
 }
-Get-ClusterNetwork -Name $Name | Select-Object Name, Address, @{ n = 'Role'; e = { [int]$_.Role } }
+$result = Get-ClusterNetwork -Name $Name
+[pscustomobject]@{ Name = $result.Name; Address = $result.Address; Role = [int]$result.Role }
