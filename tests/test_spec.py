@@ -651,6 +651,25 @@ def test_every_problem_is_reported_at_once_with_its_line() -> None:
     assert str(info.value).startswith("labs/x.yaml: 3 problems\n  - vms[1].nics[0].ip")
 
 
+def test_bad_names_do_not_hide_rule_problems() -> None:
+    data = base()
+    data["vms"][1]["name"] = "bad name"
+    data["switches"][1]["name"] = "bad switch"
+    data["vms"][1]["nics"][1]["switch"] = "bad switch"
+    data["vms"][2]["nics"][1]["switch"] = "bad switch"
+    data["vms"][2]["nics"][0]["ip"] = "10.10.0.11"
+    data["cluster"]["address"] = "10.99.0.1"
+    found = problems(data)
+    assert found == [
+        "switches[1].name: switch name 'bad switch' must start with a letter and contain only "
+        "letters, digits, '_' or '-' (at most 32 characters)",
+        "vms[1].name: computer name 'bad name' may contain only letters, digits and hyphens; "
+        "found ' ' (R-24)",
+        "vms[2].nics[0].ip: 10.10.0.11 is already used by 'bad name'/Management",
+        "cluster.address: 10.99.0.1 is not inside subnet 10.10.0.0/24",
+    ]
+
+
 def test_field_errors_are_all_reported_together() -> None:
     data = base()
     data["vms"][1]["cpus"] = "many"

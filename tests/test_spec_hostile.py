@@ -247,7 +247,7 @@ def _invoke(
 def test_validate_task_exits_2_with_every_problem(tmp_path: Path) -> None:
     data = yaml.safe_load(base_text())
     data["vms"][1]["name"] = "x'; Remove-VM *"
-    data["vms"][2]["nics"][0]["ip"] = "10.10.9.300"
+    data["vms"][2]["nics"][0]["ip"] = "10.10.9.9"
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     result = _invoke("lab.validate", "--lab", str(bad))
@@ -255,7 +255,7 @@ def test_validate_task_exits_2_with_every_problem(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr + result.stdout
     assert f"{bad}: 2 problems" in result.stderr
     assert "vms[1].name (line" in result.stderr
-    assert "vms[2].nics[0].ip (line" in result.stderr and "is not an IPv4 address" in result.stderr
+    assert "vms[2].nics[0].ip (line" in result.stderr and "is not inside subnet 10.10.0.0/24" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ every problem with its place (`vms[1].nics[0].ip (line 42): ...`)."""
 
 from __future__ import annotations
 
+import copy
 import re
 import typing
 from pathlib import Path
@@ -35,6 +36,13 @@ def parse_lab(text: str, display: str = "<lab>", stem: str = "lab") -> Lab:
 
 
 def build_lab(doc: Document, stem: str) -> Lab:
+    """Check `doc` field by field, then across fields; raise one SpecError with all problems.
+
+    Rules across fields need every field valid. When the only field errors are bad
+    names (the common case), they are swapped for placeholders so the cross-field
+    rules still run and one pass reports, say, a bad name and an address clash
+    together; anything that mentions a placeholder is left out.
+    """
     data = dict(doc.data)
     problems: list[tuple[Loc, str]] = []
     secret_locs = _literal_secrets(data, (), problems, _secret_names(data))
@@ -44,21 +52,69 @@ def build_lab(doc: Document, stem: str) -> Lab:
     try:
         lab = Lab.model_validate(data)
     except ValidationError as err:
-        for e in err.errors(include_url=False):
+        errors = err.errors(include_url=False)
+        for e in errors:
             loc, msg = _translate(e, data)
             if any(loc[: len(s)] == s for s in secret_locs):
                 continue
             if loc == ("name",) and name_from_file:
                 msg += " (taken from the file name; set `name:` in the file)"
             problems.append((loc, msg))
+        problems += _rules_despite_bad_names(data, errors, secret_locs)
         raise SpecError(doc.path, _format(problems, doc)) from None
     if problems:
+        problems += _rules_despite_bad_names(data, [], secret_locs)
         raise SpecError(doc.path, _format(problems, doc))
     lab._source = doc.path
     problems = finish(lab)
     if problems:
         raise SpecError(doc.path, _format(problems, doc))
     return lab
+
+
+_PLACEHOLDER = "zzplaceholder"
+
+
+def _rules_despite_bad_names(
+    data: dict[str, Any], errors: list[Any], secret_locs: list[Loc]
+) -> list[tuple[Loc, str]]:
+    repaired = copy.deepcopy(data)
+    replaced: list[Loc] = []
+    originals: list[str] = []
+    for loc in secret_locs:
+        parent = _at(repaired, loc[:-1])
+        if isinstance(parent, dict):
+            parent.pop(loc[-1], None)
+    for n, e in enumerate(errors, 1):
+        loc = _data_loc(tuple(e["loc"]), data, keep_last=False)
+        if any(loc[: len(s)] == s for s in secret_locs):
+            continue
+        value = _at(data, loc)
+        if e["type"] != "value_error" or not loc or loc[-1] != "name" or not isinstance(value, str):
+            return []  # not only names: the rules would only add noise
+        parent = _at(repaired, loc[:-1])
+        parent["name"] = f"{_PLACEHOLDER[: 14 - len(str(n))]}{n}"
+        replaced.append(loc)
+        originals.append(show(value))
+    try:
+        lab = Lab.model_validate(repaired)
+    except ValidationError:
+        return []
+    out: list[tuple[Loc, str]] = []
+    for loc, msg in finish(lab):
+        if loc in replaced or any(original in msg for original in originals):
+            continue  # a consequence of the bad name itself (a reference to it)
+        for n, original in enumerate(originals, 1):
+            msg = msg.replace(f"{_PLACEHOLDER[: 14 - len(str(n))]}{n}", original)
+        out.append((loc, msg))
+    return out
+
+
+def _at(data: Any, loc: Loc) -> Any:
+    node = data
+    for part in loc:
+        node = node[part]
+    return node
 
 
 def _format(problems: list[tuple[Loc, str]], doc: Document) -> list[str]:
