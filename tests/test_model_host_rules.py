@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from hostkit import GiB, i64, out, run, u64
+
 from hvsim.errors import PSError
 from hvsim.model.world import World
 
