@@ -355,7 +355,9 @@ def get_storage_pool(ctx: Context, call: Call) -> Iterable[PSObj]:
         p = cl.pool
         pools.append(_pool_obj(p.friendly_name, False, p.size, p.allocated, p.unique_id))
     if call.get("IsPrimordial") is not None:
-        pools = [o for o in pools if o["IsPrimordial"] == bool(call.get("IsPrimordial"))]
+        # Boolean[] in the catalog: a pool matches any of the given values.
+        wanted = {bool(v) for v in as_list(call.get("IsPrimordial"))}
+        pools = [o for o in pools if o["IsPrimordial"] in wanted]
     name = call.get("FriendlyName")
     if name is not None:
         pools = [o for o in pools if o["FriendlyName"].lower() == str(name).lower()]
