@@ -309,3 +309,59 @@ def get_windowsimage(ctx: Context, call: Call) -> Iterable[Any]:
         },
         to_string=info.image_name,
     )
+
+
+# -- Get-Disk on a machine that is not a guest (called by hvsim.cmdlets.storage) --------
+
+
+def host_disk_obj(ctx: Context, number: int, disk: VHD | None) -> PSObj:
+    c = ctx.machine.fs.drives.get("C")
+    if disk is None:
+        props: dict[str, Any] = {
+            "FriendlyName": "Contoso NVMe Boot Disk",
+            "Location": "PCI Slot 1",
+            "Size": UInt64(c.size if c else 0),
+            "IsBoot": True,
+            "IsSystem": True,
+            "PartitionStyle": "GPT",
+            "NumberOfPartitions": UInt32(1),
+            "BusType": "NVMe",
+            "UniqueId": "eui.0025385B71B07E2F",
+        }
+    else:
+        props = {
+            "FriendlyName": "Msft Virtual Disk",
+            "Location": disk.path,
+            "Size": UInt64(disk.size),
+            "IsBoot": False,
+            "IsSystem": False,
+            "PartitionStyle": disk.partition_style,
+            "NumberOfPartitions": UInt32(len(disk.partitions)),
+            # A VHD mounted on the host is a file-backed virtual disk.
+            "BusType": "File Backed Virtual",
+            "UniqueId": disk.disk_identifier.replace("-", ""),
+        }
+    props.update(
+        {
+            "Number": UInt32(number),
+            "IsOffline": False,
+            "IsReadOnly": bool(disk.mounted_read_only) if disk is not None else False,
+            "OperationalStatus": "Online",
+            "HealthStatus": "Healthy",
+        }
+    )
+    return PSObj(_types("MSFT_Disk"), props, to_string=f"{props['FriendlyName']} ({number})")
+
+
+def host_get_disk(ctx: Context, call: Call) -> list[PSObj]:
+    """Get-Disk on the host: its boot disk and the VHDs mounted on it (R-17)."""
+    disks = _disks(ctx)
+    numbers = [int(n) for n in as_list(call.get("Number"))]
+    out = []
+    for n in numbers:
+        if not any(num == n for num, _ in disks):
+            ctx.error(not_found("MSFT_Disk", "Number", n, "Get-Disk"))
+    for num, disk in disks:
+        if not numbers or num in numbers:
+            out.append(host_disk_obj(ctx, num, disk))
+    return out
