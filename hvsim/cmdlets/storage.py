@@ -96,6 +96,11 @@ def _disk_obj(d: S.GuestDisk) -> PSObj:
 
 @cmdlet("Get-Disk", params=["Number", "UniqueId"])
 def get_disk(ctx: Context, call: Call) -> Iterable[PSObj]:
+    if not isinstance(ctx.machine, GuestOS):
+        # The host's own disks and mounted VHDs are the host model's (storage_host).
+        from hvsim.cmdlets.storage_host import host_get_disk
+
+        return host_get_disk(ctx, call)
     g = _guest(ctx, "Get-Disk")
     disks = _visible_disks(g)
     numbers = [int(n) for n in as_list(call.get("Number"))]
