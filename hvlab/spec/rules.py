@@ -33,6 +33,10 @@ MAX_NICS = 8  # hvlab limit
 MAX_DATA_DISKS = 64  # hvlab limit (one SCSI controller holds 64 disks)
 MIN_DATA_DISK = 1 * GIB  # hvlab limit
 MAX_NODES = 16  # S2D supports 2 to 16 servers (WSD:storage-spaces-direct-overview)
+# Lab tools size StartupBytes in 2 MB steps; Hyper-V's own refusal text is unconfirmed.
+MEMORY_STEP = (
+    2 * MIB
+)  # lab tools size StartupBytes in 2 MB steps; Hyper-V's refusal text is unconfirmed
 MIN_VOLUME = 1 * GIB  # hvlab limit
 
 _JOIN_ACCOUNT_RE = re.compile(
@@ -251,7 +255,7 @@ def _memory(n: int, node: bool, loc: Loc, p: list[Problem]) -> None:
         )
     elif n > MAX_MEMORY:
         p.append((loc, f"{format_size(n)} is more than the 12 TiB a Generation 2 VM can have"))
-    elif n % (2 * MIB):
+    elif n % MEMORY_STEP:
         p.append(
             (loc, f"{n} bytes is not a multiple of 2 MiB; Hyper-V assigns memory in 2 MB steps")
         )
@@ -535,6 +539,7 @@ def _cluster(lab: Lab, p: list[Problem], warnings: list[str]) -> None:
     if w.type == "none" and nodes == 2:
         p.append((("cluster", "witness", "type"), "a 2-node cluster must have a witness (R-58)"))
     if w.type == "disk":
+        # WSD:understand-quorum: "A Disk Witness is not supported with Storage Spaces Direct".
         p.append(
             (
                 ("cluster", "witness", "type"),
@@ -595,8 +600,9 @@ def mirror_copies(nodes: int) -> int:
 def usable_bytes(lab: Lab) -> int:
     """Pool capacity left for volumes after the reserve, before resiliency.
 
-    Microsoft's S2D planning guidance keeps one capacity drive per server (up to
-    four) unused as reserve for repairs (WSD:plan-volumes, R-64 "leave reserve").
+    Microsoft's S2D planning guidance: "We recommend reserving the equivalent of one
+    capacity drive per server, up to 4 drives" for in-place repairs (WSD:plan-volumes;
+    R-64 "leave reserve capacity").
     """
     nodes = lab.nodes
     if not nodes:
@@ -670,7 +676,7 @@ def _ha_vms(lab: Lab, p: list[Problem]) -> None:
             )
         if ha.memory_bytes < MIN_MEMORY:
             p.append(((*loc, "memory"), f"{format_size(ha.memory_bytes)} is below 512 MiB"))
-        elif ha.memory_bytes % (2 * MIB):
+        elif ha.memory_bytes % MEMORY_STEP:
             p.append(((*loc, "memory"), "memory must be a multiple of 2 MiB"))
         if ha.disk_bytes < MIN_DATA_DISK or ha.disk_bytes > MAX_VHDX:
             p.append(((*loc, "disk"), f"{format_size(ha.disk_bytes)} is outside 1 GiB..64 TiB"))
