@@ -299,9 +299,31 @@ class Host:
     def connect(cls, settings: Settings, *, max_runspaces: int = 4) -> Host:
         """Open the first connection now, so a wrong address or password fails here."""
         host = cls(settings, max_runspaces=max_runspaces)
-        slot = host._checkout("connect")
-        host._checkin(slot)
-        return host
+        transient = _transient_errors()
+        attempts = settings.retries + 1
+        t0 = time.monotonic()
+        outcome = "transport"
+        try:
+            for attempt in range(1, attempts + 1):
+                try:
+                    slot = host._checkout("connect")
+                except transient as exc:
+                    if attempt == attempts:
+                        raise TransportError(
+                            f"{host.name}: connect failed after {attempts} attempt(s): "
+                            f"{type(exc).__name__}: {_short(exc)}"
+                        ) from None
+                    time.sleep(min(0.2 * 2 ** (attempt - 1), 5.0))
+                    continue
+                host._checkin(slot)
+                outcome = "ok"
+                return host
+            raise AssertionError("unreachable")
+        except ConfigError:
+            outcome = "logon refused"
+            raise
+        finally:
+            host._record("connect", [], time.monotonic() - t0, outcome)
 
     def __enter__(self) -> Host:
         return self
@@ -415,8 +437,10 @@ class Host:
         attempts = self.settings.retries + 1
         t0 = time.monotonic()
         outcome = "ok"
+        tries = 0
         try:
             for attempt in range(1, attempts + 1):
+                tries = attempt
                 slot: _Slot | None = None
                 try:
                     slot = self._checkout(label)
@@ -458,7 +482,7 @@ class Host:
             outcome = type(exc).__name__
             raise
         finally:
-            self._record(label, names, time.monotonic() - t0, outcome)
+            self._record(label, names, time.monotonic() - t0, outcome, tries)
 
     def _invoke(self, slot: _Slot, commands: list[Call], script: bool, label: str) -> Any:
         from pypsrp.powershell import PowerShell, PSInvocationState
@@ -491,7 +515,9 @@ class Host:
 
     # -- trace ----------------------------------------------------------------
 
-    def _record(self, label: str, names: list[str], seconds: float, outcome: str) -> None:
+    def _record(
+        self, label: str, names: list[str], seconds: float, outcome: str, attempts: int = 1
+    ) -> None:
         # Only parameter names: values may be passwords or data nobody should log.
         entry = {
             "at": time.time(),
@@ -500,6 +526,7 @@ class Host:
             "params": names,
             "duration_ms": round(seconds * 1000, 1),
             "outcome": outcome,
+            "attempts": attempts,
         }
         with self._trace_lock:
             self.trace.append(entry)

@@ -34,8 +34,6 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
     config: ServerConfig
     tls: ssl.SSLContext | None = None
-    drop_next = 0
-    _drop_lock = threading.Lock()
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = self.socket.accept()
@@ -52,18 +50,6 @@ class _HTTPServer(ThreadingHTTPServer):
                 request.settimeout(None)
             except (OSError, ssl.SSLError):
                 return
-        with self._drop_lock:
-            drop = self.drop_next > 0
-            if drop:
-                self.drop_next -= 1
-        if drop:
-            # Fault hook: the connection dies before any answer, as a reset network does.
-            with contextlib.suppress(OSError):
-                request.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-                )
-                request.close()
-            return
         super().finish_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -132,9 +118,9 @@ class RunningServer:
         return f"RunningServer(url={self.url!r})"
 
     def drop_connections(self, count: int = 1) -> None:
-        """Close the next `count` connections without an answer (fault injection)."""
-        with self._http._drop_lock:
-            self._http.drop_next += count
+        """Cut the connection of the next `count` requests without an answer
+        (fault injection); a negative count takes back pending drops."""
+        self._http.config.add_drops(count)
 
     @property
     def shells(self) -> int:

@@ -620,6 +620,9 @@ class WSManHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         cfg = self.server.config  # type: ignore[attr-defined]
+        if cfg.take_drop():
+            self._cut()
+            return
         if self.path.rstrip("/").lower() != "/wsman":
             self._reply(404)
             return
@@ -658,10 +661,7 @@ class WSManHandler(BaseHTTPRequestHandler):
             relates = req.message_id
             out = cfg.service.handle(req, user, self.client_address[0])
         except ConnectionDropped:
-            # Injected fault: the client sees the connection reset, no answer.
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+            self._cut()
             return
         except Fault as fault:
             self._fault(fault, relates, user, encrypted)
@@ -681,6 +681,12 @@ class WSManHandler(BaseHTTPRequestHandler):
             )
             return
         self._send_soap(200, out, encrypted)
+
+    def _cut(self) -> None:
+        """Injected fault: the connection goes away without an answer."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _fault(self, fault: Fault, relates: str, user: str, encrypted: bool = False) -> None:
         cfg = self.server.config  # type: ignore[attr-defined]
@@ -748,3 +754,17 @@ class ServerConfig:
     accounts: Accounts
     service: WSManService
     computer_name: str
+    # Fault hook: this many coming requests get their connection cut, no answer.
+    drops: int = 0
+    _drops_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add_drops(self, count: int) -> None:
+        with self._drops_lock:
+            self.drops = max(0, self.drops + count)
+
+    def take_drop(self) -> bool:
+        with self._drops_lock:
+            if self.drops > 0:
+                self.drops -= 1
+                return True
+            return False
