@@ -758,11 +758,7 @@ def set_cluster_network_role(ctx: Any, address: str, name: str, role: Any) -> li
     net.role = r
     return [
         PSObj(
-            [
-                "Selected." + FC + "ClusterNetwork",
-                "System.Management.Automation.PSCustomObject",
-                "System.Object",
-            ],
+            ["System.Management.Automation.PSCustomObject", "System.Object"],
             {"Name": net.name, "Address": net.address, "Role": net.role},
         )
     ]
