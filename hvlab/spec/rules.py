@@ -34,9 +34,7 @@ MAX_DATA_DISKS = 64  # hvlab limit (one SCSI controller holds 64 disks)
 MIN_DATA_DISK = 1 * GIB  # hvlab limit
 MAX_NODES = 16  # S2D supports 2 to 16 servers (WSD:storage-spaces-direct-overview)
 # Lab tools size StartupBytes in 2 MB steps; Hyper-V's own refusal text is unconfirmed.
-MEMORY_STEP = (
-    2 * MIB
-)  # lab tools size StartupBytes in 2 MB steps; Hyper-V's refusal text is unconfirmed
+MEMORY_STEP = 2 * MIB
 MIN_VOLUME = 1 * GIB  # hvlab limit
 
 _JOIN_ACCOUNT_RE = re.compile(
