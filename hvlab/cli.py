@@ -7,6 +7,7 @@ The offline ones (validate, render, schema, plan --offline) need no host.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,16 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def _emit(text: str) -> None:
+    """Print, and stay quiet when the reader went away (`invoke lab.schema | head`)."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Python would complain again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 def validate(lab: str | None = None) -> None:
     """Print a one-line summary of a valid lab (and its warnings), or raise SpecError."""
     from hvlab.spec import load_lab
@@ -59,9 +70,11 @@ def schema() -> None:
     from hvlab.spec import Lab
 
     document = Lab.model_json_schema(by_alias=True)
+    # `name` may be left out of a file: it defaults to the file name (the loader fills it).
+    document["required"] = [key for key in document.get("required", []) if key != "name"]
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["title"] = "hvlab lab file"
-    print(json.dumps(document, indent=2, sort_keys=True))
+    _emit(json.dumps(document, indent=2, sort_keys=True))
 
 
 def render(lab: str | None = None, out: str | None = None) -> None:
@@ -93,9 +106,9 @@ def plan(
     spec = load_lab(lab_path(config, lab))
     phases = inventory(spec)
     if as_json:
-        print(json.dumps({"lab": spec.name, "offline": True, "phases": phases}, indent=2))
+        _emit(json.dumps({"lab": spec.name, "offline": True, "phases": phases}, indent=2))
         return
-    print(_plan_text(spec.name, spec.totals().summary(), phases))
+    _emit(_plan_text(spec.name, spec.totals().summary(), phases))
 
 
 def _plan_text(name: str, summary: str, phases: list[dict[str, Any]]) -> str:

@@ -299,6 +299,21 @@ CASES: list[tuple[str, Callable[[Data], None], str]] = [
         "host.root: path 'C:\\hvlab\\..\\Windows' must not contain '.' or '..' folders",
     ),
     (
+        "lab folder at a drive root",
+        setp("host.root", "D:\\"),
+        "host.root: D:\\ is a drive root; use a folder such as C:\\hvlab\\s2d-2node",
+    ),
+    (
+        "lab folder in a system folder",
+        setp("host.root", "C:\\Windows\\lab"),
+        "host.root: C:\\Windows\\lab is inside a Windows system folder; use C:\\hvlab\\s2d-2node",
+    ),
+    (
+        "base image inside the lab folder",
+        setp("host.root", "C:\\hvlab"),
+        "host.images.ws2022.path: the base image is inside the lab folder C:\\hvlab, which lab.down removes; keep images outside it (R-16)",
+    ),
+    (
         "image that is not a vhdx",
         setp("host.images.ws2022.path", "C:\\images\\ws2022.iso"),
         "host.images.ws2022.path: a Generation 2 VM boots from a .vhdx file (R-09, R-16)",

@@ -48,6 +48,7 @@ def finish(lab: Lab) -> list[Problem]:
     p: list[Problem] = []
     warnings: list[str] = []
     lab.host.root = lab.host.root or f"C:\\hvlab\\{lab.name}"
+    _root(lab, p)
     _images(lab, p, warnings)
     switches = _switches(lab, p)
     _vms(lab, switches, p)
@@ -68,6 +69,39 @@ def finish(lab: Lab) -> list[Problem]:
 
 
 # --- host and images ----------------------------------------------------------------
+
+# Top-level folders of Windows itself; a lab folder there would be removed with the lab.
+_SYSTEM_FOLDERS = {"windows", "program files", "program files (x86)", "programdata", "users"}
+
+
+def _root(lab: Lab, p: list[Problem]) -> None:
+    """lab.down removes the lab folder recursively, so it must be a folder of its own."""
+    root = lab.root.rstrip("\\")
+    parts = root.split("\\")
+    if len(parts) < 2:
+        p.append(
+            (
+                ("host", "root"),
+                f"{root}\\ is a drive root; use a folder such as C:\\hvlab\\{lab.name}",
+            )
+        )
+    elif parts[1].lower() in _SYSTEM_FOLDERS:
+        p.append(
+            (
+                ("host", "root"),
+                f"{root} is inside a Windows system folder; use C:\\hvlab\\{lab.name}",
+            )
+        )
+    for key, image in lab.host.images.items():
+        if image.path.lower().startswith(root.lower() + "\\"):
+            # R-16: the parent image must never change; lab.down removes the lab folder.
+            p.append(
+                (
+                    ("host", "images", key, "path"),
+                    f"the base image is inside the lab folder {root}, which lab.down removes; "
+                    "keep images outside it (R-16)",
+                )
+            )
 
 
 def _images(lab: Lab, p: list[Problem], warnings: list[str]) -> None:
