@@ -146,11 +146,15 @@ class World:
         return count
 
     def boot_slowdown(self, extra: int = 0) -> float:
-        """Contention factor for a boot that starts now: max(1, booting / parallel).
+        """Contention factor for a boot that starts now:
 
-        `extra` counts boots being started by the caller that are not yet booting.
+            max(1, (booting + 1 + extra) / parallel_boots)
+
+        `booting` counts guests of this world in a booting phase now; the boot
+        being started is the +1 (its guest is not booting yet when it asks);
+        `extra` counts further boots the caller starts at the same moment.
         """
-        booting = self.booting_count() + extra
+        booting = self.booting_count() + 1 + extra
         return max(1.0, booting / self.parallel_boots())
 
     # -- lookups ---------------------------------------------------------------
