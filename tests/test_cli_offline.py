@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from invoke import Config
 
 from hvlab import cli
 from hvlab.errors import ConfigError, SpecError
@@ -26,6 +27,9 @@ def test_lab_path_resolution() -> None:
     assert cli.lab_path({"hvlab": {"lab": "/abs/lab.yaml"}}) == Path("/abs/lab.yaml")
     assert cli.lab_path({"hvlab": {}}, None) == DEFAULT
     assert cli.lab_path({"hvlab": {"lab": "labs/a.yaml"}}, "b.yaml") == Path("b.yaml")
+    config = Config(overrides={"hvlab": {"lab": "labs/s2d-4node.yaml"}})
+    assert cli.lab_path(config) == ROOT / "labs" / "s2d-4node.yaml"
+    assert cli.lab_path(Config()) == DEFAULT
 
 
 def test_validate_prints_one_line(

@@ -133,6 +133,19 @@ def test_malformed_yaml(text: str, expected: str) -> None:
     assert any(expected in p for p in err.problems), err.problems
 
 
+def test_flood_of_problems_is_capped() -> None:
+    data = yaml.safe_load(base_text())
+    data["vms"] = [{"name": f"bad name {i}", "role": "node", "nics": [{}]} for i in range(2000)]
+    err = spec_error(yaml.safe_dump(data))
+    assert len(err.problems) == 51
+    assert err.problems[-1].startswith("... and ") and err.problems[-1].endswith(" more problems")
+
+
+def test_several_documents_are_refused() -> None:
+    err = spec_error(base_text() + "---\nname: second\n")
+    assert "YAML syntax error: expected a single document in the stream" in err.problems[0]
+
+
 def test_alias_bomb_is_refused_quickly() -> None:
     # "billion laughs": nine levels of ten aliases each
     lines = ['a0: &a0 "lol"']
@@ -255,7 +268,10 @@ def test_validate_task_exits_2_with_every_problem(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr + result.stdout
     assert f"{bad}: 2 problems" in result.stderr
     assert "vms[1].name (line" in result.stderr
-    assert "vms[2].nics[0].ip (line" in result.stderr and "is not inside subnet 10.10.0.0/24" in result.stderr
+    assert (
+        "vms[2].nics[0].ip (line" in result.stderr
+        and "is not inside subnet 10.10.0.0/24" in result.stderr
+    )
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,8 @@ from hvlab.spec.source import Document, Loc, format_loc, parse_document, read_do
 
 # Keys that hold a password when they hold a value. A lab file names environment
 # variables under `secrets` instead (the architecture's secret rule).
+MAX_PROBLEMS = 50
+
 _SECRET_KEY = re.compile(r"password|passwd|pwd|secret|passphrase|access_?key|token", re.I)
 
 
@@ -124,7 +126,13 @@ def _format(problems: list[tuple[Loc, str]], doc: Document) -> list[str]:
         where = format_loc(loc) + (f" (line {line})" if line else "")
         out.append((line or 0, f"{where}: {msg}"))
     out.sort(key=lambda item: item[0])
-    return [text for _, text in dict.fromkeys(out)]
+    texts = [text for _, text in dict.fromkeys(out)]
+    if len(texts) > MAX_PROBLEMS:
+        # A generated or hostile file can hold thousands of errors; the first ones
+        # say what is wrong, the rest would only flood the terminal.
+        hidden = len(texts) - MAX_PROBLEMS
+        texts = [*texts[:MAX_PROBLEMS], f"... and {hidden} more problems"]
+    return texts
 
 
 # --- literal passwords ------------------------------------------------------------

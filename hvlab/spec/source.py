@@ -106,6 +106,8 @@ def parse_document(text: str, display: str) -> Document:
         mark = err.problem_mark or err.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = err.problem or err.context or "malformed YAML"
+        if err.context and what.startswith("but "):
+            what = f"{err.context}, {what}"  # "expected a single document..., but found..."
         raise SpecError(display, [f"{where}YAML syntax error: {what}"]) from None
     except yaml.YAMLError as err:
         raise SpecError(display, [f"YAML error: {err}"]) from None
