@@ -36,6 +36,9 @@ class Call:
     def __contains__(self, key: str) -> bool:
         return key in self.params
 
+    def __getitem__(self, key: str) -> Any:
+        return self.params[key]
+
     def get(self, key: str, default: Any = None) -> Any:
         return self.params.get(key, default)
 
