@@ -73,7 +73,7 @@ def new_vmswitch(ctx: Context, call: Call) -> Iterable[Any]:
     name = str(call.params["Name"])
     notes = str(call.get("Notes") or "")
     if "NetAdapterName" in call:
-        nic_name = str(call.params["NetAdapterName"])
+        nic_name = str(as_list(call.params["NetAdapterName"])[0])  # String[] in the catalog
         nic = m.net.adapter(nic_name)
         if nic is None:
             raise E.hv(
