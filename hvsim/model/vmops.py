@@ -437,6 +437,8 @@ def remove(ctx: Any, hv: HyperV, vm: VM) -> None:
         if fs.exists(f):
             fs.remove(f)
     hv.vms.remove(vm)
+    if vm.guest is not None and hasattr(vm.guest, "on_removed"):
+        vm.guest.on_removed()
 
 
 def host_reserve_check(hv: HyperV) -> int:
