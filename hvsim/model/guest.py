@@ -333,6 +333,24 @@ class GuestOS(Machine):
         grace = timing.seconds("vm.restart_grace")
         self._schedule([(RESTARTING, grace, None), (OFF, 0, "restart_now")])
 
+    def on_removed(self) -> None:
+        """Remove-VM of this guest's VM. What only existed in this OS goes with it: a
+        forest whose sole DC this was, and a cluster that has no node left. Computer
+        objects of members stay in AD (R-43)."""
+        if self.is_dc and self.domain:
+            dom = self.world.domains.get(self.domain.lower())
+            if dom is not None and dom.dc.lower() == self.name.lower():
+                del self.world.domains[self.domain.lower()]
+        if self.cluster_config:
+            cl = self.world.clusters.get(self.cluster_config.lower())
+            alive = {
+                m.name.lower()
+                for m in self.world.machines()
+                if m is not self and getattr(m, "cluster_config", None) == self.cluster_config
+            }
+            if cl is not None and not alive & {n.lower() for n in cl.nodes}:
+                del self.world.clusters[self.cluster_config.lower()]
+
     def _do_restart_now(self, t: float) -> None:
         self._going_down()
         self._sync_adapters()
@@ -511,7 +529,9 @@ class GuestOS(Machine):
             naming = (self.vm.booted_with or {}).get("device_naming", {})
             ad.hyperv_name = a.name if naming.get(a.name, a.device_naming) else None
             ad.status = "Up" if a.switch else "Disconnected"
-        self.net.adapters = [g for g in self.net.adapters if g.mac in macs]
+        # Adapters of the VM that were removed disappear; host vNICs of switches inside
+        # this guest (vEthernet (...)) belong to its own Hyper-V and stay.
+        self.net.adapters = [g for g in self.net.adapters if g.mac in macs or g.switch]
 
     def _apply_addresses(self, answers: unattend.Answers) -> None:
         for ad in self.net.adapters:
