@@ -88,7 +88,12 @@ def render(lab: str | None = None, out: str | None = None) -> None:
         raise ConfigError("lab.render needs --out FOLDER")
     spec = load_lab(lab_path(None, lab))
     secrets = resolve_secrets(spec, prompt=sys.stdin.isatty())
-    written = render_all(spec, secrets, out)
+    try:
+        written = render_all(spec, secrets, out)
+    except OSError as err:
+        raise ConfigError(
+            f"cannot write the rendered files to {out}: {err.strerror or err}"
+        ) from None
     print(
         f"wrote {len(written)} files for {len(spec.vms)} VMs of lab {spec.name} to {out} "
         "(unattend.xml holds the encoded administrator password: keep the folder private)"

@@ -161,6 +161,20 @@ def test_render_writes_files_and_prints_no_secret(
             assert PW not in path.read_text(encoding="utf-8")
 
 
+def test_render_into_a_file_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HVLAB_ADMIN_PASSWORD", PW)
+    monkeypatch.setenv("HVLAB_DSRM_PASSWORD", "Dsrm-Passw0rd")
+    monkeypatch.delenv("HVLAB_DOMAIN_PASSWORD", raising=False)
+    target = tmp_path / "taken"
+    target.write_text("x")
+    with pytest.raises(ConfigError) as info:
+        cli.render(out=str(target))
+    assert str(info.value) == f"cannot write the rendered files to {target}: File exists"
+    assert PW not in str(info.value)
+
+
 def test_render_without_passwords_names_the_variables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -177,6 +177,14 @@ def test_directory(tmp_path: Path) -> None:
     assert info.value.problems == ["is a directory, not a lab file"]
 
 
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "lab.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(SpecError) as info:
+        load_lab(fifo)
+    assert info.value.problems == ["is not a regular file"]
+
+
 def test_fifty_megabyte_file(tmp_path: Path) -> None:
     big = tmp_path / "big.yaml"
     with big.open("wb") as handle:

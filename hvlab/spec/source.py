@@ -137,6 +137,9 @@ def _read_text(path: Path, display: str) -> str:
             raise SpecError(display, ["no such file"])
         if path.is_dir():
             raise SpecError(display, ["is a directory, not a lab file"])
+        if not path.is_file():
+            # A FIFO or device could block the read or never end.
+            raise SpecError(display, ["is not a regular file"])
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise SpecError(display, [f"is {size} bytes; lab files are limited to 1 MiB"])
