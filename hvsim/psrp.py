@@ -197,6 +197,7 @@ class Shell:
             collections.deque
         )
         self.runs: dict[str, _Run] = {}
+        self.retired: collections.deque[str] = collections.deque(maxlen=1024)
         self.closed = False
         self._slots: threading.BoundedSemaphore | None = None
 
@@ -308,13 +309,13 @@ class Shell:
             with self.cond:
                 if run.pipeline.state != PSInvocationState.Running:
                     return  # stopped by a signal or the shell was deleted
-                for value in outputs:
+                for i, value in enumerate(outputs, 1):
                     if isinstance(value, PSError):
-                        rec = clixml.error_record(value, label)
-                        run.pipeline.write_output(rec)
+                        run.pipeline.write_output(clixml.error_record(value, label))
                     else:
                         run.pipeline.write_output(clixml.to_ps(value))
-                    if len(run.pipeline.runspace_pool._send_buffer) > 64:
+                    if i % 64 == 0:
+                        # Let a waiting Receive start on large outputs.
                         self.flush()
                 if error is not None:
                     self._fail(run, error)
@@ -366,6 +367,8 @@ class Shell:
             if command_id:
                 run = self.runs.get(command_id.upper())
                 if run is None:
+                    if command_id.upper() in self.retired:
+                        return b"", True
                     raise UnknownCommand(command_id)
                 key = run.key
             while True:
@@ -377,6 +380,7 @@ class Shell:
                 if box:
                     break
                 if run is not None and run.finished:
+                    self._retire(run)
                     return b"", True
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -386,12 +390,16 @@ class Shell:
             while box and (not data or len(data) + len(box[0]) <= max_bytes):
                 data += box.popleft()
             done = run is not None and run.finished and not box
+            if done and run is not None:
+                self._retire(run)
             return bytes(data), done
 
     def signal(self, command_id: str, code: str) -> None:
         with self.cond:
             run = self.runs.get(command_id.upper())
             if run is None:
+                if command_id.upper() in self.retired:
+                    return  # already delivered and cleaned up
                 raise UnknownCommand(command_id)
             if code.endswith("crtl_c") or code.endswith("ctrl_c"):
                 if run.pipeline.state == PSInvocationState.Running:
@@ -401,6 +409,18 @@ class Shell:
                 return
             # terminate: the client is done with the command.
             self._drop(run)
+
+    def _retire(self, run: _Run) -> None:
+        """Forget a pipeline whose last data the client has received.
+
+        pypsrp 0.9.1 does not always send Signal terminate after a pipeline, so a
+        long-lived pool would otherwise keep every pipeline it ever ran. Its id is
+        remembered for a while so a late Signal or Receive still gets an answer.
+        """
+        run.pipeline.close()
+        self.runs.pop(run.command_id, None)
+        self.outbox.pop(run.key, None)
+        self.retired.append(run.command_id)
 
     def _drop(self, run: _Run) -> None:
         if run.pipeline.state == PSInvocationState.Running:

@@ -53,7 +53,9 @@ def test_copy_then_fetch_roundtrip(sim_server: Any, tmp_path: Path, auth: str) -
     assert back.read_bytes() == payload
 
 
-def test_fetch_of_a_missing_file_fails_with_the_script_text(sim_server: Any, tmp_path: Path) -> None:
+def test_fetch_of_a_missing_file_fails_with_the_script_text(
+    sim_server: Any, tmp_path: Path
+) -> None:
     server = sim_server(auth="basic")
     with pytest.raises(WinRMError, match=r"The path at 'C:\\nope.txt' does not exist"):
         _client(server, "basic").fetch("C:\\nope.txt", str(tmp_path / "x"))
