@@ -177,7 +177,7 @@ def test_lab_up_then_down_restores_the_host(world: World) -> None:
 
 def test_remove_item_keeps_files_in_use(world: World) -> None:
     up(world, ("n1",))
-    result, streams = run(world, "Remove-Item", Path=LAB, Recurse=True, Force=True)
+    _result, streams = run(world, "Remove-Item", Path=LAB, Recurse=True, Force=True)
     assert streams.errors and all(
         e.fqid.startswith("RemoveFileSystemItemIOError") for e in streams.errors
     )
@@ -338,7 +338,7 @@ def test_hyperv_cmdlets_run_inside_a_guest_with_the_role(world: World) -> None:
     up(world, ("n1",))
     guest = world.vm("n1").guest
     assert guest is not None
-    with pytest.raises(PSError, match="is not recognized|Virtual Machine Management"):
+    with pytest.raises(PSError, match=r"is not recognized|Virtual Machine Management"):
         run(world, "Get-VM", machine=guest)
     guest.hyperv = HyperV(guest)  # what the guest model does once the role runs
     guest.fs.mkdir("C:\\ClusterStorage\\vol1")
