@@ -791,6 +791,15 @@ def test_existing_domain_lab() -> None:
     assert lab.cluster.witness.unc == "\\\\fs01\\witness"
 
 
+def test_lookups_by_name() -> None:
+    lab = load_lab(DEFAULT_LAB)
+    assert lab.vm("HVHOST02") is lab.vms[2]
+    assert lab.switch("Storage1") is lab.switches[1]
+    assert lab.volume("volume01") is lab.volumes[0]
+    with pytest.raises(KeyError, match="the lab has no VM named 'nope'"):
+        lab.vm("nope")
+
+
 def test_cluster_networks_carry_roles() -> None:
     lab = load_lab(DEFAULT_LAB)
     nets = lab.cluster_networks()

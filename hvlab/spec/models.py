@@ -356,6 +356,13 @@ class SecretNames(_Model):
 # --- the lab --------------------------------------------------------------------
 
 
+def _named(items: list[Any], name: str, what: str) -> Any:
+    for item in items:
+        if item.name.lower() == name.lower():
+            return item
+    raise KeyError(f"the lab has no {what} named {names.show(name)}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Totals:
     """What the lab asks of the host (L1 VMs only; HA VMs live inside the nodes)."""
@@ -424,13 +431,14 @@ class Lab(_Model):
         return self._source
 
     def vm(self, name: str) -> VM:
-        return next(vm for vm in self.vms if vm.name.lower() == name.lower())
+        """The VM named `name` (names compare without case); KeyError if none."""
+        return _named(self.vms, name, "VM")
 
     def switch(self, name: str) -> Switch:
-        return next(s for s in self.switches if s.name.lower() == name.lower())
+        return _named(self.switches, name, "switch")
 
     def volume(self, name: str) -> Volume:
-        return next(v for v in self.volumes if v.name.lower() == name.lower())
+        return _named(self.volumes, name, "volume")
 
     def image_of(self, vm: VM) -> Image:
         assert vm.image is not None
