@@ -734,3 +734,70 @@ class _Ctx:
 
     def warning(self, text: str) -> None:
         pass
+
+
+def test_ad_ready_comes_after_the_promotion_boot() -> None:
+    from hvsim.clock import Clock
+
+    world = World.create()
+    start(world, _vm(world, "dc"))
+    guest_cmd(
+        world,
+        "dc",
+        "Install-WindowsFeature",
+        Name=["AD-Domain-Services"],
+        IncludeManagementTools=True,
+    )
+    guest_cmd(
+        world,
+        "dc",
+        "Install-ADDSForest",
+        DomainName=DOMAIN,
+        DomainNetbiosName="LAB",
+        SafeModeAdministratorPassword=SecureString(PASSWORD),
+        NoRebootOnCompletion=True,
+        Force=True,
+    )
+    world.clock = Clock(timescale=1e9, start=world.clock.now())  # modelled time barely moves
+    restart(world, world.vm("dc"))
+    dom_ready = None
+    dc = world.guest("dc")
+    # Jump to the moment the boot is done but AD is not yet.
+    boot_done = next(s.start for s in dc.timeline if s.action == "ready")
+    world.clock = Clock(timescale=0.0, start=boot_done + 1)
+    assert dc.is_ready()
+    dom_ready = world.domains[DOMAIN].ready_at
+    assert dom_ready > boot_done
+    svc = guest_cmd(world, "dc", "Get-Service", LAB, Name="ADWS")
+    assert str(svc[0]["Status"]) == "Stopped"
+    with pytest.raises(PSError):
+        guest_cmd(world, "dc", "Get-ADDomainController", LAB)
+    world.clock = Clock(timescale=0.0, start=dom_ready + 1)
+    assert guest_cmd(world, "dc", "Get-ADDomainController", LAB)
+    assert str(guest_cmd(world, "dc", "Get-Service", LAB, Name="ADWS")[0]["Status"]) == "Running"
+
+
+def test_dc_services_come_back_after_an_ordinary_reboot(lab: World) -> None:
+    restart(lab, lab.vm("dc"))
+    svc = guest_cmd(lab, "dc", "Get-Service", LAB, Name=["ADWS", "NTDS", "DNS"])
+    assert {str(s["Status"]) for s in svc} == {"Running"}
+
+
+def test_cluster_name_offline_while_dc_down(lab: World) -> None:
+    build_cluster(lab)
+    vmops.power_off(_Ctx(lab), lab.host.hyperv, lab.vm("dc"))
+    res = {r["Name"]: str(r["State"]) for r in guest_cmd(lab, "node1", "Get-ClusterResource", LAB)}
+    assert res["Cluster Name"] == "Offline"
+    assert res["File Share Witness"] == "Failed"  # the share is gone with the DC
+
+
+def test_state_file_round_trip_keeps_guests_and_cluster(lab: World, tmp_path: Any) -> None:
+    from hvsim import persist
+
+    build_cluster(lab)
+    path = tmp_path / "state.bin"
+    persist.save(lab, path)
+    again = persist.load(path)
+    assert again.snapshot() == lab.snapshot()
+    nodes = guest_cmd(again, "node1", "Get-ClusterNode", LAB)
+    assert {str(n["State"]) for n in nodes} == {"Up"}

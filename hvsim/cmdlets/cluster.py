@@ -160,6 +160,11 @@ def group_obj(world: Any, cl: Cluster, g: Group) -> PSObj:
 def _resource_state(world: Any, cl: Cluster, r: Resource) -> str:
     if r.resource_type == "File Share Witness":
         return cl.quorum_state(world)
+    if r.resource_type == "Network Name":
+        # the cluster name needs AD/DNS; with the DC down it stays offline.
+        dom = find_domain(world, cl.domain)
+        if dom is None or not reachable(world, dom):
+            return "Offline"
     g = cl.group(r.group)
     gs = cl.group_state(world, g) if g else "Unknown"
     return {"Online": "Online", "Offline": "Offline", "Failed": "Failed"}.get(gs, "Pending")

@@ -175,6 +175,8 @@ class GuestOS(Machine):
         # What the VM looked like at the last start (R-01, R-03, R-07, R-75).
         self.nested_at_boot = False
         self.boot_count = 0
+        # Domain logons this member has seen: NETBIOS\\account -> password digest.
+        self.cached_logons: dict[str, str] = {}
         # SMB shares: name lower-case -> Share (hvsim.cmdlets.smb, R-58).
         self.shares: dict[str, Any] = {}
 
@@ -451,6 +453,14 @@ class GuestOS(Machine):
             self.services["ClusSvc"] = "Running"
         if self.hyperv is not None and self.features.get("Hyper-V") == "Installed":
             self.services["vmms"] = "Running"
+        if self.is_dc and self.domain:
+            # A promoted DC starts its directory services on every boot (R-40).
+            self.services["NTDS"] = "Running"
+            if self.features.get("DNS") == "Installed":
+                self.services["DNS"] = "Running"
+            dom = self.world.domains.get(self.domain.lower())
+            if dom is not None and t >= dom.ready_at:
+                self.services["ADWS"] = "Running"
 
     def _do_hyperv_first_boot(self, t: float) -> None:
         self.services["WinRM"] = "Running"
@@ -485,7 +495,8 @@ class GuestOS(Machine):
             sid=sid,
             dc=self.name,
             created=t,
-            ready_at=t,
+            # R-40: AD queries work only from the ad_ready stage of this boot on.
+            ready_at=next((s.start for s in self.timeline if s.action == "ad_ready"), t),
         )
         # R-38: the local SAM is gone; the domain Administrator keeps its password.
         dom.accounts["administrator"] = self.local_accounts.get("administrator", "")
@@ -612,11 +623,17 @@ class GuestOS(Machine):
         dom = find_domain(self.world, prefix or self.name)
         if dom is None or self.domain is None or dom.fqdn.lower() != self.domain.lower():
             return None  # a domain account on a non-member (R-38)
+        key = f"{dom.netbios.lower()}\\{account_l}"
         if not self.is_dc and not reachable(self.world, dom):
-            return None
+            # Cached domain logon: a member that saw this account log on before lets it
+            # in while no DC answers (Windows' cached credentials).
+            if self.cached_logons.get(key) != pw_hash(password):
+                return None
+            return Principal(f"{dom.netbios}\\{account}", dom.fqdn)
         stored = dom.accounts.get(account_l)
         if stored is None or stored != pw_hash(password):
             return None
+        self.cached_logons[key] = stored
         return Principal(f"{dom.netbios}\\{account}", dom.fqdn)
 
     def snapshot(self) -> dict[str, Any]:
