@@ -28,7 +28,8 @@ def serve(
     accepted. Without a password (--password or HVSIM_PASSWORD) it exits with
     code 2 and says how to give one.
     """
-    from hvsim import server
+    from hvsim import persist, server
+    from hvsim.faults import Faults
     from hvsim.model.world import World
 
     user = user or os.environ.get("HVSIM_USER") or DEFAULT_USER
@@ -53,11 +54,15 @@ def serve(
         _exit(f"--timescale must be a number, not {scale_text!r}.")
     fault_spec = faults if faults is not None else os.environ.get("HVSIM_FAULTS", "")
     try:
-        world = World.create(timescale=scale, faults=fault_spec or None)
-    except ValueError as exc:
+        if state and os.path.exists(state):
+            # The host as the last run left it (hvsim.persist); faults apply anew.
+            world = persist.load(state, timescale=scale)
+            if fault_spec:
+                world.faults = Faults.parse(fault_spec, seed=world.seed)
+        else:
+            world = World.create(timescale=scale, faults=fault_spec or None)
+    except (ValueError, persist.StateFileError) as exc:
         _exit(f"cannot start the simulated host: {exc}")
-    if state:
-        _load_state(world, state)
     try:
         running = server.start(
             world,
@@ -80,20 +85,7 @@ def serve(
     finally:
         running.stop()
         if state:
-            _save_state(world, state)
-
-
-def _load_state(world: Any, path: str) -> None:
-    # The model owns its persistence; the server only asks for it when offered.
-    load = getattr(world, "load_state", None)
-    if callable(load) and os.path.exists(path):
-        load(path)
-
-
-def _save_state(world: Any, path: str) -> None:
-    save = getattr(world, "save_state", None)
-    if callable(save):
-        save(path)
+            persist.save(world, state)
 
 
 def _exit(message: str) -> Any:
