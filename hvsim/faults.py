@@ -64,6 +64,16 @@ _ALLOWED = {
 }
 
 
+def _type_name(cmdlet: str) -> str:
+    """What follows the comma in an FQID raised by `cmdlet` (its .NET class or function)."""
+    try:
+        from hvsim.bind import command_type_name, resolve_command
+
+        return command_type_name(resolve_command(cmdlet))
+    except (ImportError, PSError, KeyError):
+        return cmdlet
+
+
 class DropConnection(Exception):
     """The transport must close the client's connection without answering."""
 
@@ -180,11 +190,10 @@ class Faults:
             if self._due(f, n):
                 f.fired += 1
                 self.log.append(f"transient {call.name} call {n}")
-                cls = call.name.replace("-", "")
                 raise PSError(
                     "The operation could not be completed because of a temporary failure: "
                     "The RPC server is unavailable. (0x800706BA)",
-                    fqid=f"TransientFailure,{cls}",
+                    fqid=f"TransientFailure,{_type_name(call.name)}",
                     category="ResourceUnavailable",
                     exception="System.Runtime.InteropServices.COMException",
                     target=call.name,
