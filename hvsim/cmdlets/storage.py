@@ -18,7 +18,7 @@ from hvsim.cmdlets._hvcommon import as_list
 from hvsim.cmdlets.cluster import _err, my_cluster, node_ctx
 from hvsim.errors import PSError, not_modelled
 from hvsim.model import s2d as S
-from hvsim.model.cluster import cluster_of
+from hvsim.model.cluster import Resource, cluster_of
 from hvsim.model.fs import Volume
 from hvsim.model.guest import GuestOS
 from hvsim.objects import PSObj, UInt16, UInt32, UInt64
@@ -311,6 +311,8 @@ def enable_s2d(ctx: Context, call: Call) -> Iterable[PSObj]:
             pool.members.append((name, d.vhd))
     cl.pool = pool
     cl.s2d_enabled = True
+    # The Health Service resource runs the performance history (performance-history.md).
+    cl.resources.append(Resource("Health", "Health Service", "Cluster Group", str(ctx.world.new_uuid())))
     _create_volume(ctx, cl, S.PERF_HISTORY, S.PERF_HISTORY_SIZE)
     return []
 

@@ -21,10 +21,11 @@ from hvsim.model.fs import GiB, Volume
 
 # Capacity S2D keeps back in a pool for its own metadata per disk (modelled).
 POOL_METADATA_PER_DISK = 256 * 1024**2
-# ClusterPerformanceHistory: the volume Enable-ClusterStorageSpacesDirect creates
-# (size is an estimate, docs/model-notes.md).
+# ClusterPerformanceHistory: the Health Service creates "an approximately 10 GB
+# three-way mirror volume" when S2D is enabled (windowsserverdocs
+# storage-spaces/performance-history.md); two-way with two nodes in this model.
 PERF_HISTORY = "ClusterPerformanceHistory"
-PERF_HISTORY_SIZE = 15 * GiB
+PERF_HISTORY_SIZE = 10 * GiB
 
 
 @dataclasses.dataclass
