@@ -312,7 +312,9 @@ def enable_s2d(ctx: Context, call: Call) -> Iterable[PSObj]:
     cl.pool = pool
     cl.s2d_enabled = True
     # The Health Service resource runs the performance history (performance-history.md).
-    cl.resources.append(Resource("Health", "Health Service", "Cluster Group", str(ctx.world.new_uuid())))
+    cl.resources.append(
+        Resource("Health", "Health Service", "Cluster Group", str(ctx.world.new_uuid()))
+    )
     _create_volume(ctx, cl, S.PERF_HISTORY, S.PERF_HISTORY_SIZE)
     return []
 
