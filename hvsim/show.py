@@ -16,6 +16,8 @@ GiB = 1024**3
 
 
 def _gib(n: int) -> str:
+    if n < GiB:
+        return f"{n / 1024**2:,.0f} MiB"
     return f"{n / GiB:,.1f} GiB"
 
 

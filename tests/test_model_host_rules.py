@@ -405,3 +405,17 @@ def fails_on(world: World, machine: object, name: str) -> PSError:
     with pytest.raises(PSError) as exc:
         run(world, name, machine=machine)
     return exc.value
+
+
+def test_r16_parent_of_a_running_child_is_open_read_only(world: World) -> None:
+    make_vm(world)
+    out(world, "Start-VM", Name="n1")
+    err = fails(world, "Mount-VHD", Path=IMG)
+    assert "0x80070020" in err.message
+    out(world, "Mount-VHD", Path=IMG, ReadOnly=True)  # sharing for reading is allowed
+    out(world, "Dismount-VHD", Path=IMG)
+    _, streams = run(world, "Remove-Item", Path=IMG, Force=True)
+    assert streams.errors and streams.errors[0].fqid.startswith("RemoveFileSystemItemIOError")
+    assert world.host.fs.exists(IMG)
+    out(world, "Stop-VM", Name="n1", TurnOff=True)
+    out(world, "Mount-VHD", Path=IMG)

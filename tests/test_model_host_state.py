@@ -239,3 +239,22 @@ def test_timing_table_markdown() -> None:
 def test_docs_timing_page_is_generated_from_the_table() -> None:
     page = (Path(__file__).resolve().parents[1] / "docs" / "timing.md").read_text(encoding="utf-8")
     assert page.endswith(timing.markdown_table()), "regenerate docs/timing.md from hvsim.timing"
+
+
+def test_state_round_trip_of_a_whole_cluster_lab(tmp_path: Path) -> None:
+    """Domain, nodes, cluster and S2D pool as the guest tests build them survive a
+    save and load unchanged (persistence covers the guest model's objects too)."""
+    from test_model_cluster import _s2d, build_cluster, build_domain, build_nodes
+
+    w = World.create()
+    build_domain(w)
+    build_nodes(w)
+    build_cluster(w)
+    _s2d(w)
+    assert w.clusters and w.domains
+    before = w.snapshot()
+    path = tmp_path / "lab.state"
+    persist.save(w, path)
+    w2 = persist.load(path)
+    assert w2.snapshot() == before
+    assert render(w2)  # sim.show draws the loaded world

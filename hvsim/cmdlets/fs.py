@@ -109,7 +109,7 @@ def _in_use(ctx: Context, path: str) -> bool:
     node = ctx.machine.fs.node(path)
     content = getattr(node, "content", None)
     if isinstance(content, VHD):
-        return content.attached
+        return content.attached or content.open_by_children
     hv = ctx.machine.hyperv
     if hv is not None and isinstance(node, File):
         low = normalize(path).lower()

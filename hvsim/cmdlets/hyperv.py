@@ -21,13 +21,13 @@ from hvsim.objects import Int32, Int64, PSEnum, PSObj
 from hvsim.registry import Call, Context, cmdlet
 
 
-@cmdlet("Get-VMHost", params=["ComputerName"])
+@cmdlet("Get-VMHost", params=[])
 def get_vmhost(ctx: Context, call: Call) -> Iterable[Any]:
     hv = hyperv_of(ctx, call.name)
     yield S.vmhost_obj(hv)
 
 
-@cmdlet("Get-VM", params=["Name", "Id", "ComputerName"])
+@cmdlet("Get-VM", params=["Name", "Id"])
 def get_vm(ctx: Context, call: Call) -> Iterable[Any]:
     hv = hyperv_of(ctx, call.name)
     if "Id" in call:

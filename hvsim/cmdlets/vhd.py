@@ -169,7 +169,9 @@ def mount_vhd(ctx: Context, call: Call) -> Iterable[Any]:
             )
         # a disk held open by a running VM cannot be mounted (0x80070020, unconfirmed).
         holders = [vm for vm in hv.holder_of(path) if vm.state != "Off"]
-        if disk.in_use_by is not None or holders:
+        # A parent whose child runs is open read-only: only a read-only mount shares it.
+        parent_busy = disk.open_by_children and not call.switch("ReadOnly")
+        if disk.in_use_by is not None or holders or parent_busy:
             raise E.hv(
                 f"Failed to mount the disk.\nThe system failed to mount '{path}': {E.IN_USE}",
                 "ObjectInUse",

@@ -97,6 +97,11 @@ class VHD:
         return self.mounted or self.in_use_by is not None
 
     @property
+    def open_by_children(self) -> bool:
+        """A differencing child in use keeps its whole parent chain open (read-only)."""
+        return any(c.attached or c.open_by_children for c in self.children)
+
+    @property
     def minimum_size(self) -> int | None:
         if not self.partitions:
             return None
