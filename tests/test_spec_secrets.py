@@ -12,7 +12,7 @@ import pytest
 
 from hvlab.errors import EXIT_BAD_INPUT, ConfigError
 from hvlab.secrets import Secret, Secrets, demo_password, resolve_secrets
-from hvlab.spec import load_lab, parse_lab
+from hvlab.spec import Lab, load_lab, parse_lab
 
 ROOT = Path(__file__).resolve().parent.parent
 PW = "Corr3ct-Horse!"
@@ -20,7 +20,7 @@ DSRM = "Dsrm-Passw0rd"
 
 
 @pytest.fixture
-def lab():
+def lab() -> Lab:
     return load_lab(ROOT / "labs" / "s2d-2node.yaml")
 
 
