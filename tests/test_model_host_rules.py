@@ -340,6 +340,11 @@ def test_r74_vlan_and_r06_spoofing(world: World) -> None:
         and int(a["VlanSetting"]["AccessVlanId"]) == 711
     )
     assert str(a["MacAddressSpoofing"]) == "On" and str(a["DeviceNaming"]) == "On"
+    [vlan] = out(
+        world, "Get-VMNetworkAdapterVlan", VMName="n1", VMNetworkAdapterName="Network Adapter"
+    )
+    assert vlan.type_names[0] == "Microsoft.HyperV.PowerShell.VMNetworkAdapterVlanSetting"
+    assert str(vlan["OperationMode"]) == "Access" and int(vlan["AccessVlanId"]) == 711
     err = fails(
         world,
         "Set-VMNetworkAdapterVlan",

@@ -120,18 +120,7 @@ def adapter_obj(
     hv: HyperV, vm: VM | None, a: VMNetworkAdapter, management_os: bool = False
 ) -> PSObj:
     tn = HV + ("VMInternalNetworkAdapter" if management_os else "VMNetworkAdapter")
-    vlan = PSObj(
-        [HV + "VMNetworkAdapterVlanSetting", *BASE],
-        {
-            "OperationMode": enum(HV + "VMNetworkAdapterVlanMode", VLAN_MODE, a.vlan.mode),
-            "AccessVlanId": Int32(a.vlan.access_vlan_id),
-            "NativeVlanId": Int32(a.vlan.native_vlan_id),
-            "AllowedVlanIdList": a.vlan.allowed_vlan_id_list or None,
-            "AllowedVlanIdListString": a.vlan.allowed_vlan_id_list,
-            "ParentAdapter": a.name,
-        },
-        to_string=a.vlan.mode,
-    )
+    vlan = vlan_obj(vm, a)
     return PSObj(
         [tn, HV + "VMNetworkAdapterBase", HV + "VirtualizationObject", "System.Object"],
         {
@@ -154,6 +143,23 @@ def adapter_obj(
             "ComputerName": computer_name(hv),
         },
         to_string=f"VMNetworkAdapter (Name = '{a.name}', VMName = '{vm.name if vm else ''}')",
+    )
+
+
+def vlan_obj(vm: VM | None, a: VMNetworkAdapter) -> PSObj:
+    """Get-VMNetworkAdapterVlan / VMNetworkAdapter.VlanSetting (R-74)."""
+    return PSObj(
+        [HV + "VMNetworkAdapterVlanSetting", HV + "VirtualizationObject", "System.Object"],
+        {
+            "OperationMode": enum(HV + "VMNetworkAdapterVlanMode", VLAN_MODE, a.vlan.mode),
+            "AccessVlanId": Int32(a.vlan.access_vlan_id),
+            "NativeVlanId": Int32(a.vlan.native_vlan_id),
+            "AllowedVlanIdList": a.vlan.allowed_vlan_id_list or None,
+            "AllowedVlanIdListString": a.vlan.allowed_vlan_id_list,
+            "PrivateVlanMode": None,
+            "ParentAdapter": f"VMNetworkAdapter (Name = '{a.name}', VMName = '{vm.name if vm else ''}')",
+        },
+        to_string=f"VMNetworkAdapterVlanSetting (VMName = '{vm.name if vm else ''}', Mode = {a.vlan.mode})",
     )
 
 

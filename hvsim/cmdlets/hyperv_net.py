@@ -367,6 +367,15 @@ def connect_vmnetworkadapter(ctx: Context, call: Call) -> Iterable[Any]:
 
 
 @cmdlet(
+    "Get-VMNetworkAdapterVlan", params=["VMName", "VM", "VMNetworkAdapterName", "VMNetworkAdapter"]
+)
+def get_vmnetworkadaptervlan(ctx: Context, call: Call) -> Iterable[Any]:
+    _hv, pairs = _adapters_of(ctx, call, name_param="VMNetworkAdapterName")
+    for vm, a in pairs:
+        yield S.vlan_obj(vm, a)
+
+
+@cmdlet(
     "Set-VMNetworkAdapterVlan",
     params=[
         "VMName",
