@@ -1024,7 +1024,8 @@ def stop_cluster_group(ctx: Context, call: Call) -> Iterable[PSObj]:
 
 @cmdlet("Remove-ClusterGroup", params=["Name", "RemoveResources", "Force", "Cluster", "Confirm"])
 def remove_cluster_group(ctx: Context, call: Call) -> None:
-    cl, group, _node, vm = _vm_group(ctx, "Remove-ClusterGroup", str(call.get("Name")))
+    name = str(as_list(call.get("Name"))[0])  # StringCollection in the catalog
+    cl, group, _node, vm = _vm_group(ctx, "Remove-ClusterGroup", name)
     if cl.group_state(ctx.world, group) == "Online":
         raise _err(
             f"The group '{group.name}' must be offline to be removed.",

@@ -230,7 +230,7 @@ def set_physical_disk(ctx: Context, call: Call) -> None:
         d.state.media_type = str(media)
 
 
-@cmdlet("Reset-PhysicalDisk", params=["UniqueId", "FriendlyName", "Confirm"])
+@cmdlet("Reset-PhysicalDisk", params=["UniqueId", "FriendlyName"])
 def reset_physical_disk(ctx: Context, call: Call) -> None:
     if call.get("FriendlyName"):
         raise not_modelled("Reset-PhysicalDisk -FriendlyName")
@@ -433,7 +433,7 @@ def new_volume(ctx: Context, call: Call) -> Iterable[PSObj]:
         raise not_modelled(f"New-Volume -FileSystem {fs or '(none)'} on an S2D pool")
     if str(call.get("ResiliencySettingName") or "Mirror") != "Mirror":
         raise not_modelled("New-Volume with a resiliency other than Mirror")
-    name = str(call.get("FriendlyName"))
+    name = str(as_list(call.get("FriendlyName"))[0])  # String[] in the catalog
     size = int(call.get("Size"))
     if cl.pool.virtual_disk(name) is not None:
         raise _storage_error(
@@ -472,7 +472,7 @@ def new_volume(ctx: Context, call: Call) -> Iterable[PSObj]:
 def remove_virtual_disk(ctx: Context, call: Call) -> None:
     g = _guest(ctx, "Remove-VirtualDisk")
     cl = cluster_of(ctx.world, g)
-    name = str(call.get("FriendlyName"))
+    name = str(as_list(call.get("FriendlyName"))[0])  # String[] in the catalog
     vd = cl.pool.virtual_disk(name) if cl is not None and cl.pool is not None else None
     if vd is None:
         raise _not_found("MSFT_VirtualDisk", "FriendlyName", name, "Remove-VirtualDisk")
@@ -504,7 +504,7 @@ def disable_s2d(ctx: Context, call: Call) -> None:
 def remove_storage_pool(ctx: Context, call: Call) -> None:
     g = _guest(ctx, "Remove-StoragePool")
     cl = cluster_of(ctx.world, g)
-    name = str(call.get("FriendlyName"))
+    name = str(as_list(call.get("FriendlyName"))[0])  # String[] in the catalog
     if cl is None or cl.pool is None or cl.pool.friendly_name.lower() != name.lower():
         raise _not_found("MSFT_StoragePool", "FriendlyName", name, "Remove-StoragePool")
     if [v for v in cl.pool.virtual_disks if v.friendly_name != S.PERF_HISTORY]:
