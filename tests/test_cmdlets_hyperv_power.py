@@ -115,3 +115,22 @@ def test_transient_fault_through_the_executor() -> None:
         run(w, "Get-VMHost")
     assert exc.value.fqid == f"TransientFailure,{HV}GetVMHost"
     assert out(w, "Get-VMHost")[0]["ComputerName"] == "HV01"
+
+
+def test_suspend_resume_and_saved_uptime(world: World) -> None:
+    out(world, "Start-VM", Name="n1")
+    free = world.host.memory_free()
+    out(world, "Suspend-VM", Name="n1")
+    [vm] = out(world, "Get-VM", Name="n1")
+    assert str(vm["State"]) == "Paused" and str(vm["Heartbeat"]) == "Paused"
+    assert world.host.memory_free() == free  # a paused VM keeps its memory
+    with pytest.raises(PSError):
+        run(world, "Stop-VM", Name="n1")  # a paused guest cannot shut itself down
+    out(world, "Resume-VM", Name="n1")
+    assert state(world) == "Running"
+    out(world, "Save-VM", Name="n1")
+    [vm] = out(world, "Get-VM", Name="n1")
+    assert str(vm["State"]) == "Saved" and vm["Uptime"] == dt.timedelta(0)
+    with pytest.raises(PSError) as exc:
+        run(world, "Suspend-VM", Name="n1")
+    assert exc.value.category == "InvalidOperation"

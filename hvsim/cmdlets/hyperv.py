@@ -269,6 +269,33 @@ def stop_vm(ctx: Context, call: Call) -> Iterable[Any]:
             yield S.vm_obj(ctx.world, hv, vm)
 
 
+@cmdlet("Save-VM", params=["Name", "VM", "Passthru"])
+def save_vm(ctx: Context, call: Call) -> Iterable[Any]:
+    hv, vms = _targets(ctx, call, name_param="Name")
+    for vm in vms:
+        vmops.stop(ctx, hv, vm, turn_off=False, save=True, force=False, cmdlet=call.name)
+        if call.switch("Passthru"):
+            yield S.vm_obj(ctx.world, hv, vm)
+
+
+@cmdlet("Suspend-VM", params=["Name", "VM", "Passthru"])
+def suspend_vm(ctx: Context, call: Call) -> Iterable[Any]:
+    hv, vms = _targets(ctx, call, name_param="Name")
+    for vm in vms:
+        vmops.suspend(ctx, hv, vm, call.name)
+        if call.switch("Passthru"):
+            yield S.vm_obj(ctx.world, hv, vm)
+
+
+@cmdlet("Resume-VM", params=["Name", "VM", "Passthru"])
+def resume_vm(ctx: Context, call: Call) -> Iterable[Any]:
+    hv, vms = _targets(ctx, call, name_param="Name")
+    for vm in vms:
+        vmops.resume(ctx, hv, vm, call.name)
+        if call.switch("Passthru"):
+            yield S.vm_obj(ctx.world, hv, vm)
+
+
 @cmdlet("Restart-VM", params=["Name", "VM", "Force", "Passthru"])
 def restart_vm(ctx: Context, call: Call) -> Iterable[Any]:
     hv, vms = _targets(ctx, call, name_param="Name")

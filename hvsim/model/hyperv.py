@@ -141,7 +141,10 @@ class VM:
         return [base + ".vmcx", base + ".vmgs", base + ".VMRS"]
 
     def uptime(self, now: float) -> float:
-        return 0.0 if self.started_at is None else max(0.0, now - self.started_at)
+        """Get-VM .Uptime: time since the last start; zero while Off or Saved."""
+        if self.started_at is None or self.state not in ("Running", "Paused", "Stopping"):
+            return 0.0
+        return max(0.0, now - self.started_at)
 
     def memory_held(self) -> int:
         """What the VM takes from the host while it runs (R-10)."""

@@ -304,6 +304,9 @@ def start(ctx: Any, hv: HyperV, vm: VM, cmdlet: str = "Start-VM") -> None:
     for disk in disks:
         disk.in_use_by = vm.id
     if resumed:
+        # Restored from a saved state: the guest goes on where it was; Uptime counts
+        # from the restore (modelled).
+        vm.started_at = now
         log.debug("%s resumed from Saved", vm.name)
         ctx.work(timing.seconds("vm.start"), f"restoring {vm.name}")
         return
@@ -399,6 +402,25 @@ def stop(
     vm.state = "Stopping"
     ctx.work(timing.seconds("vm.shutdown"), f"shutting down {vm.name}")
     power_off(ctx, hv, vm)
+
+
+def suspend(ctx: Any, hv: HyperV, vm: VM, cmdlet: str = "Suspend-VM") -> None:
+    """Suspend-VM: Running -> Paused; the VM keeps its memory (R-10 accounting)."""
+    if vm.state == "Paused":
+        ctx.warning(f"The virtual machine '{vm.name}' is already in the specified state.")
+        return
+    if vm.state != "Running":
+        raise E.vm_state_error(vm.name, cmdlet, "pause")
+    vm.state = "Paused"
+
+
+def resume(ctx: Any, hv: HyperV, vm: VM, cmdlet: str = "Resume-VM") -> None:
+    if vm.state == "Running":
+        ctx.warning(f"The virtual machine '{vm.name}' is already in the specified state.")
+        return
+    if vm.state != "Paused":
+        raise E.vm_state_error(vm.name, cmdlet, "resume")
+    vm.state = "Running"
 
 
 def _heartbeat(world: Any, vm: VM) -> str:
