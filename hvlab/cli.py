@@ -108,6 +108,11 @@ def plan(
     from hvlab.spec import load_lab
     from hvlab.spec.inventory import inventory
 
+    if not offline:
+        from hvlab import lab as labs
+
+        labs.plan(config, lab=lab, as_json=as_json)
+        return
     spec = load_lab(lab_path(config, lab))
     phases = inventory(spec)
     if as_json:
@@ -125,3 +130,34 @@ def _plan_text(name: str, summary: str, phases: list[dict[str, Any]]) -> str:
         for res in phase["resources"]:
             lines.append(f"      + {res['kind']:<15} {res['name']}  {res['detail']}")
     return "\n".join(lines)
+
+
+# --- against a host (the configured one, or the embedded simulated host) ---------
+
+
+def up(
+    config: Any = None,
+    lab: str | None = None,
+    parallel: int = 0,
+    as_json: bool = False,
+    yes: bool = False,
+    trace: str | None = None,
+) -> None:
+    """Build the lab; see hvlab.lab.up."""
+    from hvlab import lab as labs
+
+    labs.up(config, lab=lab, parallel=parallel, as_json=as_json, yes=yes, trace=trace)
+
+
+def down(config: Any = None, lab: str | None = None, yes: bool = False, as_json: bool = False) -> None:
+    """Remove what carries the lab's mark; see hvlab.lab.down."""
+    from hvlab import lab as labs
+
+    labs.down(config, lab=lab, yes=yes, as_json=as_json)
+
+
+def status(config: Any = None, lab: str | None = None, as_json: bool = False) -> None:
+    """Show the lab as the host sees it; see hvlab.lab.status."""
+    from hvlab import lab as labs
+
+    labs.status(config, lab=lab, as_json=as_json)

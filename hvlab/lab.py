@@ -483,7 +483,7 @@ def find_marked(spec: Any, host: Any) -> dict[str, list[Any]]:
     for vm in host.run("Get-VM"):
         if has_mark(val(vm, "Notes"), spec.name):
             targets["vm"].append((text(val(vm, "Id")), text(val(vm, "Name"))))
-    root = spec.host.root
+    root = spec.root
     marker = host.run("Get-Content", Path=f"{root}\\.hvlab-lab", **SILENT)
     if "\n".join(text(m) for m in marker).strip() == spec.name:
         targets["folder"].append(root)

@@ -172,8 +172,8 @@ def _witness(ctx: StepContext) -> None:
         raise StepError(
             "cluster", f"witness type {witness.type} is not supported by hvlab yet; use file_share"
         )
-    dc = lab.dc.name
-    share = witness.share
+    dc = witness.server or lab.dc.name
+    share = witness.share or f"{lab.cluster.name}-witness"
     folder = f"C:\\Witness\\{share}"
     unc = f"\\\\{dc}.{lab.domain.fqdn}\\{share}"
     if first(in_guest(ctx, dc, "Get-SmbShare", Name=share, **SILENT)) is None:

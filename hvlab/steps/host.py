@@ -114,10 +114,10 @@ def preflight(ctx: StepContext) -> None:
             f"reserve, the host has {_gib(free)} free (R-10)"
         )
 
-    drive = lab.host.root[:1].upper()
+    drive = lab.root[:1].upper()
     volume = first(host.run("Get-Volume", DriveLetter=drive, **SILENT))
     if volume is None:
-        problems.append(f"the host has no volume {drive}: for the lab root {lab.host.root}")
+        problems.append(f"the host has no volume {drive}: for the lab root {lab.root}")
     else:
         fs = text(val(volume, "FileSystemType") or val(volume, "FileSystem"))
         free_disk = int(val(volume, "SizeRemaining", 0) or 0)
@@ -207,7 +207,7 @@ def _nat(ctx: StepContext, sw: Any) -> None:
 def lab_folder(ctx: StepContext) -> None:
     """The lab root with its mark file, so lab.down knows the folder is the lab's."""
     host, lab = ctx.host, ctx.lab
-    root = lab.host.root
+    root = lab.root
     mark_file = f"{root}\\.hvlab-lab"
     if not _true(host.run("Test-Path", Path=root)):
         ctx.change(

@@ -12,7 +12,7 @@ PANTHER = "Windows\\Panther"  # R-23: where a generalized image looks for its an
 
 
 def vm_folder(ctx: StepContext, vm: Any) -> str:
-    return f"{ctx.lab.host.root}\\{vm.name}"
+    return f"{ctx.lab.root}\\{vm.name}"
 
 
 def os_disk_path(ctx: StepContext, vm: Any) -> str:
@@ -49,7 +49,7 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
                 Name=vm.name,
                 Generation=2,
                 MemoryStartupBytes=vm.memory_bytes,
-                Path=lab.host.root,
+                Path=lab.root,
                 VHDPath=os_disk,
                 SwitchName=mgmt_switch,
             ),
