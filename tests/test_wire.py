@@ -338,3 +338,16 @@ def test_work_releases_the_lock_and_max_runspaces_bounds_concurrency(
             assert ps.output == [1]
     (_, e1), (s2, _) = sorted(SPANS)
     assert (s2 < e1) is overlap
+
+
+def test_server_without_a_world_serves_test_handlers() -> None:
+    """serve_in_thread(world=None): handlers get world None and the module lock."""
+    from conftest import SIM_PASSWORD, SIM_USER
+
+    from hvsim.server import serve_in_thread
+
+    with serve_in_thread(None, auth="basic", user=SIM_USER, password=SIM_PASSWORD) as server:
+        assert server.world is None and server.url.endswith("/wsman")
+        with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
+            ps = _invoke(pool, "Write-Warning", Message="no world here")
+    assert [str(w.message) for w in ps.streams.warning] == ["no world here"]

@@ -135,6 +135,7 @@ class _Tap:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.seen = bytearray()
+        self.replies = bytearray()  # server to client only
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -145,14 +146,16 @@ class _Tap:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, back in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pipe, args=(a, b, back), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, back: bool) -> None:
         try:
             while data := src.recv(65536):
                 with self.lock:
                     self.seen += data
+                    if back:
+                        self.replies += data
                 dst.sendall(data)
         except OSError:
             pass
@@ -209,3 +212,46 @@ def test_ntlm_seals_every_message_on_the_wire(sim_server: Any) -> None:
     assert b"multipart/encrypted" in sealed
     for needle in (b"Get-VMHost", b"Microsoft.HyperV", b"ShellId", b"creationXml", b"<s:Envelope"):
         assert needle not in sealed, needle
+
+
+def test_responses_fit_the_clients_max_envelope_size(sim_server: Any) -> None:
+    """A 3 MB output is split over Receives that each fit wsman:MaxEnvelopeSize
+    (pypsrp 0.9.1 asks for 512000 octets once the pool speaks protocol 2.2+)."""
+    from pypsrp.wsman import WSMan
+
+    from hvsim import objects, registry
+
+    if registry.lookup("Get-Random") is None:
+
+        @registry.cmdlet("Get-Random", params=["Count", "Maximum"])
+        def _bulk(ctx: Any, call: Any) -> list[Any]:
+            size = int(call.get("Maximum"))
+            return [
+                objects.PSObj(["Hvsim.Test.Blob"], {"Index": i, "Data": "x" * size}, f"blob {i}")
+                for i in range(int(call.get("Count")))
+            ]
+
+    server = sim_server(auth="basic")
+    tap = _Tap(server.port)
+    try:
+        wsman = WSMan(
+            "127.0.0.1",
+            port=tap.port,
+            ssl=False,
+            auth="basic",
+            username=SIM_USER,
+            password=SIM_PASSWORD,
+            encryption="never",
+            operation_timeout=5,
+        )
+        with RunspacePool(wsman) as pool:
+            ps = PowerShell(pool)
+            ps.add_cmdlet("Get-Random").add_parameter("Count", 30).add_parameter("Maximum", 100_000)
+            out = ps.invoke()
+            assert len(out) == 30
+    finally:
+        tap.close()
+    sizes = [int(n) for n in re.findall(rb"Content-Length: (\d+)", bytes(tap.replies))]
+    assert max(sizes) <= 512000
+    # The output did need several large Receives.
+    assert len([n for n in sizes if n > 300_000]) >= 4
