@@ -424,6 +424,8 @@ def resume(ctx: Any, hv: HyperV, vm: VM, cmdlet: str = "Resume-VM") -> None:
 
 
 def _heartbeat(world: Any, vm: VM) -> str:
+    if vm.state == "Paused":
+        return "Paused"
     if vm.guest is None:
         return "NoContact"
     return str(vm.guest.heartbeat(world.clock.now()))
