@@ -94,8 +94,8 @@ def _exit(message: str) -> Any:
 
 
 def show(state: str | None = None) -> None:
-    """Print the simulated host as a tree: from a state file (--state or
-    HVSIM_STATE), else a freshly created default host."""
+    """Print the simulated host as a tree: from a state file (--state, HVSIM_STATE,
+    or the embedded host's .hvlab/sim/host.state), else a fresh default host."""
     from rich.console import Console
 
     from hvsim import persist
@@ -103,6 +103,10 @@ def show(state: str | None = None) -> None:
     from hvsim.show import build_tree
 
     path = state or os.environ.get("HVSIM_STATE")
+    # Without one, the state the embedded host of `invoke lab.*` keeps in this folder.
+    embedded = os.path.join(os.getcwd(), ".hvlab", "sim", "host.state")
+    if not path and os.path.exists(embedded):
+        path = embedded
     if path:
         try:
             world = persist.load(path)

@@ -104,6 +104,7 @@ class Faults:
         self.rng = random.Random(seed)
         self.calls: dict[str, int] = {}
         self.log: list[str] = []  # what fired, for sim.show and tests
+        self.installed_in: Any = None  # the world whose state faults were applied to
 
     @classmethod
     def parse(cls, spec: str, seed: int = 0) -> Faults:
@@ -162,7 +163,11 @@ class Faults:
         return [f for f in self.faults if f.kind == kind and not f.cleared]
 
     def install(self, world: Any) -> None:
-        """Apply faults that are state rather than events (disk_full)."""
+        """Apply faults that are state rather than events (disk_full). Idempotent per world;
+        check() does it too, so a Faults object assigned to world.faults takes effect."""
+        if self.installed_in is world:
+            return
+        self.installed_in = world
         for f in self.of("disk_full"):
             drive = f.opts.get("drive", "C").rstrip(":").upper()
             vol = world.host.fs.drives.get(drive)
@@ -173,6 +178,9 @@ class Faults:
 
     def check(self, ctx: Any, call: Any) -> None:
         """Called by the executor before each handler: may raise PSError or DropConnection."""
+        world = getattr(ctx, "world", None)
+        if world is not None and self.installed_in is not world:
+            self.install(world)
         name = str(getattr(call, "name", "")).lower()
         n = self.calls[name] = self.calls.get(name, 0) + 1
         for f in self.of("drop"):
@@ -243,3 +251,8 @@ class Faults:
             state = " (cleared)" if f.cleared else ""
             out.append(f"{f.kind}:{opts}{state}")
         return out
+
+
+def parse(spec: str, seed: int = 0) -> Faults:
+    """Faults.parse as a function: `hvsim.faults.parse(os.environ["HVSIM_FAULTS"])`."""
+    return Faults.parse(spec, seed=seed)

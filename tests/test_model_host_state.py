@@ -258,3 +258,16 @@ def test_state_round_trip_of_a_whole_cluster_lab(tmp_path: Path) -> None:
     w2 = persist.load(path)
     assert w2.snapshot() == before
     assert render(w2)  # sim.show draws the loaded world
+
+
+def test_faults_assigned_after_creation_take_effect() -> None:
+    """A Faults object put on world.faults later (as an embedding program may do)
+    applies its state faults at the first checked call."""
+    from hvsim import faults
+
+    w = World.create()
+    w.host.fs.mkdir("C:\\lab")
+    w.faults = faults.parse(f"disk_full:after_bytes={5 * 1024**2}")
+    out(w, "New-VHD", Path="C:\\lab\\a.vhdx", SizeBytes=u64(GiB), Dynamic=True)
+    with pytest.raises(PSError, match="not enough space"):
+        run(w, "New-VHD", Path="C:\\lab\\b.vhdx", SizeBytes=u64(GiB), Dynamic=True)
