@@ -424,3 +424,14 @@ def test_r16_parent_of_a_running_child_is_open_read_only(world: World) -> None:
     assert world.host.fs.exists(IMG)
     out(world, "Stop-VM", Name="n1", TurnOff=True)
     out(world, "Mount-VHD", Path=IMG)
+
+
+def test_new_vm_defaults_from_the_doc(world: World) -> None:
+    [vm] = out(world, "New-VM", NewVHDPath="x.vhdx", NewVHDSizeBytes=u64(40 * GiB))
+    assert vm["Name"] == "New virtual machine" and int(vm["Generation"]) == 1
+    [d] = out(world, "Get-VMHardDiskDrive", VMName="New virtual machine")
+    # A bare file name lands in the host's VirtualHardDiskPath.
+    assert d["Path"] == "C:\\Users\\Public\\Documents\\Hyper-V\\Virtual Hard Disks\\x.vhdx"
+    assert str(d["ControllerType"]) == "IDE"
+    err = fails(world, "New-VM", Name="g2", Generation=2, BootDevice="Floppy", NoVHD=True)
+    assert "Floppy" in err.message and err.category == "InvalidArgument"

@@ -117,6 +117,7 @@ def _must_be_off(vm: Any, device: str, cmdlet: str) -> None:
         "NoVHD",
         "SwitchName",
         "Version",
+        "BootDevice",
         "Force",
     ],
 )
@@ -132,12 +133,28 @@ def new_vm(ctx: Context, call: Call) -> Iterable[Any]:
                 call.name,
                 "InvalidArgument",
             )
-    name = str(call.get("Name") or "New Virtual Machine")
+    # WPD:Hyper-V/New-VM: "The default name is New virtual machine."
+    name = str(call.get("Name") or "New virtual machine")
+    generation = int(call.get("Generation") or 1)
+    boot = str(call.get("BootDevice") or "")
+    if generation == 2 and boot in ("Floppy", "LegacyNetworkAdapter", "IDE"):
+        # R-09; WPD:Hyper-V/New-VM: these boot devices "will cause an error" on Gen2.
+        raise E.hv(
+            f"Generation 2 virtual machines do not support the boot device '{boot}'.",
+            "InvalidParameter",
+            call.name,
+            "InvalidArgument",
+            boot,
+        )
+    if new_vhd is not None and "\\" not in new_vhd[0] and "/" not in new_vhd[0]:
+        # "If only a file name is specified, the virtual hard disk is created in the
+        # default path configured for the host." (WPD:Hyper-V/New-VM)
+        new_vhd = (hv.settings.virtual_hard_disk_path.rstrip("\\") + "\\" + new_vhd[0], new_vhd[1])
     vm, _disk = vmops.new_vm(
         ctx.world,
         hv,
         name=name,
-        generation=int(call.get("Generation") or 1),
+        generation=generation,
         memory_startup=int(call.params["MemoryStartupBytes"])
         if "MemoryStartupBytes" in call
         else None,
