@@ -4,7 +4,6 @@ R-21), and reading list-or-scalar parameters."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from hvsim.errors import PSError
@@ -106,11 +105,3 @@ def resolve_vms(
             ctx.error(err)
         out.extend(vm for vm in found if vm not in out)
     return out
-
-
-def one_vm_each(vms: Iterable[VM]) -> list[VM]:
-    seen: list[VM] = []
-    for vm in vms:
-        if vm not in seen:
-            seen.append(vm)
-    return seen

@@ -64,8 +64,6 @@ def get_vm(ctx: Context, call: Call) -> Iterable[Any]:
 
 # -- helpers ---------------------------------------------------------------------
 
-_VM_TARGET = ["VMName", "VM"]
-
 
 def _targets(ctx: Context, call: Call, *, name_param: str = "VMName") -> tuple[Any, list[Any]]:
     hv = hyperv_of(ctx, call.name)

@@ -463,7 +463,3 @@ def remove(ctx: Any, hv: HyperV, vm: VM) -> None:
     hv.vms.remove(vm)
     if vm.guest is not None and hasattr(vm.guest, "on_removed"):
         vm.guest.on_removed()
-
-
-def host_reserve_check(hv: HyperV) -> int:
-    return hv.memory_free
