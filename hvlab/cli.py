@@ -149,7 +149,9 @@ def up(
     labs.up(config, lab=lab, parallel=parallel, as_json=as_json, yes=yes, trace=trace)
 
 
-def down(config: Any = None, lab: str | None = None, yes: bool = False, as_json: bool = False) -> None:
+def down(
+    config: Any = None, lab: str | None = None, yes: bool = False, as_json: bool = False
+) -> None:
     """Remove what carries the lab's mark; see hvlab.lab.down."""
     from hvlab import lab as labs
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -298,7 +299,7 @@ def collect_status(spec: Any, host: Any, creds: CredentialBook) -> dict[str, Any
                 "name": vm.name,
                 "role": vm.role,
                 "state": text(val(rec, "State")),
-                "uptime": text(val(rec, "Uptime")),
+                "uptime_seconds": _seconds(val(rec, "Uptime")),
                 "nics": [
                     {
                         "name": text(val(n, "Name")),
@@ -385,6 +386,20 @@ def collect_status(spec: Any, host: Any, creds: CredentialBook) -> dict[str, Any
     return data
 
 
+def _seconds(value: Any) -> float | None:
+    """A TimeSpan as seconds: pypsrp gives timedelta or an ISO 8601 duration."""
+    if value is None:
+        return None
+    total = getattr(value, "total_seconds", None)
+    if callable(total):
+        return round(float(total()), 1)
+    match = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?)?", text(value))
+    if not match:
+        return None
+    d, h, m, s = (float(g) if g else 0.0 for g in match.groups())
+    return round(((d * 24 + h) * 60 + m) * 60 + s, 1)
+
+
 def _print_status(out: IO[str], data: dict[str, Any]) -> None:
     _say(out, f"lab {data['lab']}")
     for vm in data["vms"]:
@@ -430,7 +445,8 @@ def down(
         else:
             for kind, names in targets.items():
                 for name in names:
-                    _say(out, f"  will remove {kind} {name}")
+                    shown = f"{name[1]} ({name[0]})" if isinstance(name, tuple) else name
+                    _say(out, f"  will remove {kind} {shown}")
             if not yes:
                 _confirm(
                     f"Remove {sum(len(v) for v in targets.values())} resources of lab {spec.name}?"

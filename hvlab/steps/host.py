@@ -131,7 +131,7 @@ def preflight(ctx: StepContext) -> None:
                 f"{_gib(free_disk)} is free (R-10)"
             )
     numbers["host"] = text(val(vmhost, "ComputerName"))
-    ctx.services["host_facts"] = numbers
+    ctx.run.services["host_facts"] = numbers
     if problems:
         raise PreflightError(problems, numbers)
     ctx.ok(

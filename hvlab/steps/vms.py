@@ -113,7 +113,7 @@ def _inject_unattend(ctx: StepContext, vm: Any, os_disk: str) -> None:
             part = _os_partition(host.run("Get-Partition", DiskNumber=number))
             if part is None:
                 raise StepError(f"vm:{vm.name}", f"{os_disk} has no Windows partition")
-            if not text(val(part, "DriveLetter")).strip():
+            if not _letter(part):
                 host.run(
                     "Add-PartitionAccessPath",
                     DiskNumber=number,
@@ -121,7 +121,7 @@ def _inject_unattend(ctx: StepContext, vm: Any, os_disk: str) -> None:
                     AssignDriveLetter=True,
                 )
                 part = _os_partition(host.run("Get-Partition", DiskNumber=number))
-            letter = text(val(part, "DriveLetter")).strip()
+            letter = _letter(part)
             if not letter:
                 raise StepError(f"vm:{vm.name}", f"no drive letter could be given to {os_disk}")
             panther = f"{letter}:\\{PANTHER}"
@@ -131,6 +131,11 @@ def _inject_unattend(ctx: StepContext, vm: Any, os_disk: str) -> None:
             host.run("Dismount-VHD", Path=os_disk)
 
     ctx.change(f"inject unattend.xml into {os_disk}", inject)
+
+
+def _letter(partition: Any) -> str:
+    """The partition's drive letter; a partition without one reports the NUL char."""
+    return text(val(partition, "DriveLetter")).strip().strip("\x00")
 
 
 def _os_partition(parts: list[Any]) -> Any:
