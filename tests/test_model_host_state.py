@@ -271,3 +271,43 @@ def test_faults_assigned_after_creation_take_effect() -> None:
     out(w, "New-VHD", Path="C:\\lab\\a.vhdx", SizeBytes=u64(GiB), Dynamic=True)
     with pytest.raises(PSError, match="not enough space"):
         run(w, "New-VHD", Path="C:\\lab\\b.vhdx", SizeBytes=u64(GiB), Dynamic=True)
+
+
+def _vm_with_os(w: World, name: str = "n1") -> None:
+    w.host.fs.mkdir("C:\\lab")
+    out(w, "New-VHD", Path=f"C:\\lab\\{name}.vhdx", ParentPath=IMG, Differencing=True)
+    out(
+        w,
+        "New-VM",
+        Name=name,
+        Generation=2,
+        MemoryStartupBytes=i64(2 * GiB),
+        VHDPath=f"C:\\lab\\{name}.vhdx",
+    )
+
+
+def test_boot_at_timescale_zero_is_done_at_once_and_advances_the_clock() -> None:
+    w = World.create()
+    _vm_with_os(w)
+    t0, real0 = w.modelled_now(), time.monotonic()
+    out(w, "Start-VM", Name="n1")
+    [vm] = out(w, "Get-VM", Name="n1")
+    assert str(vm["Heartbeat"]).startswith("Ok")  # the first boot is over already
+    assert w.modelled_now() - t0 >= timing.seconds("vm.first_boot")
+    assert time.monotonic() - real0 < 1.0
+
+
+def test_boot_at_small_timescale_really_takes_time() -> None:
+    w = World.create(timescale=0.002)  # the 90 s first boot takes 0.18 s
+    _vm_with_os(w)
+    out(w, "Start-VM", Name="n1")
+    [vm] = out(w, "Get-VM", Name="n1")
+    assert str(vm["Heartbeat"]) == "NoContact"  # still in firmware
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:  # bounded: waits for the guest's heartbeat
+        if str(out(w, "Get-VM", Name="n1")[0]["Heartbeat"]).startswith("Ok"):
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail("the guest did not report a heartbeat within 5 s real (90 s modelled)")
+    assert w.modelled_now() >= timing.seconds("vm.firmware")
