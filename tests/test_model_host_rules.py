@@ -435,3 +435,14 @@ def test_new_vm_defaults_from_the_doc(world: World) -> None:
     assert str(d["ControllerType"]) == "IDE"
     err = fails(world, "New-VM", Name="g2", Generation=2, BootDevice="Floppy", NoVHD=True)
     assert "Floppy" in err.message and err.category == "InvalidArgument"
+
+
+def test_r21_get_cmdlets_write_missing_vms_and_go_on(world: World) -> None:
+    make_vm(world)
+    for name in ("Get-VMProcessor", "Get-VMNetworkAdapter", "Get-VMHardDiskDrive", "Get-VMMemory"):
+        result, streams = run(world, name, VMName=["ghost", "n1"])
+        assert len(result) == 1, name
+        [err] = streams.errors
+        assert err.category == "ObjectNotFound" and err.target == "ghost", name
+    result, streams = run(world, "Get-VMProcessor", VMName="ghost", ErrorAction="SilentlyContinue")
+    assert result == [] and streams.errors == []

@@ -67,7 +67,9 @@ def get_vm(ctx: Context, call: Call) -> Iterable[Any]:
 
 def _targets(ctx: Context, call: Call, *, name_param: str = "VMName") -> tuple[Any, list[Any]]:
     hv = hyperv_of(ctx, call.name)
-    return hv, resolve_vms(ctx, call, call.name, name_param=name_param)
+    # Get-* cmdlets write a missing VM as a non-terminating error and go on.
+    reading = call.name.lower().startswith("get-")
+    return hv, resolve_vms(ctx, call, call.name, name_param=name_param, terminating=not reading)
 
 
 def _int(value: Any) -> int:

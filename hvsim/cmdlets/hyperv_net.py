@@ -235,7 +235,7 @@ def get_vmnetworkadapter(ctx: Context, call: Call) -> Iterable[Any]:
             for a in vm.adapters:
                 yield S.adapter_obj(hv, vm, a)
         return
-    for vm in resolve_vms(ctx, call, call.name, name_param="VMName"):
+    for vm in resolve_vms(ctx, call, call.name, name_param="VMName", terminating=False):
         for a in vm.adapters:
             if "Name" in call and not fnmatch.fnmatchcase(
                 a.name.lower(), str(call.params["Name"]).lower()
