@@ -148,7 +148,9 @@ def split_path(path: str) -> tuple[str, list[str]]:
         if any(ch in part for ch in '<>"|?*') or ":" in part:
             raise FsError("bad_path", path, "illegal characters in path")
         # Windows drops trailing dots and spaces from names.
-        parts.append(part.rstrip(" ."))
+        name = part.rstrip(" .")
+        if name:
+            parts.append(name)
     return drive, parts
 
 
