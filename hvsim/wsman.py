@@ -104,7 +104,8 @@ def timed_out() -> Fault:
 
 
 def shell_not_found(shell_id: str) -> Fault:
-    # ERROR_WSMAN_SHELL_NOT_FOUND (0x8033805B), subcode w:InvalidSelectors.
+    # ERROR_WSMAN_UNEXPECTED_SELECTORS (0x8033805B) is what WinRM answers for a
+    # ShellId it does not know, with this text.
     return Fault(
         "w:InvalidSelectors",
         2150858843,
@@ -116,7 +117,7 @@ def shell_not_found(shell_id: str) -> Fault:
 
 
 def command_not_found(command_id: str) -> Fault:
-    # ERROR_WSMAN_INVALID_SELECTORS style answer for an unknown CommandId.
+    # The same code for a CommandId the shell does not know.
     return Fault(
         "w:InvalidSelectors",
         2150858843,
@@ -671,7 +672,8 @@ class WSManHandler(BaseHTTPRequestHandler):
             self._fault(
                 Fault(
                     "w:InternalError",
-                    2150858770,
+                    # E_FAIL: hvsim itself failed; no WinRM error code claims this case.
+                    2147500037,
                     "The WS-Management service failed internally.",
                     sender=False,
                 ),
