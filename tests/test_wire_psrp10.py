@@ -1,0 +1,84 @@
+"""hvsim driven by pypsrp 1.0.0b1's asyncio API (the `psrp` package).
+
+pypsrp 1.0.0b1 cannot be installed beside 0.9.1 in one environment, so it is
+installed once into pytest's cache folder and runs in a child process. Without
+network (pip fails) the test is skipped.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SIM_PASSWORD, SIM_USER
+
+CLIENT = """
+import asyncio, sys
+sys.path.insert(0, sys.argv[1])
+import psrp
+
+async def main(port, auth, user, password):
+    info = psrp.WSManInfo(
+        "127.0.0.1", scheme="http", port=port, auth=auth, username=user, password=password,
+        encryption="never" if auth == "basic" else "auto", operation_timeout=5,
+    )
+    async with psrp.AsyncRunspacePool(info) as rp:
+        ps = psrp.AsyncPowerShell(rp)
+        ps.add_command("Get-VMHost")
+        out = await ps.invoke()
+        print("TYPE", out[0].PSObject.type_names[0])
+        ps = psrp.AsyncPowerShell(rp)
+        ps.add_command("Get-VM").add_parameter("Name", "ghost")
+        await ps.invoke()
+        print("ERROR", ps.streams.error[0].FullyQualifiedErrorId)
+
+asyncio.run(main(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]))
+"""
+
+
+@pytest.fixture(scope="module")
+def psrp10(request: pytest.FixtureRequest) -> Path:
+    folder = Path(request.config.cache.mkdir("pypsrp-1.0.0b1"))
+    if not (folder / "psrp" / "__init__.py").exists():
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--target",
+                str(folder),
+                "pypsrp==1.0.0b1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if proc.returncode != 0 or not (folder / "psrp" / "__init__.py").exists():
+            pytest.skip(f"pypsrp 1.0.0b1 could not be installed (offline?): {proc.stderr[-300:]}")
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("auth", ["ntlm", "basic"])
+def test_asyncio_client(sim_server: Any, psrp10: Path, tmp_path: Path, auth: str) -> None:
+    server = sim_server(auth=auth)
+    script = tmp_path / "client.py"
+    script.write_text(CLIENT)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(psrp10), str(server.port), auth, SIM_USER, SIM_PASSWORD],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        # Only the installed 1.0.0b1 and its dependencies, never the 0.9.1 ones.
+        env={"PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    # 1.0.0b1 marks objects it does not rehydrate as Deserialized, as PowerShell does.
+    assert "TYPE Deserialized.Microsoft.HyperV.PowerShell.VMHost" in lines
+    assert "ERROR InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM" in lines
