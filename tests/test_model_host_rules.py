@@ -82,6 +82,10 @@ def test_r03_config_version_numeric(world: World) -> None:
     assert world.vm("old").version == "9.3"
     err = fails(world, "New-VM", Name="bad", Generation=2, Version="11.0", NoVHD=True)
     assert "11.0" in err.message and err.category == "InvalidArgument"
+    # A WS2022 host runs 8.0 to 10.0 (windowsserverdocs "Upgrade virtual machine version").
+    fails(world, "New-VM", Name="old5", Generation=2, Version="5.0", NoVHD=True)
+    versions = [v["Version"].to_string for v in out(world, "Get-VMHostSupportedVersion")]
+    assert versions[0] == "8.0" and versions[-1] == "10.0" and "9.3" in versions
     from hvsim.model.hyperv import version_tuple
 
     assert version_tuple("10.0") > version_tuple("9.3")  # as strings it would be the other way

@@ -17,6 +17,7 @@ from hvsim.errors import PSError
 from hvsim.model import hverrors as E
 from hvsim.model import vmops
 from hvsim.model.fs import normalize
+from hvsim.model.hyperv import VERSION_NAMES
 from hvsim.objects import Int32, Int64, PSEnum, PSObj
 from hvsim.registry import Call, Context, cmdlet
 
@@ -630,9 +631,7 @@ def get_vmhostsupportedversion(ctx: Context, call: Call) -> Iterable[Any]:
         yield PSObj(
             [S.HV + "VMHostSupportedVersion", "System.Object"],
             {
-                "Name": f"Microsoft Windows Server 2022 ({v})"
-                if v == hv.default_version
-                else f"Configuration version {v}",
+                "Name": VERSION_NAMES.get(v, f"Configuration version {v}"),
                 # Version is a System.Version: compare numerically.
                 "Version": PSObj(
                     ["System.Version", "System.Object"],

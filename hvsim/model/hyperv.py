@@ -36,21 +36,21 @@ VM_STATES = {
     "Resuming": 32777,
 }
 
-SUPPORTED_VERSIONS_WS2022 = [
-    "5.0",
-    "6.2",
-    "7.0",
-    "7.1",
-    "8.0",
-    "8.1",
-    "8.2",
-    "8.3",
-    "9.0",
-    "9.1",
-    "9.2",
-    "9.3",
-    "10.0",
-]
+# Configuration versions a Windows Server 2022 host runs: 8.0 to 10.0 (windowsserverdocs,
+# "Upgrade virtual machine version in Hyper-V", table for long-term servicing hosts),
+# with the names Get-VMHostSupportedVersion shows (unconfirmed wording).
+SUPPORTED_VERSIONS_WS2022 = ["8.0", "8.1", "8.2", "8.3", "9.0", "9.1", "9.2", "9.3", "10.0"]
+VERSION_NAMES = {
+    "8.0": "Microsoft Windows 10 Anniversary Update/Server 2016",
+    "8.1": "Microsoft Windows 10 Creators Update",
+    "8.2": "Microsoft Windows 10 Fall Creators Update/Server 1709",
+    "8.3": "Microsoft Windows 10 April 2018 Update/Server 1803",
+    "9.0": "Microsoft Windows 10 October 2018 Update/Server 2019",
+    "9.1": "Microsoft Windows 10 May 2019 Update/Server 1903",
+    "9.2": "Microsoft Windows 10 May 2020 Update/Server 2004",
+    "9.3": "Microsoft Windows 10 (Prerelease)",
+    "10.0": "Microsoft Windows Server 2022",
+}
 
 
 def version_tuple(v: str) -> tuple[int, ...]:
