@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 # Size of the fragments drained from psrpcore. A Receive packs as many as fit in
 # the client's MaxEnvelopeSize, so this only bounds the unit of packing.
 FRAGMENT_BYTES = 32 * 1024
+IDLE_TIMEOUT = 7200.0
 
 
 class ShellGone(Exception):
@@ -199,6 +200,7 @@ class Shell:
         self.runs: dict[str, _Run] = {}
         self.retired: collections.deque[str] = collections.deque(maxlen=1024)
         self.closed = False
+        self.last_used = time.monotonic()
         self._slots: threading.BoundedSemaphore | None = None
 
     # -- psrpcore plumbing (call with self.cond held) --------------------------
@@ -275,13 +277,14 @@ class Shell:
     def _work(self, run: _Run) -> None:
         assert self._slots is not None
         with self._slots:
-            statements = _statements(run.pipeline.metadata)
-            first = statements[0][0] if statements and statements[0] else None
-            label = "script" if first is None or first.is_script else first.name
-            sink = _Sink(run, label)
+            label = "script"
             outputs: list[Any] = []
             error: PSError | None = None
             try:
+                statements = _statements(run.pipeline.metadata)
+                first = statements[0][0] if statements and statements[0] else None
+                label = "script" if first is None or first.is_script else first.name
+                sink = _Sink(run, label)
                 piped: list[Any] | None = None if run.pipeline.metadata.no_input else run.input
                 for cmds in statements:
                     sink.command = "script" if cmds[0].is_script else cmds[0].name
@@ -309,20 +312,27 @@ class Shell:
             with self.cond:
                 if run.pipeline.state != PSInvocationState.Running:
                     return  # stopped by a signal or the shell was deleted
-                for i, value in enumerate(outputs, 1):
-                    if isinstance(value, PSError):
-                        run.pipeline.write_output(clixml.error_record(value, label))
-                    else:
-                        run.pipeline.write_output(clixml.to_ps(value))
-                    if i % 64 == 0:
-                        # Let a waiting Receive start on large outputs.
-                        self.flush()
+                try:
+                    self._write_outputs(run, outputs, label)
+                except Exception as exc:  # an output psrpcore cannot serialize
+                    log.exception("pipeline %s: output not serializable", run.command_id)
+                    error = executor.internal_error(executor.Command(label), exc)
                 if error is not None:
                     self._fail(run, error)
                 else:
                     run.pipeline.complete()
                     run.finished = True
                     self.flush()
+
+    def _write_outputs(self, run: _Run, outputs: list[Any], label: str) -> None:
+        for i, value in enumerate(outputs, 1):
+            if isinstance(value, PSError):
+                run.pipeline.write_output(clixml.error_record(value, label))
+            else:
+                run.pipeline.write_output(clixml.to_ps(value))
+            if i % 64 == 0:
+                # Let a waiting Receive start on large outputs.
+                self.flush()
 
     # -- WSMan operations ----------------------------------------------------
 
@@ -331,6 +341,7 @@ class Shell:
             self._feed(creation_xml, None)
 
     def command(self, command_id: str, data: bytes) -> str:
+        self.last_used = time.monotonic()
         command_id = command_id.upper() if command_id else str(uuid.uuid4()).upper()
         with self.cond:
             # The ServerPipeline must exist before its CreatePipeline fragment is fed.
@@ -346,6 +357,7 @@ class Shell:
         return command_id
 
     def send(self, command_id: str | None, data: bytes) -> None:
+        self.last_used = time.monotonic()
         with self.cond:
             key = None
             if command_id:
@@ -361,6 +373,7 @@ class Shell:
         Returns (data, done); raises TimeoutError when nothing came in time.
         """
         deadline = time.monotonic() + timeout
+        self.last_used = time.monotonic()
         with self.cond:
             key: uuid.UUID | None = None
             run: _Run | None = None
@@ -395,6 +408,7 @@ class Shell:
             return bytes(data), done
 
     def signal(self, command_id: str, code: str) -> None:
+        self.last_used = time.monotonic()
         with self.cond:
             run = self.runs.get(command_id.upper())
             if run is None:
@@ -453,14 +467,32 @@ class PSRPService:
         self.shells: dict[str, Shell] = {}
         self.lock = threading.Lock()
         self.stopping = False
+        # WinRM's default shell IdleTimeOut (the Create response says PT7200S).
+        self.idle_timeout = IDLE_TIMEOUT
 
     def create(self, shell_id: str | None, owner: str, creation_xml: bytes) -> Shell:
+        self._reap()
         sid = (shell_id or str(uuid.uuid4())).upper()
         shell = Shell(self, sid, owner)
         shell.create(creation_xml)
         with self.lock:
             self.shells[sid] = shell
         return shell
+
+    def _reap(self) -> None:
+        """Close shells nobody used for IdleTimeOut (clients that vanished without
+        a Delete), as WinRM does."""
+        now = time.monotonic()
+        with self.lock:
+            idle = [
+                sid
+                for sid, sh in self.shells.items()
+                if now - sh.last_used > self.idle_timeout
+                and not any(r.started and not r.finished for r in sh.runs.values())
+            ]
+        for sid in idle:
+            log.info("closing shell %s after %.0f s idle", sid, self.idle_timeout)
+            self.delete(sid)
 
     def get(self, shell_id: str) -> Shell | None:
         with self.lock:

@@ -351,3 +351,15 @@ def test_server_without_a_world_serves_test_handlers() -> None:
         with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
             ps = _invoke(pool, "Write-Warning", Message="no world here")
     assert [str(w.message) for w in ps.streams.warning] == ["no world here"]
+
+
+def test_shells_of_vanished_clients_are_closed_after_idle_timeout(sim_server: Any) -> None:
+    server = sim_server(auth="basic")
+    server._psrp.idle_timeout = 0.3
+    gone = RunspacePool(pypsrp_wsman(server, "basic"))
+    gone.open()  # never closed: the client vanished
+    assert server.shells == 1
+    time.sleep(0.5)
+    with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
+        assert server.shells == 1  # only this one; the idle shell was closed
+        assert _invoke(pool, "Get-VMHost").output
