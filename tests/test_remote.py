@@ -89,6 +89,23 @@ def test_settings_from_config_and_environment() -> None:
     assert (ep.server, ep.port, ep.ssl, ep.path) == ("hv01.example.com", 5986, True, "wsman")
 
 
+def test_settings_from_the_projects_invoke_yaml() -> None:
+    from invoke import Config
+
+    config = Config(runtime_path=str(Path(__file__).resolve().parent.parent / "invoke.yaml"))
+    config.load_runtime()
+    s = Settings.load(config, env={"HVLAB_PASSWORD": "From-Env-1"})
+    assert (s.host, s.auth, s.cert_validation, s.allow_basic_over_http, s.retries) == (
+        None,
+        "negotiate",
+        True,
+        False,
+        3,
+    )
+    assert s.operation_timeout == config.hvlab.operation_timeout
+    assert "From-Env-1" not in repr(s)
+
+
 def test_certificate_validation_is_on_by_default() -> None:
     s = Settings.load(None, env={"HVLAB_HOST": "hv01"})
     assert s.cert_validation is True
