@@ -450,3 +450,21 @@ def test_r21_get_cmdlets_write_missing_vms_and_go_on(world: World) -> None:
         assert err.category == "ObjectNotFound" and err.target == "ghost", name
     result, streams = run(world, "Get-VMProcessor", VMName="ghost", ErrorAction="SilentlyContinue")
     assert result == [] and streams.errors == []
+
+
+def test_r79_first_boot_grows_the_os_disk_and_a_full_volume_pauses_the_vm(world: World) -> None:
+    make_vm(world)
+    c = world.host.fs.volume_of("C:\\")
+    files = c.used() - c.used_base
+    c.used_base = c.size - files - GiB  # 1 GiB left: less than a first boot writes
+    out(world, "Start-VM", Name="n1")
+    [vm] = out(world, "Get-VM", Name="n1")
+    assert str(vm["State"]) == "PausedCritical" and str(vm["Heartbeat"]) == "Paused"
+    assert world.vm("n1").guest is None  # Windows never got to run
+    err = fails(world, "Resume-VM", Name="n1")
+    assert "0x80070070" in err.message
+    c.used_base -= 4 * GiB  # the operator frees space
+    out(world, "Resume-VM", Name="n1")
+    assert world.vm("n1").state == "Running" and world.vm("n1").guest is not None
+    [v] = out(world, "Get-VHD", Path="C:\\lab\\n1-os.vhdx")
+    assert int(v["FileSize"]) > GiB  # the differencing disk took the first boot's writes

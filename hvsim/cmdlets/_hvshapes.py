@@ -11,7 +11,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from hvsim.model.hyperv import VM, VM_STATES, HyperV, VMNetworkAdapter, VMSwitch
+from hvsim.model.hyperv import POWERED, VM, VM_STATES, HyperV, VMNetworkAdapter, VMSwitch
 from hvsim.model.vhd import VHD
 from hvsim.objects import Int32, Int64, PSEnum, PSObj, UInt32, UInt64
 
@@ -57,9 +57,9 @@ def heartbeat(world: Any, vm: VM) -> PSEnum | None:
 
 
 def heartbeat_name(world: Any, vm: VM) -> str | None:
-    if vm.state not in ("Running", "Paused", "Stopping"):
+    if vm.state not in POWERED:
         return None
-    if vm.state == "Paused":
+    if vm.state in ("Paused", "PausedCritical"):
         return "Paused"
     if not vm.integration_services.get("Heartbeat", True):
         return "Disabled"

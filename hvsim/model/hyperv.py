@@ -34,7 +34,13 @@ VM_STATES = {
     "Saving": 32773,
     "Pausing": 32776,
     "Resuming": 32777,
+    # Values from here on differ between Windows versions (eryph VirtualMachineState.cs).
+    "RunningCritical": 32785,
+    "PausedCritical": 32789,
 }
+
+# States in which a VM holds its memory and counts as powered on.
+POWERED = ("Running", "Paused", "Stopping", "Starting", "PausedCritical", "RunningCritical")
 
 # Configuration versions a Windows Server 2022 host runs: 8.0 to 10.0 (windowsserverdocs,
 # "Upgrade virtual machine version in Hyper-V", table for long-term servicing hosts),
@@ -119,6 +125,8 @@ class VM:
     # Power bookkeeping: when the current run started (modelled s), None when off.
     started_at: float | None = None
     boot_count: int = 0
+    # The OS disk took the writes of Windows' first boot (vmops.FIRST_BOOT_GROWTH).
+    first_boot_grown: bool = False
     # Settings as they were at the last start: the guest sees these (R-01, R-07).
     booted_with: dict[str, Any] = dataclasses.field(default_factory=dict)
     guest: Any = None  # hvsim.model.guest.GuestOS, created on first start
@@ -142,13 +150,13 @@ class VM:
 
     def uptime(self, now: float) -> float:
         """Get-VM .Uptime: time since the last start; zero while Off or Saved."""
-        if self.started_at is None or self.state not in ("Running", "Paused", "Stopping"):
+        if self.started_at is None or self.state not in POWERED:
             return 0.0
         return max(0.0, now - self.started_at)
 
     def memory_held(self) -> int:
         """What the VM takes from the host while it runs (R-10)."""
-        return self.memory_startup if self.state in ("Running", "Paused", "Starting") else 0
+        return self.memory_startup if self.state in POWERED else 0
 
     def os_drive(self) -> HardDrive | None:
         """The boot disk: the first hard drive (SCSI 0:0 for Gen2)."""
@@ -267,6 +275,7 @@ class HyperV:
 
 
 __all__ = [
+    "POWERED",
     "VHD",
     "VM",
     "VM_STATES",

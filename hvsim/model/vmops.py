@@ -28,6 +28,12 @@ from hvsim.model.vhd import VHD, new_disk
 log = logging.getLogger(__name__)
 
 MiB = 1024**2
+GiB = 1024**3
+
+# What Windows writes into a differencing OS disk during its first boot (specialize,
+# OOBE, first logon services): an **estimate** (hyperv-facts R-10 plans 30-60 GB per
+# node over a whole lab build; a fresh first boot is a small part of that).
+FIRST_BOOT_GROWTH = 3 * GiB // 2
 
 
 # -- creation -------------------------------------------------------------------
@@ -321,13 +327,39 @@ def start(ctx: Any, hv: HyperV, vm: VM, cmdlet: str = "Start-VM") -> None:
         "device_naming": {a.name: a.device_naming for a in vm.adapters},
         "mac_spoofing": {a.name: a.mac_spoofing for a in vm.adapters},
     }
+    if not _grow_on_first_boot(hv, vm):
+        # R-79: the host volume cannot take the disk's growth. Hyper-V pauses a VM
+        # whose dynamic disk cannot grow ("Paused-Critical"); Resume-VM retries.
+        vm.state = "PausedCritical"
+        ctx.work(timing.seconds("vm.start"), f"starting {vm.name}")
+        return
+    _power_on_guest(world, hv, vm, now)
+    ctx.work(timing.seconds("vm.start"), f"starting {vm.name}")
+
+
+def _grow_on_first_boot(hv: HyperV, vm: VM) -> bool:
+    """Charge the first boot's writes to the OS disk (a generalized image's child)."""
+    drive = vm.os_drive()
+    disk = hv.vhd_at(drive.path) if drive is not None else None
+    if disk is None or disk.type == "Fixed" or disk.image is None or not disk.image.generalized:
+        return True
+    if vm.first_boot_grown:
+        return True
+    try:
+        disk.grow(FIRST_BOOT_GROWTH)
+    except FsError:
+        return False
+    vm.first_boot_grown = True
+    return True
+
+
+def _power_on_guest(world: Any, hv: HyperV, vm: VM, now: float) -> None:
     if vm.guest is None and _bootable(hv, vm):
         cls = _guest_class()
         if cls is not None:
             vm.guest = cls.attach(world, vm)
     if vm.guest is not None:
         vm.guest.on_power_on(now)
-    ctx.work(timing.seconds("vm.start"), f"starting {vm.name}")
 
 
 def _bootable(hv: HyperV, vm: VM) -> bool:
@@ -417,6 +449,20 @@ def suspend(ctx: Any, hv: HyperV, vm: VM, cmdlet: str = "Suspend-VM") -> None:
 def resume(ctx: Any, hv: HyperV, vm: VM, cmdlet: str = "Resume-VM") -> None:
     if vm.state == "Running":
         ctx.warning(f"The virtual machine '{vm.name}' is already in the specified state.")
+        return
+    if vm.state == "PausedCritical":
+        # Paused because its disk could not grow (R-79): resumes once there is space.
+        if not _grow_on_first_boot(hv, vm):
+            raise E.hv(
+                f"'{vm.name}' could not resume: there is not enough space on the disk for its "
+                "virtual hard disk to grow. (0x80070070)",
+                "OperationFailed",
+                cmdlet,
+                "NotSpecified",
+                vm.name,
+            )
+        vm.state = "Running"
+        _power_on_guest(ctx.world, hv, vm, ctx.world.clock.now())
         return
     if vm.state != "Paused":
         raise E.vm_state_error(vm.name, cmdlet, "resume")
