@@ -246,7 +246,11 @@ class _Slot:
             reconnection_retries=0,
         )
         self.pool = RunspacePool(self.wsman, max_runspaces=1)
-        self.pool.open()
+        try:
+            self.pool.open()
+        except BaseException:
+            self.wsman.close()
+            raise
         self.keys = False
 
     def exchange_keys(self) -> None:
