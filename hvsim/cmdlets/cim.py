@@ -144,6 +144,12 @@ def processors(m: Any) -> list[PSObj]:
     return out
 
 
+def instances(m: Any, class_name: str) -> list[PSObj] | None:
+    """Machine.cim(): the instances of a known class, or None."""
+    build = _CLASSES.get(class_name.lower())
+    return build(m) if build is not None else None
+
+
 _CLASSES = {
     "win32_operatingsystem": lambda m: [operating_system(m)],
     "win32_computersystem": lambda m: [computer_system(m)],
@@ -171,7 +177,7 @@ def get_ciminstance(ctx: Context, call: Call) -> Iterable[Any]:
     advance = getattr(machine, "phase", None)
     if callable(advance):
         advance()  # a guest catches up with the clock before it answers
-    objs = _CLASSES[cls.lower()](machine)
+    objs = machine.cim(cls) or []
     wanted = [str(p) for p in (call.get("Property") or [])]
     for obj in objs:
         if wanted:

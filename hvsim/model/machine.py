@@ -106,6 +106,14 @@ class Machine:
     def is_guest(self) -> bool:
         return False
 
+    def cim(self, class_name: str) -> list[Any] | None:
+        """The CIM instances of `class_name` (root/cimv2) this machine reports, built
+        from its fields; None for a class the model does not know. A subclass may
+        override single classes and defer to this for the rest."""
+        from hvsim.cmdlets.cim import instances
+
+        return instances(self, class_name)
+
     def snapshot(self) -> dict[str, Any]:
         """A canonical summary of what exists on this machine (World.snapshot)."""
         files = sorted(

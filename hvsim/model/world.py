@@ -96,7 +96,6 @@ class World:
         self.seed = seed
         self.rng = random.Random(seed)
         self.profile: HostProfile | None = None
-        self.extra: dict[str, Any] = {}  # room for other parts' bookkeeping
 
     # -- construction ----------------------------------------------------------
 
