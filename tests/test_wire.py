@@ -363,3 +363,18 @@ def test_shells_of_vanished_clients_are_closed_after_idle_timeout(sim_server: An
     with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
         assert server.shells == 1  # only this one; the idle shell was closed
         assert _invoke(pool, "Get-VMHost").output
+
+
+def test_stop_ends_a_running_pipeline_and_the_pool_goes_on(sim_server: Any) -> None:
+    from hvsim.model.world import World
+
+    server = sim_server(auth="basic", world=World.create(timescale=0.01))
+    with RunspacePool(pypsrp_wsman(server, "basic"), max_runspaces=2) as pool:
+        slow = PowerShell(pool)
+        slow.add_cmdlet("Get-Culture")  # ctx.work(300) = 3 s real at this timescale
+        t0 = time.monotonic()
+        slow.begin_invoke()
+        slow.stop()
+        ok = _invoke(pool, "Get-VMHost")
+        assert ok.output and not ok.had_errors
+        assert time.monotonic() - t0 < 2.5, "the stopped pipeline must not hold up the pool"
