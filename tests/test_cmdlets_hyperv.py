@@ -365,3 +365,17 @@ def test_hyperv_cmdlets_run_inside_a_guest_with_the_role(world: World) -> None:
     with pytest.raises(PSError) as exc:
         run(world, "Start-VM", Name="l2", machine=guest)
     assert exc.value.fqid == "OutOfMemory,Microsoft.HyperV.PowerShell.Commands.StartVM"
+
+
+def test_cim_inside_a_guest_follows_the_vm(world: World) -> None:
+    up(world, ("n1",))
+    guest = world.vm("n1").guest
+    [cs] = out(world, "Get-CimInstance", ClassName="Win32_ComputerSystem", machine=guest)
+    assert cs["Manufacturer"] == "Microsoft Corporation" and cs["Model"] == "Virtual Machine"
+    assert cs["HypervisorPresent"] is True and int(cs["NumberOfLogicalProcessors"]) == 2
+    [cpu] = out(world, "Get-CimInstance", ClassName="Win32_Processor", machine=guest)
+    # Extensions were exposed before the first start: the guest sees VT-x, and
+    # no hypervisor runs inside it yet, so the firmware flag reads True.
+    assert cpu["VMMonitorModeExtensions"] is True and cpu["VirtualizationFirmwareEnabled"] is True
+    [os_] = out(world, "Get-CimInstance", ClassName="Win32_OperatingSystem", machine=guest)
+    assert os_["BuildNumber"] == "20348" and int(os_["TotalVisibleMemorySize"]) == 4 * 1024 * 1024
