@@ -163,6 +163,18 @@ def _undeserializable(exc: ValueError) -> PSError:
     )
 
 
+def _pool_message_keys(data: bytes) -> bytes:
+    """Pool-level messages with the call-id key spelled as psrpcore reads it.
+
+    PowerShell reads CLIXML property names case-insensitively; psrpcore 0.3.1 does
+    not, and pypsrp 0.9.1 writes the call id of SET_MAX_RUNSPACES,
+    SET_MIN_RUNSPACES and GET_AVAILABLE_RUNSPACES as "CI" where psrpcore expects
+    "ci". The rename keeps the length, so fragment headers stay valid; it is only
+    applied to data for the pool, which carries no user objects.
+    """
+    return data.replace(b'N="CI"', b'N="ci"')
+
+
 def _statements(metadata: Any) -> list[list[executor.Command]]:
     """The pipeline's commands, split into statements, values made plain."""
     out: list[list[executor.Command]] = [[]]
@@ -365,6 +377,8 @@ class Shell:
                 if run is None:
                     raise UnknownCommand(command_id)
                 key = run.key
+            else:
+                data = _pool_message_keys(data)
             self._feed(data, key)
 
     def receive(self, command_id: str | None, timeout: float, max_bytes: int) -> tuple[bytes, bool]:

@@ -378,3 +378,17 @@ def test_stop_ends_a_running_pipeline_and_the_pool_goes_on(sim_server: Any) -> N
         ok = _invoke(pool, "Get-VMHost")
         assert ok.output and not ok.had_errors
         assert time.monotonic() - t0 < 2.5, "the stopped pipeline must not hold up the pool"
+
+
+def test_min_max_runspaces_and_positional_arguments(sim_server: Any) -> None:
+    server = sim_server(auth="basic")
+    with RunspacePool(pypsrp_wsman(server, "basic"), min_runspaces=1, max_runspaces=2) as pool:
+        pool.max_runspaces = 6  # SET_MAX_RUNSPACES, answered by the server
+        pool.min_runspaces = 2
+        assert (pool.min_runspaces, pool.max_runspaces) == (2, 6)
+        assert pool.get_available_runspaces() == 6
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-VM").add_argument("ghost")  # -Name is position 0
+        ps.add_parameter("ErrorAction", "SilentlyContinue")
+        ps.invoke()
+    assert ps.output == [] and ps.streams.error == [] and not ps.had_errors

@@ -254,3 +254,38 @@ def test_error_record_carries_category_fqid_and_target() -> None:
         rec.Exception.PSObject.type_names[0]
         == "Microsoft.HyperV.PowerShell.VirtualizationException"
     )
+
+
+def test_values_of_every_kind_serialize_with_their_net_type() -> None:
+    import datetime
+
+    xml = _xml(
+        objects.PSObj(
+            ["Hvsim.Test.Kinds"],
+            {
+                "When": datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+                "Uptime": datetime.timedelta(hours=1, seconds=5),
+                "Flag": True,
+                "Ratio": 0.5,
+                "Nothing": None,
+                "Big": objects.UInt64(2**63),
+                "Small": objects.UInt32(7),
+                "Table": {"k": "v"},
+                "Who": objects.Credential("LAB\\u", objects.SecureString("pw")),
+            },
+            "kinds",
+        )
+    )
+    assert '<DT N="When">2026-01-02T03:04:05' in xml
+    assert '<TS N="Uptime">PT1H5S</TS>' in xml
+    assert '<B N="Flag">true</B>' in xml
+    assert '<Db N="Ratio">0.5</Db>' in xml
+    assert '<Nil N="Nothing" />' in xml
+    assert '<U64 N="Big">9223372036854775808</U64>' in xml
+    assert '<U32 N="Small">7</U32>' in xml
+    # Complex values below the top level: their ToString (depth 1).
+    assert '<S N="Table">System.Collections.Hashtable</S>' in xml
+    assert '<S N="Who">System.Management.Automation.PSCredential</S>' in xml
+    assert "pw" not in xml.replace("Props", "")
+    top = _xml({"k": objects.Int64(1)})
+    assert '<DCT><En><S N="Key">k</S><I64 N="Value">1</I64></En></DCT>' in top
