@@ -18,7 +18,15 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
-from hvlab.errors import HvlabError, Interrupted, StepError, WaitTimeout
+from hvlab.errors import (
+    ConfigError,
+    HvlabError,
+    Interrupted,
+    OwnershipError,
+    PreflightError,
+    StepError,
+    WaitTimeout,
+)
 
 
 class PlanStop(Exception):
@@ -233,6 +241,11 @@ class Run:
         except Interrupted:
             result.status = "failed"
             result.error = "interrupted"
+            raise
+        except (PreflightError, OwnershipError, ConfigError) as err:
+            # These say what is wrong with the host or the settings in full already.
+            result.status = "failed"
+            result.error = str(err)
             raise
         except HvlabError as err:
             result.status = "failed"

@@ -69,17 +69,15 @@ def open_session(
             yield Session(host, False, f"host {settings.host}", factor)
         return
 
-    from hvsim.server import serve_in_thread
-
     from hvsim import faults as sim_faults
     from hvsim import persist
     from hvsim.model.world import World
+    from hvsim.server import serve_in_thread
 
     timescale = embedded_timescale()
     path = sim_state_path(state_base)
     if path.exists():
-        world = persist.load(path)
-        world.clock.timescale = timescale
+        world = persist.load(path, timescale=timescale)
     else:
         world = World.create(timescale=timescale)
     spec = os.environ.get("HVSIM_FAULTS")

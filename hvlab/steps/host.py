@@ -66,11 +66,8 @@ def preflight(ctx: StepContext) -> None:
         info = first(host.run("Get-WindowsImage", ImagePath=image.path, Index=1))
         edition = text(val(info, "EditionId")) or text(val(info, "ImageName"))
         numbers[f"image_{key}_edition"] = edition
-        users = [vm.name for vm in lab.vms if vm.image == key]
-        if (
-            any(vm.role == "node" for vm in lab.vms if vm.image == key)
-            and "datacenter" not in edition.lower()
-        ):
+        users = [vm.name for vm in lab.vms if vm.image == key and vm.role == "node"]
+        if users and "datacenter" not in edition.lower():
             problems.append(
                 f"image {key} ({image.path}) is {edition or 'of unknown edition'}; Storage Spaces Direct "
                 f"needs Datacenter for {', '.join(users)} (R-55)"

@@ -1,0 +1,144 @@
+"""Benchmark of lab.up against hvsim: makespan against the critical path, and cost.
+
+Run: python bench/lab.py [--timescale 0.01]
+
+Measured in one run, side by side:
+- modelled makespan of lab.up (2-node and 4-node) at a timescale > 0, the
+  critical-path lower bound for that spec from hvsim's duration table, and their
+  ratio; the same with --parallel 1;
+- controller wall time and round trips at timescale 0;
+- wall time of a no-op re-run (lab.up on a complete lab);
+- the controller's peak RSS while building an 8-node lab (hvsim runs in its own
+  process for that measurement, so only hvlab is counted).
+
+Targets: ratio <= 1.10 (2-node) and <= 1.15 (4-node); no-op re-run < 3 s;
+controller RSS < 150 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hvsim import timing  # noqa: E402
+from hvlab.spec import load_lab  # noqa: E402
+
+PASSWORDS = {
+    "HVLAB_ADMIN_PASSWORD": "Bench-Admin-Pa55!",
+    "HVLAB_DOMAIN_PASSWORD": "Bench-Domain-Pa55!",
+    "HVLAB_DSRM_PASSWORD": "Bench-Dsrm-Pa55!",
+}
+
+
+def critical_path(lab_file: Path) -> float:
+    """The longest chain of modelled durations lab.up cannot avoid for this spec.
+
+    Host-side creation per VM, then the first boot; the DC promotes and AD becomes
+    ready; each node then joins and installs its roles in one restart cycle; then
+    validation, the cluster, its witness, S2D, the volumes, and each HA VM with its
+    live migration. Parallel branches (VMs, nodes) count once: their longest member.
+    """
+    spec = load_lab(lab_file)
+    d = timing.DURATIONS
+    per_vm = d["vhd.create_dynamic"] + d["vm.create"] + d["vm.start"]
+    boot = d["vm.first_boot"]
+    host = d["switch.create"] * len(spec.switches)
+    dc_ready = host + per_vm + boot + d["feature.install"] + d["ad.promote"] + d["ad.ready"]
+    node_boot = host + per_vm + spec.nodes[0].data_disks * d["vhd.create_dynamic"] + boot
+    roles_start = max(dc_ready, node_boot)
+    roles = d["feature.hyperv_install"]
+    cluster = d["cluster.test"] + d["cluster.create"] + d["cluster.quorum"]
+    s2d = d["s2d.enable"] + d["s2d.new_volume"] * len(spec.volumes)
+    ha = (d["vm.create"] + d["cluster.add_vm_role"] + d["cluster.live_migration"]) * len(spec.ha_vms)
+    return roles_start + roles + cluster + s2d + ha
+
+
+def run_up(lab_file: Path, timescale: float, parallel: int = 0, state: Path | None = None) -> dict:
+    """lab.up against the embedded hvsim in this process; returns the JSON report."""
+    from hvlab import lab as labmod
+
+    os.environ["HVSIM_TIMESCALE"] = str(timescale)
+    os.environ.update(PASSWORDS)
+    base = state or Path(tempfile.mkdtemp(prefix="hvlab-bench-"))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return labmod.up(None, lab=str(lab_file), parallel=parallel, as_json=True, state_base=base)
+
+
+def modelled(report: dict, lab_file: Path, timescale: float) -> float:
+    return report["wall_seconds"] / timescale
+
+
+def rss_8node(lab_file: Path) -> float:
+    """Peak RSS (MB) of a controller building an 8-node lab against hvsim in another process."""
+    code = f"""
+import os, resource, sys, json, io, contextlib
+sys.path.insert(0, {str(ROOT)!r})
+from hvlab import lab as labmod
+os.environ.update({PASSWORDS!r})
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    labmod.up(None, lab={str(lab_file)!r}, as_json=True)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+    from hvsim.server import serve_in_thread
+
+    from hvsim.model.world import World
+
+    world = World.create(timescale=0.0)
+    with serve_in_thread(world, auth="ntlm", user="bench", password="Bench-Host-Pa55!") as server:
+        env = dict(os.environ, HVLAB_HOST=server.url, HVLAB_USER="bench", HVLAB_PASSWORD="Bench-Host-Pa55!",
+                   HVLAB_AUTH="ntlm", HVLAB_CERT_VALIDATION="false", HVLAB_TIME_FACTOR="0")
+        with tempfile.TemporaryDirectory() as cwd:
+            out = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True,
+                                 timeout=600, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--timescale", type=float, default=0.05)
+    args = parser.parse_args()
+    ts = args.timescale
+    rows = []
+    for name, target in (("s2d-2node", 1.10), ("s2d-4node", 1.15)):
+        lab_file = ROOT / "labs" / f"{name}.yaml"
+        bound = critical_path(lab_file)
+        full = run_up(lab_file, ts)
+        serial = run_up(lab_file, ts, parallel=1)
+        instant_state = Path(tempfile.mkdtemp(prefix="hvlab-bench-"))
+        instant = run_up(lab_file, 0.0, state=instant_state)
+        t0 = time.monotonic()
+        noop = run_up(lab_file, 0.0, state=instant_state)
+        noop_wall = time.monotonic() - t0
+        rows.append(
+            {
+                "lab": name,
+                "critical_path_s": round(bound, 1),
+                "makespan_s": round(modelled(full, lab_file, ts), 1),
+                "ratio": round(modelled(full, lab_file, ts) / bound, 3),
+                "target": target,
+                "makespan_parallel1_s": round(modelled(serial, lab_file, ts), 1),
+                "ratio_parallel1": round(modelled(serial, lab_file, ts) / bound, 3),
+                "wall_ts0_s": instant["wall_seconds"],
+                "round_trips_ts0": instant["round_trips"],
+                "noop_rerun_wall_s": round(noop_wall, 2),
+                "noop_changes": noop["changed"],
+            }
+        )
+    eight = ROOT / "bench" / "s2d-8node.yaml"
+    rss = rss_8node(eight) if eight.exists() else None
+    print(json.dumps({"timescale": ts, "labs": rows, "controller_peak_rss_mb_8node": rss}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

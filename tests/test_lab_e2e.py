@@ -1,0 +1,239 @@
+"""lab.up / lab.status / lab.down end to end against hvsim over WinRM (NTLM, encrypted).
+
+With no HVLAB_HOST, hvlab starts hvsim in-process on loopback and talks to it over
+real WinRM/PSRP; the host's state is kept under .hvlab/sim/ between calls. These
+tests read that state back through hvsim's Python API to check the lab from the
+host's side, the way a person would look at a real host after a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hvlab import lab as labs
+from hvlab.errors import OwnershipError, PreflightError, StepError
+from hvlab.paths import LABS, ROOT
+
+PASSWORDS = {
+    "HVLAB_ADMIN_PASSWORD": "Adm1n-Xyzzy-7731!",
+    "HVLAB_DOMAIN_PASSWORD": "Adm1n-Xyzzy-7731!",  # a new forest keeps the admin password (R-38)
+    "HVLAB_DSRM_PASSWORD": "Dsrm-Plugh-4417!",
+}
+READ_ONLY_VERBS = {"Get", "Test", "connect"}  # connect: opening the runspace pool
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HVSIM_TIMESCALE", "0")
+    for key in ("HVLAB_HOST", "HVLAB_USER", "HVLAB_PASSWORD", "HVSIM_FAULTS"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in PASSWORDS.items():
+        monkeypatch.setenv(key, value)
+    return tmp_path
+
+
+def sim_world(workdir: Path):
+    from hvsim import persist
+
+    return persist.load(workdir / ".hvlab" / "sim" / "host.state")
+
+
+def fresh_snapshot():
+    from hvsim.model.world import World
+
+    return World.create().snapshot()
+
+
+def trace(workdir: Path, lab: str) -> list[dict]:
+    lines = (workdir / ".hvlab" / lab / "trace.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line]
+
+
+def mutating(entries: list[dict]) -> list[str]:
+    calls = []
+    for entry in entries:
+        for command in entry["cmdlet"].split(" | "):
+            verb = command.split("-", 1)[0]
+            if verb not in READ_ONLY_VERBS:
+                calls.append(entry["cmdlet"])
+    return calls
+
+
+def status_json(capsys: pytest.CaptureFixture[str], lab: str | None = None) -> dict:
+    capsys.readouterr()
+    labs.status(None, lab=lab, as_json=True)
+    return json.loads(capsys.readouterr().out)
+
+
+def check_complete(
+    workdir: Path, capsys: pytest.CaptureFixture[str], lab_file: Path, nodes: int
+) -> None:
+    from hvlab.spec import load_lab
+
+    spec = load_lab(lab_file)
+    status = status_json(capsys, str(lab_file))
+    assert [vm["state"] for vm in status["vms"]] == ["Running"] * len(spec.vms)
+    assert [n["state"] for n in status["cluster"]["nodes"]] == ["Up"] * nodes
+    assert status["cluster"]["witness"], "a witness is configured (R-58)"
+    assert status["s2d"]["pool"]["health"] == "Healthy"
+    assert status["s2d"]["pool"]["disks"] == nodes * 4
+    paths = {c["path"] for c in status["csv"]}
+    assert "C:\\ClusterStorage\\Volume01" in paths
+    ha = status["ha_vms"][0]
+    assert ha["state"] == "Online"
+    assert ha["owner_node"].lower() != spec.nodes[0].name.lower(), (
+        "the HA VM was live-migrated off its first node"
+    )
+
+    world = sim_world(workdir)
+    cluster = world.cluster(spec.cluster.name)
+    assert sorted(n.lower() for n in cluster.up_nodes(world)) == sorted(n.name for n in spec.nodes)
+    assert cluster.witness and cluster.witness.lower().endswith(
+        f"\\{spec.cluster.name}-witness".lower()
+    )
+    vdisk = next(v for v in cluster.pool.virtual_disks if v.friendly_name == "Volume01")
+    assert vdisk.volume.file_system == "CSVFS"
+    for node in spec.nodes:
+        settings = world.guest(node.name).hyperv.host_settings
+        assert settings.virtual_machine_path == "C:\\ClusterStorage\\Volume01"  # R-67
+    owner = world.guest(ha["owner_node"])
+    vm = next(v for v in owner.hyperv.vms if v.name == "havm01")
+    assert vm.state == "Running"
+
+
+def test_default_lab_up_again_and_down(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = labs.up(None, as_json=True)
+    assert report["result"] == "ok" and report["changed"] > 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["endpoints"]["cluster"] == {"name": "hvcluster", "address": "10.10.0.20"}
+    assert out["endpoints"]["csv"] == ["C:\\ClusterStorage\\Volume01"]
+    check_complete(workdir, capsys, LABS / "s2d-2node.yaml", nodes=2)
+
+    again = labs.up(None, as_json=True)
+    assert again["changed"] == 0
+    assert all(not s["changed"] for s in again["steps"])
+    assert mutating(trace(workdir, "s2d-2node")) == [], "a complete lab gets no mutating call"
+
+    labs.down(None, yes=True)
+    assert sim_world(workdir).snapshot() == fresh_snapshot()
+
+
+def test_four_node_lab(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lab_file = LABS / "s2d-4node.yaml"
+    labs.up(None, lab=str(lab_file), as_json=True)
+    check_complete(workdir, capsys, lab_file, nodes=4)
+    assert labs.up(None, lab=str(lab_file), as_json=True)["changed"] == 0
+    labs.down(None, lab=str(lab_file), yes=True)
+    assert sim_world(workdir).snapshot() == fresh_snapshot()
+
+
+def _prepare_host(workdir: Path, setup) -> None:
+    """Put the embedded simulated host into a given state before hvlab runs."""
+    from hvsim import executor, persist
+    from hvsim.model.world import World
+
+    world = World.create()
+    setup(world, executor)
+    persist.save(world, workdir / ".hvlab" / "sim" / "host.state")
+
+
+def _run(world, executor, *commands):
+    from hvsim.executor import Command
+
+    return executor.run_pipeline(
+        world,
+        world.host,
+        "HV01\\Administrator",
+        [Command(n, list(a.items()), False) for n, a in commands],
+        None,
+    )
+
+
+def test_foreign_vm_with_a_lab_name_stops_up_and_survives_down(workdir: Path) -> None:
+    def setup(world, executor):
+        _run(world, executor, ("New-VM", {"Name": "hvhost01", "Generation": 2, "NoVHD": True}))
+
+    _prepare_host(workdir, setup)
+    before = sim_world(workdir).snapshot()
+    with pytest.raises(
+        OwnershipError, match="hvhost01 already exists on the host and is not part of lab s2d-2node"
+    ):
+        labs.up(None)
+    assert sim_world(workdir).snapshot() == before, "preflight created nothing"
+    labs.down(None, yes=True)
+    world = sim_world(workdir)
+    assert [vm.name for vm in world.host.hyperv.vms] == ["hvhost01"]
+
+
+def test_standard_image_is_refused_in_preflight(workdir: Path) -> None:
+    text = (LABS / "s2d-2node.yaml").read_text()
+    bad = workdir / "standard.yaml"
+    bad.write_text(text.replace("ws2022-datacenter.vhdx", "ws2022-standard.vhdx"))
+    with pytest.raises(PreflightError) as info:
+        labs.up(None, lab=str(bad))
+    assert "Datacenter" in str(info.value) and "R-55" in str(info.value)
+    assert sim_world(workdir).snapshot() == fresh_snapshot()
+
+
+def test_a_guest_that_never_boots_fails_with_the_step_and_diagnostics(
+    workdir: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("HVSIM_FAULTS", "boot_hang:vm=hvhost02")
+    with pytest.raises(StepError) as info:
+        labs.up(None)
+    message = str(info.value)
+    assert "boot:hvhost02" in message and "gave up waiting for hvhost02" in message
+    diag = json.loads((workdir / ".hvlab" / "s2d-2node" / "diagnostics.json").read_text())
+    assert diag["failed_steps"][0]["step"] == "boot:hvhost02"
+    assert any(v["name"] == "hvhost02" for v in diag["vms"])
+
+
+def test_passwords_appear_nowhere(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    texts = []
+    labs.up(None, as_json=True, trace=str(workdir / "trace.jsonl"))
+    labs.status(None, as_json=True)
+    labs.status(None)
+    labs.plan(None, as_json=True)
+    labs.down(None, yes=True, as_json=True)
+    captured = capsys.readouterr()
+    texts += [captured.out, captured.err]
+    try:
+        labs.up(None, lab=str(workdir / "missing.yaml"))
+    except Exception as err:  # the text of a failure counts too
+        texts.append(str(err))
+    for path in workdir.rglob("*"):
+        if path.is_file():
+            texts.append(path.read_bytes().decode("latin-1"))
+    blob = "\n".join(texts)
+    for name, password in PASSWORDS.items():
+        assert password not in blob, f"{name} leaked"
+        assert password.encode("utf-16-le").decode("latin-1") not in blob, (
+            f"{name} leaked as UTF-16"
+        )
+
+
+def test_cli_exit_codes(workdir: Path) -> None:
+    env = dict(os.environ)
+    invoke = [sys.executable, "-m", "invoke", "-r", str(ROOT)]
+    bad = subprocess.run(
+        [*invoke, "lab.up", "--lab", str(workdir / "nope.yaml")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    ok = subprocess.run([*invoke, "lab.up"], env=env, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert ok.stdout.splitlines()[0].startswith("hvlab lab.up s2d-2node on simulated host")
+    down = subprocess.run(
+        [*invoke, "lab.down", "--yes"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert down.returncode == 0, down.stderr[-2000:]
