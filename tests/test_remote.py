@@ -149,10 +149,13 @@ def test_wire_values_carry_explicit_types() -> None:
 # ------------------------------------------------------------------ against hvsim
 
 
-@pytest.mark.parametrize(("auth", "https"), [("ntlm", False), ("basic", True)])
-def test_typed_records(sim_server: Any, auth: str, https: bool) -> None:
+@pytest.mark.parametrize(
+    ("auth", "client_auth", "https"),
+    [("ntlm", "ntlm", False), ("ntlm", "negotiate", False), ("basic", "basic", True)],
+)
+def test_typed_records(sim_server: Any, auth: str, client_auth: str, https: bool) -> None:
     server = sim_server(auth=auth, https=https)
-    with Host.connect(_settings(server, auth)) as host:
+    with Host.connect(_settings(server, client_auth)) as host:
         (vmhost,) = host.run("Get-VMHost")
     assert isinstance(vmhost, Record)
     assert vmhost.type_names[0] == "Microsoft.HyperV.PowerShell.VMHost"
