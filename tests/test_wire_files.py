@@ -64,6 +64,7 @@ def test_fetch_of_a_missing_file_fails_with_the_script_text(
 def test_other_scripts_are_not_modelled(sim_server: Any) -> None:
     server = sim_server(auth="basic")
     out, streams, had_errors = _client(server, "basic").execute_ps("Get-Process")
+    assert out == ""
     # execute_ps wraps the text in Invoke-Expression, which hvsim refuses.
     assert had_errors or streams.error
     assert any("hvsim does not model" in str(e) for e in streams.error)
