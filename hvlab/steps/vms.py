@@ -41,6 +41,7 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
 
     if current is None:
         _os_disk(ctx, vm, folder, os_disk, image.path)
+        _dismount_if_mounted(ctx, os_disk)
         _inject_unattend(ctx, vm, os_disk)
         ctx.change(
             f"New-VM {vm.name} (generation 2, {vm.memory_bytes // 2**20} MiB static)",
@@ -67,10 +68,7 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
     if vm.role == "node":
         _data_disks(ctx, vm, folder)
     if off:
-        vhd = first(host.run("Get-VHD", Path=os_disk, **SILENT))
-        if vhd is not None and val(vhd, "Attached") and val(vhd, "DiskNumber") is not None:
-            # A run interrupted while the disk was mounted (R-17): Start-VM would fail.
-            ctx.change(f"Dismount-VHD {os_disk}", lambda: host.run("Dismount-VHD", Path=os_disk))
+        _dismount_if_mounted(ctx, os_disk)
         ctx.change(f"Start-VM {vm.name}", lambda: host.run("Start-VM", Name=vm.name))
     else:
         ctx.ok(f"VM {vm.name} is {state}")
@@ -98,6 +96,14 @@ def _os_disk(ctx: StepContext, vm: Any, folder: str, os_disk: str, parent: str) 
         )
     else:
         ctx.ok(f"OS disk {os_disk} exists")
+
+
+def _dismount_if_mounted(ctx: StepContext, os_disk: str) -> None:
+    """A run interrupted while the disk was mounted on the host leaves it so (R-17):
+    Start-VM and Mount-VHD would fail on it."""
+    vhd = first(ctx.host.run("Get-VHD", Path=os_disk, **SILENT))
+    if vhd is not None and val(vhd, "Attached") is True and val(vhd, "DiskNumber") is not None:
+        ctx.change(f"Dismount-VHD {os_disk}", lambda: ctx.host.run("Dismount-VHD", Path=os_disk))
 
 
 def _inject_unattend(ctx: StepContext, vm: Any, os_disk: str) -> None:
