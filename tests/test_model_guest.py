@@ -255,3 +255,57 @@ def test_slow_first_boot_fault_scales_duration() -> None:
     start(fast, _node(fast))
     start(slow, _node(slow))
     assert slow.clock.now() - t_slow0 > 5 * (fast.clock.now() - t_fast0)
+
+
+def test_unknown_time_zone_keeps_default() -> None:
+    world = _world()
+    xml = unattend_xml(
+        "node1", {"00-15-5D-0A-00-01": "10.0.0.11/24"}, time_zone="Mars Standard Time"
+    )
+    guest = start(world, _node(world, xml=xml))
+    assert guest.time_zone == unattend.DEFAULT_TIME_ZONE
+    assert any("Mars Standard Time" in n for n in guest.setup_notes)
+
+
+def test_heartbeat_through_get_vm_follows_the_boot() -> None:
+    from guestlab import host_run
+
+    world = _world()
+    _node(world)
+    # 0.1 real s per modelled s: Start-VM's own 2 s pass, the 5 s firmware stage has not.
+    world.clock = Clock(timescale=0.1, start=world.clock.now())
+    host_run(world, "Start-VM", Name="node1")
+    vm = host_run(world, "Get-VM", Name="node1")[0]
+    assert str(vm["Heartbeat"]) == "NoContact"  # Running is not ready
+    assert str(vm["State"]) == "Running"
+    world.clock = Clock(timescale=0.0, start=world.clock.now() + 600)
+    vm = host_run(world, "Get-VM", Name="node1")[0]
+    assert str(vm["Heartbeat"]) == "OkApplicationsHealthy"
+
+
+def test_boots_side_by_side_take_longer() -> None:
+    world = _world()
+    names = [f"n{i}" for i in range(8)]
+    for i, n in enumerate(names):
+        mac = f"00155D0A01{i:02X}"
+        xml = unattend_xml(
+            n, {"-".join(mac[j : j + 2] for j in range(0, 12, 2)): f"10.0.0.{20 + i}/24"}
+        )
+        add_vm(world, n, [NicSpec("Mgmt", "lab-mgmt", mac)], xml=xml)
+    world.clock = Clock(timescale=1e9, start=world.clock.now())
+    guests = [start(world, world.vm(n)) for n in names]
+    ready = [next(s.start for s in g.timeline if s.phase == "Ready") for g in guests]
+    # 32 logical processors -> 4 boots at full speed; later ones are stretched.
+    assert ready[-1] - world.clock.now() > 1.5 * (ready[0] - world.clock.now())
+
+
+def test_locale_other_than_en_us_breaks_validation() -> None:
+    from test_model_cluster import LAB, NODES, build_domain, build_nodes
+
+    world = World.create()
+    build_domain(world)
+    build_nodes(world)
+    world.guest("node2").locale = "de-DE"
+    with pytest.raises(PSError) as err:
+        guest_cmd(world, "node1", "Test-Cluster", LAB, Node=list(NODES))
+    assert err.value.message == "Test report isn't available, try to validate again."
