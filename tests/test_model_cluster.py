@@ -801,3 +801,23 @@ def test_state_file_round_trip_keeps_guests_and_cluster(lab: World, tmp_path: An
     assert again.snapshot() == lab.snapshot()
     nodes = guest_cmd(again, "node1", "Get-ClusterNode", LAB)
     assert {str(n["State"]) for n in nodes} == {"Up"}
+
+
+def test_report_rows_read_by_the_orchestrators_parser(lab: World) -> None:
+    from hvlab.steps.cluster import failed_tests
+
+    n1, n2 = lab.guest("node1"), lab.guest("node2")
+    from hvsim.model.s2d import guest_disks
+
+    guest_disks(n2)[2].vhd.disk_identifier = guest_disks(n1)[2].vhd.disk_identifier
+    out = guest_cmd(
+        lab,
+        "node1",
+        "Test-Cluster",
+        LAB,
+        Node=list(NODES),
+        Include=["Storage Spaces Direct"],
+        ReportName="v4",
+    )
+    lines = guest_cmd(lab, "node1", "Get-Content", LAB, Path=out[0]["FullName"])
+    assert failed_tests("\n".join(str(x) for x in lines)) == ["Verify Unique Device Identifiers"]

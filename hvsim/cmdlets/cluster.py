@@ -420,21 +420,26 @@ def _category_rows(category: str, nodes: list[GuestOS]) -> list[tuple[str, str, 
 def _report_html(
     title: str, when: str, nodes: list[GuestOS], rows: list[tuple[str, str, str, str]]
 ) -> str:
+    """One table per category with Name / Result / Description rows, the layout of
+    the validation report's results tables (modelled, docs/model-notes.md)."""
     lines = [
         "<!DOCTYPE html>",
         f"<html><head><title>{html.escape(title)}</title></head><body>",
         "<h1>Failover Cluster Validation Report</h1>",
         f"<p>Node: {', '.join(html.escape(n.name) for n in nodes)}</p>",
         f"<p>Started {when}</p>",
-        "<table>",
-        "<tr><th>Category</th><th>Test</th><th>Result</th><th>Description</th></tr>",
     ]
-    for cat, test, result, detail in rows:
-        lines.append(
-            f"<tr><td>{html.escape(cat)}</td><td>{html.escape(test)}</td>"
-            f"<td>{result}</td><td>{html.escape(detail)}</td></tr>"
-        )
-    lines.append("</table>")
+    for cat in dict.fromkeys(r[0] for r in rows):
+        lines.append(f"<h2>{html.escape(cat)}</h2>")
+        lines.append("<table>")
+        lines.append("<tr><th>Name</th><th>Result</th><th>Description</th></tr>")
+        for c, test, result, detail in rows:
+            if c == cat:
+                lines.append(
+                    f"<tr><td>{html.escape(test)}</td><td>{result}</td>"
+                    f"<td>{html.escape(detail)}</td></tr>"
+                )
+        lines.append("</table>")
     if any(r[2] == "Failed" for r in rows):
         lines.append(
             "<p>Testing has completed for the tests you selected. You should review the "
