@@ -840,8 +840,20 @@ def _check_mandatory_values(cmd: Cmdlet, bound: dict[str, Any]) -> None:
         )
 
 
-def bind(name: str, args: list[tuple[str | None, Any]], has_pipeline_input: bool = False) -> Call:
-    """Bind one command of a pipeline. Raises PSError as PowerShell would fail."""
+def bind(
+    name: str,
+    args: list[tuple[str | None, Any]],
+    has_pipeline_input: bool = False,
+    pipeline_input: list[Any] | None = None,
+) -> Call:
+    """Bind one command of a pipeline. Raises PSError as PowerShell would fail.
+
+    With `pipeline_input` (the objects the previous command wrote, possibly
+    none) the result is a hvsim.bind_pipeline.PipelineCall: the command-line
+    binding plus, per input object, the parameters it bound or the
+    non-terminating error it gave. Without it, `has_pipeline_input` only lets
+    mandatory parameters that take pipeline input count as supplied.
+    """
     cmd = resolve_command(name)
     bound: dict[str, Any] = {}
     positional: list[Any] = []
@@ -875,5 +887,32 @@ def bind(name: str, args: list[tuple[str | None, Any]], has_pipeline_input: bool
     if positional:
         valid = _bind_positional(cmd, valid, bound, positional)
     _check_mandatory_values(cmd, bound)
-    chosen = _choose_set(cmd, valid, bound, has_pipeline_input)
-    return Call(name=cmd.name, parameter_set=chosen, params=bound)
+    if pipeline_input is None:
+        chosen = _choose_set(cmd, valid, bound, has_pipeline_input)
+        return Call(name=cmd.name, parameter_set=chosen, params=bound)
+    return _bind_with_input(cmd, valid, bound, pipeline_input)
+
+
+def _bind_with_input(
+    cmd: Cmdlet, valid: list[str], bound: dict[str, Any], inputs: list[Any]
+) -> Call:
+    from hvsim import bind_pipeline
+
+    # Before any input arrives, the sets still possible are those whose missing
+    # mandatory parameters can all come from the pipeline. None left fails now,
+    # for the whole command, as without input.
+    possible = [s for s in valid if not _missing_mandatory(cmd, s, bound, True)]
+    try:
+        chosen = _choose_set(cmd, valid, bound, True)
+    except PSError:
+        if not possible:
+            raise
+        # Ambiguous without input; each object's binding settles its own set.
+        chosen = possible[0]
+    return bind_pipeline.PipelineCall(
+        name=cmd.name,
+        parameter_set=chosen,
+        params=bound,
+        pipeline=bind_pipeline.bind_inputs(cmd, possible, bound, inputs),
+        array_params=bind_pipeline.array_params(cmd),
+    )
