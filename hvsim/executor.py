@@ -276,10 +276,21 @@ class _Collect:
         self._outer.progress(activity, status, percent)
 
 
-def _bind(name: str, args: list[tuple[str | None, Any]], has_input: bool) -> Call:
+def _bind(name: str, args: list[tuple[str | None, Any]], piped: list[Any] | None) -> Call:
     from hvsim import bind
 
-    return bind.bind(name, args, has_input)
+    # With input, each object binds by type or property name (hvsim.bind_pipeline).
+    return bind.bind(name, args, piped is not None, piped)
+
+
+def _runs(call: Call, entry: registry.Entry, piped: list[Any] | None) -> list[Any]:
+    """Handler runs (PipelineRun) and per-object binding errors (PSError), in input
+    order. Without input, one run of the call as bound."""
+    from hvsim.bind_pipeline import PipelineCall, PipelineRun
+
+    if isinstance(call, PipelineCall):
+        return call.runs(keep=entry.params)
+    return [PipelineRun(call, piped or [])]
 
 
 def _script_params(args: list[tuple[str | None, Any]]) -> tuple[dict[str, Any], list[Any]]:
@@ -324,7 +335,7 @@ def _run_one(
             if result is not None:
                 out.extend(result)
         return out
-    call = _bind(cmd.name, cmd.args, piped is not None)
+    call = _bind(cmd.name, cmd.args, piped)
     entry = registry.lookup(call.name)
     if entry is None:
         raise not_modelled(f"the cmdlet {call.name}")
@@ -337,10 +348,19 @@ def _run_one(
             # Seeded fault injection (hvsim.faults): a PSError, or DropConnection
             # which the transport turns into a cut connection.
             faults.check(ctx, call)
-        result = entry.handler(ctx, call)
-        if result is not None:
-            # Handlers may be generators: drain them while the lock is held.
-            out.extend(result)
+        for run in _runs(call, entry, piped):
+            if isinstance(run, PSError):
+                # An input object that bound nothing, or failed binding: written
+                # for that object (non-terminating), the others go on.
+                ctx.error(run)
+                continue
+            # A run's input: the objects whose bound values are in run.call (all of
+            # the previous command's output unless objects failed or differed).
+            ctx.input = run.inputs
+            result = entry.handler(ctx, run.call)
+            if result is not None:
+                # Handlers may be generators: drain them while the lock is held.
+                out.extend(result)
     return out
 
 
