@@ -821,3 +821,29 @@ def test_report_rows_read_by_the_orchestrators_parser(lab: World) -> None:
     )
     lines = guest_cmd(lab, "node1", "Get-Content", LAB, Path=out[0]["FullName"])
     assert failed_tests("\n".join(str(x) for x in lines)) == ["Verify Unique Device Identifiers"]
+
+
+def test_join_is_in_effect_during_the_first_hyperv_boot() -> None:
+    from hvsim.clock import Clock
+
+    world = World.create()
+    build_domain(world)
+    start(world, _vm(world, "node1", disks=4))
+    guest_cmd(world, "node1", "Add-Computer", DomainName=DOMAIN, Credential=LAB, Force=True)
+    guest_cmd(
+        world,
+        "node1",
+        "Install-WindowsFeature",
+        Name=["Hyper-V", "Failover-Clustering"],
+        IncludeManagementTools=True,
+    )
+    world.clock = Clock(timescale=1e9, start=world.clock.now())
+    restart(world, world.vm("node1"))
+    node = world.guest("node1")
+    brief = next(s.start for s in node.timeline if s.action == "hyperv_first_boot")
+    world.clock = Clock(timescale=1e9, start=brief + 1)
+    assert node.phase() == "Ready"
+    # the first of the two boots answers briefly, already joined, vmms not yet.
+    svc = guest_cmd(world, "node1", "Get-Service", LAB, Name="vmms", ErrorAction="SilentlyContinue")
+    assert svc == [] or str(svc[0]["Status"]) != "Running"
+    assert node.hyperv is None

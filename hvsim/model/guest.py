@@ -463,7 +463,15 @@ class GuestOS(Machine):
                 self.services["ADWS"] = "Running"
 
     def _do_hyperv_first_boot(self, t: float) -> None:
+        """The first of the two Hyper-V boots (R-46): the machine already boots joined
+        and with its other features; the hypervisor comes with the second boot."""
         self.services["WinRM"] = "Running"
+        if self.pending_join:
+            self.domain = self.pending_join
+            self.pending_join = None
+        for name in self.pending_features:
+            self.features[name] = "Installed"
+        self.pending_features = []
 
     def _do_ad_ready(self, t: float) -> None:
         self.services["ADWS"] = "Running"
