@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -17,7 +18,7 @@ from hvlab.paths import state_dir
 from hvlab.session import Session, open_session
 from hvlab.state import LabState
 from hvlab.steps import build as build_steps
-from hvlab.steps.common import SILENT, first, has_mark, text, val
+from hvlab.steps.common import SILENT, first, has_mark, lab_folder_is_ours, owns_vm, text, val
 
 
 def _load(config: Any, lab: str | None) -> Any:
@@ -85,6 +86,7 @@ def up(
             reporter,
             parallel=parallel,
             time_factor=session.time_factor,
+            min_deadline=min_wait(),
             on_step_done=state.record_step,
         )
         error: HvlabError | None = None
@@ -109,6 +111,17 @@ def up(
         if error is not None:
             raise error
         return payload
+
+
+def min_wait() -> float:
+    """The shortest any wait may be (real seconds), however fast the simulated clock runs.
+
+    HVLAB_MIN_WAIT lowers it for tests that make a guest hang on purpose."""
+    raw = os.environ.get("HVLAB_MIN_WAIT", "30")
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        raise ConfigError(f"HVLAB_MIN_WAIT must be a number of seconds, not {raw!r}") from None
 
 
 def _confirm(question: str) -> None:
@@ -247,8 +260,6 @@ def plan(
 
 
 def open_devnull() -> IO[str]:
-    import os
-
     return open(os.devnull, "w", encoding="utf-8")
 
 
@@ -287,9 +298,10 @@ def collect_status(spec: Any, host: Any, creds: CredentialBook) -> dict[str, Any
         "csv": [],
         "ha_vms": [],
     }
+    folder_is_ours = lab_folder_is_ours(host, spec)
     for vm in spec.vms:
         rec = first(host.run("Get-VM", Name=vm.name, **SILENT))
-        if rec is None or not has_mark(val(rec, "Notes"), spec.name):
+        if rec is None or not owns_vm(rec, spec, folder_is_ours):
             data["vms"].append({"name": vm.name, "state": "Missing" if rec is None else "NotOurs"})
             continue
         nics = host.run("Get-VMNetworkAdapter", VMName=vm.name)
@@ -496,12 +508,13 @@ def down(
 def find_marked(spec: Any, host: Any) -> dict[str, list[Any]]:
     """Everything on the host that carries this lab's mark."""
     targets: dict[str, list[Any]] = {"vm": [], "folder": [], "nat": [], "switch": []}
-    for vm in host.run("Get-VM"):
-        if has_mark(val(vm, "Notes"), spec.name):
-            targets["vm"].append((text(val(vm, "Id")), text(val(vm, "Name"))))
     root = spec.root
-    marker = host.run("Get-Content", Path=f"{root}\\.hvlab-lab", **SILENT)
-    if "\n".join(text(m) for m in marker).strip() == spec.name:
+    folder_is_ours = lab_folder_is_ours(host, spec)
+    for vm in host.run("Get-VM"):
+        # A VM without Notes counts only when the folder it lives in is ours.
+        if owns_vm(vm, spec, folder_is_ours):
+            targets["vm"].append((text(val(vm, "Id")), text(val(vm, "Name"))))
+    if folder_is_ours:
         targets["folder"].append(root)
     for nat in host.run("Get-NetNat", **SILENT):
         if text(val(nat, "Name")) == f"{spec.name}-nat":

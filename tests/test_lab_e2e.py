@@ -186,6 +186,7 @@ def test_a_guest_that_never_boots_fails_with_the_step_and_diagnostics(
     workdir: Path, monkeypatch
 ) -> None:
     monkeypatch.setenv("HVSIM_FAULTS", "boot_hang:vm=hvhost02")
+    monkeypatch.setenv("HVLAB_MIN_WAIT", "2")
     with pytest.raises(StepError) as info:
         labs.up(None)
     message = str(info.value)

@@ -36,6 +36,26 @@ def has_mark(notes: Any, lab_name: str) -> bool:
     return isinstance(notes, str) and notes.splitlines()[:1] == [mark(lab_name)]
 
 
+def owns_vm(rec: Any, lab: Any, folder_is_ours: bool) -> bool:
+    """Is this VM the lab's? It carries the mark in its Notes; or, created by a run
+    that stopped before it could mark it, it has no Notes and lives in the lab's
+    own marked folder. New-VM cannot set Notes, so the two calls are never atomic."""
+    notes = val(rec, "Notes")
+    if has_mark(notes, lab.name):
+        return True
+    if not folder_is_ours:
+        return False
+    folder = text(val(rec, "Path")).rstrip("\\").lower()
+    root = lab.root.rstrip("\\").lower() + "\\"
+    return not text(notes).strip() and folder.startswith(root)
+
+
+def lab_folder_is_ours(host: Any, lab: Any) -> bool:
+    """The lab folder carries a mark file naming the lab (written by the folder step)."""
+    marker = host.run("Get-Content", Path=f"{lab.root}\\.hvlab-lab", ErrorAction="SilentlyContinue")
+    return "\n".join(text(m) for m in marker).strip() == lab.name
+
+
 def notes_text(lab_name: str) -> str:
     return f"{mark(lab_name)}\nCreated by hvlab for lab {lab_name}; removed by 'invoke lab.down'."
 

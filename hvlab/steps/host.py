@@ -6,7 +6,16 @@ from typing import Any
 
 from hvlab.engine import StepContext
 from hvlab.errors import OwnershipError, PreflightError
-from hvlab.steps.common import SILENT, first, has_mark, notes_text, text, val
+from hvlab.steps.common import (
+    SILENT,
+    first,
+    has_mark,
+    lab_folder_is_ours,
+    notes_text,
+    owns_vm,
+    text,
+    val,
+)
 
 GIB = 1024**3
 HOST_RESERVE_BYTES = 2 * GIB  # MSLab keeps >= 2 GB free on the host
@@ -83,7 +92,7 @@ def preflight(ctx: StepContext) -> None:
                 f"{len(found)} VMs are named {vm.name}; hvlab cannot tell which is the lab's (R-20)"
             )
         elif found:
-            if not has_mark(val(found[0], "Notes"), lab.name):
+            if not owns_vm(found[0], lab, lab_folder_is_ours(host, lab)):
                 raise OwnershipError(
                     f"a VM named {vm.name} already exists on the host and is not part of lab {lab.name} "
                     "(its Notes carry no hvlab mark). Rename or remove it, or change the VM name in the lab file; "

@@ -6,7 +6,16 @@ from typing import Any
 
 from hvlab.engine import StepContext
 from hvlab.errors import OwnershipError, StepError
-from hvlab.steps.common import SILENT, first, has_mark, lab_switch, notes_text, same_path, text, val
+from hvlab.steps.common import (
+    SILENT,
+    first,
+    lab_switch,
+    notes_text,
+    owns_vm,
+    same_path,
+    text,
+    val,
+)
 
 PANTHER = "Windows\\Panther"  # R-23: where a generalized image looks for its answer file
 
@@ -34,7 +43,7 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
     if len(found) > 1:
         raise StepError(f"vm:{vm.name}", f"{len(found)} VMs are named {vm.name} (R-20)")
     current = found[0] if found else None
-    if current is not None and not has_mark(val(current, "Notes"), lab.name):
+    if current is not None and not owns_vm(current, lab, folder_is_ours=True):
         raise OwnershipError(
             f"VM {vm.name} exists without lab {lab.name}'s mark; hvlab will not touch it"
         )
