@@ -211,6 +211,9 @@ class Context:
 
     def error(self, err: PSError) -> None:
         """A non-terminating error, handled as -ErrorAction says."""
+        if err.activity is None:
+            # CategoryInfo.Activity names the cmdlet that wrote the record.
+            err.activity = self.command
         action = self._common.error_action
         if action == "Stop":
             raise err
@@ -342,6 +345,24 @@ def _run_one(
     common = _take_common(call, entry)
     ctx = Context(world, machine, user, piped or [], stream, common, call.name, lock)
     # A PSError the handler raises is terminating: -ErrorAction does not hide it.
+    try:
+        _call_handler(world, ctx, call, entry, piped, out, lock)
+    except PSError as err:
+        if err.activity is None:
+            err.activity = call.name
+        raise
+    return out
+
+
+def _call_handler(
+    world: Any,
+    ctx: Context,
+    call: Call,
+    entry: registry.Entry,
+    piped: list[Any] | None,
+    out: list[Any],
+    lock: _Lock,
+) -> None:
     with lock.held():
         faults = getattr(world, "faults", None)
         if faults is not None:
@@ -361,7 +382,6 @@ def _run_one(
             if result is not None:
                 # Handlers may be generators: drain them while the lock is held.
                 out.extend(result)
-    return out
 
 
 def run_pipeline(

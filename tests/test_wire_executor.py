@@ -289,3 +289,13 @@ def test_values_of_every_kind_serialize_with_their_net_type() -> None:
     assert "pw" not in xml.replace("Props", "")
     top = _xml({"k": objects.Int64(1)})
     assert '<DCT><En><S N="Key">k</S><I64 N="Value">1</I64></En></DCT>' in top
+
+
+def test_error_records_name_the_cmdlet_that_wrote_them() -> None:
+    sink = Sink()
+    cmds = [Command("Set-Date", [("Date", "2026-01-01")]), Command("Write-Host", [])]
+    assert run_pipeline(None, None, "u", cmds, sink) == ["done"]
+    assert [e.activity for e in sink.errors] == ["Write-Host"]
+    with pytest.raises(PSError) as info:
+        _run(Sink(), "Write-Host", ErrorAction="Stop")
+    assert info.value.activity == "Write-Host"
