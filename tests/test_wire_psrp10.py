@@ -21,10 +21,17 @@ sys.path.insert(0, sys.argv[1])
 import psrp
 
 async def main(port, auth, user, password):
-    info = psrp.WSManInfo(
-        "127.0.0.1", scheme="http", port=port, auth=auth, username=user, password=password,
-        encryption="never" if auth == "basic" else "auto", operation_timeout=5,
-    )
+    if auth == "ntlm-url":
+        # Given a full URL, 1.0.0b1 sends NTLM without message encryption.
+        info = psrp.WSManInfo(
+            f"http://127.0.0.1:{port}/wsman", auth="ntlm", username=user, password=password,
+            operation_timeout=5,
+        )
+    else:
+        info = psrp.WSManInfo(
+            "127.0.0.1", scheme="http", port=port, auth=auth, username=user, password=password,
+            encryption="never" if auth == "basic" else "auto", operation_timeout=5,
+        )
     async with psrp.AsyncRunspacePool(info) as rp:
         ps = psrp.AsyncPowerShell(rp)
         ps.add_command("Get-VMHost")
@@ -64,9 +71,9 @@ def psrp10(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("auth", ["ntlm", "basic"])
+@pytest.mark.parametrize("auth", ["ntlm", "ntlm-url", "basic"])
 def test_asyncio_client(sim_server: Any, psrp10: Path, tmp_path: Path, auth: str) -> None:
-    server = sim_server(auth=auth)
+    server = sim_server(auth=auth.split("-")[0])
     script = tmp_path / "client.py"
     script.write_text(CLIENT)
     proc = subprocess.run(
