@@ -32,8 +32,8 @@ def _once(name: str, params: list[str]) -> Any:
 
 
 # Test-only handlers under catalog cmdlets hvlab never sends.
-@_once("Set-LocalUser", ["Name", "Password"])
-def _set_local_user(ctx: Any, call: Any) -> list[str]:
+@_once("Import-PfxCertificate", ["FilePath", "Password"])
+def _import_pfx(ctx: Any, call: Any) -> list[str]:
     SEEN["password"] = call.get("Password")
     return ["ok"]
 
@@ -194,7 +194,7 @@ def test_secret_and_credential_arrive_as_securestring_and_pscredential(sim_serve
     server = sim_server(auth="ntlm")
     SEEN.clear()
     with Host.connect(_settings(server, "ntlm")) as host:
-        host.run("Set-LocalUser", Name="u1", Password=Secret("Local-Pass-9"))
+        host.run("Import-PfxCertificate", FilePath="C:\\a.pfx", Password=Secret("Local-Pass-9"))
         host.run(
             "Connect-WSMan",
             ComputerName="x",
@@ -210,19 +210,19 @@ def test_secret_and_credential_arrive_as_securestring_and_pscredential(sim_serve
 def test_trace_has_names_durations_outcomes_and_no_values(sim_server: Any, tmp_path: Path) -> None:
     server = sim_server(auth="ntlm")
     with Host.connect(_settings(server, "ntlm")) as host:
-        host.run("Set-LocalUser", Name="secret-user-name", Password=Secret("Trace-Pass-3"))
+        host.run(
+            "Import-PfxCertificate", FilePath="C:\\secret-file.pfx", Password=Secret("Trace-Pass-3")
+        )
         with pytest.raises(HostError):
             host.run("Get-VM", Name="ghost")
         out = tmp_path / "trace" / "calls.jsonl"
         host.write_trace(out)
     text = out.read_text()
-    assert (
-        "Trace-Pass-3" not in text and "secret-user-name" not in text and SIM_PASSWORD not in text
-    )
+    assert "Trace-Pass-3" not in text and "secret-file" not in text and SIM_PASSWORD not in text
     entries = [json.loads(line) for line in text.splitlines()]
     assert [(e["cmdlet"], e["params"], e["outcome"]) for e in entries] == [
         ("connect", [], "ok"),
-        ("Set-LocalUser", ["Name", "Password"], "ok"),
+        ("Import-PfxCertificate", ["FilePath", "Password"], "ok"),
         ("Get-VM", ["Name"], "InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM"),
     ]
     assert all(e["duration_ms"] >= 0 for e in entries)
