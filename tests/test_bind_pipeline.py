@@ -10,8 +10,13 @@ import uuid
 from typing import Any
 
 import pytest
+from conftest import SIM_PASSWORD, SIM_USER
 from hostkit import Streams, out, run
 
+from hvlab.config import Settings
+from hvlab.errors import HostError
+from hvlab.remote import Host
+from hvlab.secrets import Secret
 from hvsim.bind import bind
 from hvsim.bind_pipeline import BoundInput, PipelineCall, PipelineRun, assignable
 from hvsim.catalog import catalog
@@ -453,3 +458,28 @@ def test_upstream_error_leaves_nothing_to_stop(world: World) -> None:
     )
     assert streams.errors == []
     assert set(_states(world).values()) == {"Running"}
+
+
+# ---------------------------------------------------------------------------
+# Over the wire: lab.down's calls through hvlab.remote and pypsrp
+
+
+def test_lab_down_pipelines_over_the_wire_r20(sim_server: Any, world: World) -> None:
+    server = sim_server(auth="ntlm", world=world)
+    settings = Settings(
+        host=server.url,
+        user=SIM_USER,
+        password=Secret(SIM_PASSWORD),
+        auth="ntlm",
+        cert_validation=False,
+        operation_timeout=5,
+        retries=0,
+    )
+    one, two = _states(world)
+    with Host.connect(settings) as host:
+        host.pipeline([("Get-VM", {"Id": one}), ("Stop-VM", {"TurnOff": True, "Force": True})])
+        host.pipeline([("Get-VM", {"Id": one}), ("Remove-VM", {"Force": True})])
+        with pytest.raises(HostError) as info:
+            host.pipeline([("Get-VM", {"Id": two}), ("Remove-VMHardDiskDrive", {})])
+    assert _states(world) == {two: "Running"}
+    assert info.value.error_id == "InputObjectNotBound," + HVC + "RemoveVMHardDiskDrive"
