@@ -309,3 +309,36 @@ def test_locale_other_than_en_us_breaks_validation() -> None:
     with pytest.raises(PSError) as err:
         guest_cmd(world, "node1", "Test-Cluster", LAB, Node=list(NODES))
     assert err.value.message == "Test report isn't available, try to validate again."
+
+
+def test_hang_once_clears_after_a_hard_reset() -> None:
+    from hvsim.model import vmops
+
+    class Ctx:
+        def __init__(self, world: World) -> None:
+            self.world = world
+
+        def work(self, seconds: float, what: str) -> None:
+            self.world.clock.sleep(seconds)
+
+        def warning(self, text: str) -> None:
+            pass
+
+    world = World.create(faults="boot_hang:vm=node1,phase=Specialize,once=1")
+    vm = _node(world)
+    vmops.start(Ctx(world), world.host.hyperv, vm)
+    world.clock.sleep(3600)
+    assert vm.guest.phase() == "Specialize"  # stalls until someone acts
+    vmops.stop(Ctx(world), world.host.hyperv, vm, turn_off=True, save=False, force=True)
+    vmops.start(Ctx(world), world.host.hyperv, vm)
+    assert vm.guest.phase() == "Ready"  # the one hard reset helps
+
+
+def test_saved_world_holds_no_password_in_clear(tmp_path: object) -> None:
+    import pickle
+
+    world = _world()
+    start(world, _node(world))
+    blob = pickle.dumps(world.guest("node1").__dict__.get("_answers"))
+    assert PASSWORD.encode() not in blob
+    assert PASSWORD.encode("utf-16-le") not in pickle.dumps(world.guest("node1").local_accounts)

@@ -152,6 +152,7 @@ class GuestOS(Machine):
         self.setup_notes: list[str] = []
         # Settings read at specialize, used at OOBE; emptied once applied.
         self._answers = unattend.Answers()
+        self._admin_hash: str | None = None
         # Restarts asked for inside the guest; a PowerShell Direct call that caused
         # one ends with the session-aborted error.
         self.restart_requests = 0
@@ -408,6 +409,10 @@ class GuestOS(Machine):
             self.timeline = [s for s in self.timeline if s.start <= t]
             return
         self.setup_notes.extend(answers.notes)
+        # Keep only a digest of the password from here on (a saved world holds no secret).
+        if answers.admin_password is not None:
+            self._admin_hash = pw_hash(answers.admin_password)
+            answers.admin_password = None
         self._answers = answers
         name = answers.computer_name
         if name and name != "*" and unattend.valid_computer_name(name):
@@ -423,16 +428,15 @@ class GuestOS(Machine):
         self._apply_addresses(answers)
 
     def _do_oobe(self, t: float) -> None:
-        answers: unattend.Answers = getattr(self, "_answers", unattend.Answers())
-        if answers.admin_password is None:
+        if self._admin_hash is None:
             # a Server image waits at the console for a password.
             self.setup = "no_password"
             self.setup_notes.append("no AdministratorPassword in oobeSystem: waiting at OOBE")
             self.timeline = [s for s in self.timeline if s.start <= t]
             return
-        self.local_accounts["administrator"] = pw_hash(answers.admin_password)
+        self.local_accounts["administrator"] = self._admin_hash
         self.setup = "done"
-        self._answers = unattend.Answers()  # the model keeps no password in clear
+        self._answers = unattend.Answers()
 
     def _do_ready(self, t: float) -> None:
         self.services["WinRM"] = "Running"
