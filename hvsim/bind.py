@@ -14,6 +14,7 @@ the order given (name resolution, duplicate check, type conversion); bind the
 positional arguments in position order within the sets still possible; pick the
 parameter set; check mandatory parameters. Binding never prompts: over remoting
 there is no host to prompt with, so a missing mandatory parameter fails.
+Pipeline input objects are then bound one by one in hvsim.bind_pipeline.
 """
 
 from __future__ import annotations
