@@ -84,7 +84,7 @@ def digest(text: str) -> str:
 
 
 def _invoke_guest_command(ctx: Context, args: dict[str, Any]) -> Iterable[Any] | None:
-    from hvsim.cmdlets.guest import powershell_direct_command
+    from hvsim.cmdlets.psdirect import powershell_direct_command
 
     return powershell_direct_command(
         ctx, args["VMName"], args["Credential"], args["Command"], args["Parameters"] or {}
@@ -92,7 +92,7 @@ def _invoke_guest_command(ctx: Context, args: dict[str, Any]) -> Iterable[Any] |
 
 
 def _invoke_guest_script(ctx: Context, args: dict[str, Any]) -> Iterable[Any] | None:
-    from hvsim.cmdlets.guest import powershell_direct_script
+    from hvsim.cmdlets.psdirect import powershell_direct_script
 
     return powershell_direct_script(
         ctx, args["VMName"], args["Credential"], args["Script"], args["Parameters"] or {}

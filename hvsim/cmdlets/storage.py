@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from hvsim import timing
+from hvsim.cmdlets._clusterkit import cluster_error, my_cluster, node_ctx
 from hvsim.cmdlets._hvcommon import as_list
-from hvsim.cmdlets.cluster import _err, my_cluster, node_ctx
 from hvsim.errors import PSError, not_modelled
 from hvsim.model import s2d as S
 from hvsim.model.cluster import Resource, cluster_of
@@ -263,21 +263,21 @@ def enable_s2d(ctx: Context, call: Call) -> Iterable[PSObj]:
     if call.get("CacheState") not in (None, "Disabled"):
         raise not_modelled("Enable-ClusterStorageSpacesDirect with a cache")
     if cl.pool is not None or cl.s2d_enabled:
-        raise _err(
+        raise cluster_error(
             f"Storage Spaces Direct is already enabled on cluster '{cl.name}'.",
             cmd,
             "ResourceExists",
         )
     down = [n for n in cl.nodes if cl.node_state(ctx.world, n) != "Up"]
     if down:
-        raise _err(
+        raise cluster_error(
             f"All nodes must be Up to enable Storage Spaces Direct; down: {', '.join(down)}.", cmd
         )
     guests = [cl.node_guest(ctx.world, n) for n in cl.nodes]
     not_dc = [g.name for g in guests if not g.edition_is_datacenter()]
     if not_dc:
         # R-55 (text (unconfirmed), modelled).
-        raise _err(
+        raise cluster_error(
             f"Storage Spaces Direct is not supported on the operating system edition of node(s) "
             f"{', '.join(not_dc)}. Windows Server Datacenter is required.",
             cmd,
@@ -294,7 +294,7 @@ def enable_s2d(ctx: Context, call: Call) -> Iterable[PSObj]:
         eligible[name] = [d for d in disks if seen[S.unique_id(d.vhd)] == 1]
     few = [n for n, disks in eligible.items() if len(disks) < 2]
     if few:
-        raise _err(
+        raise cluster_error(
             f"No disks with supported bus types found to be used for S2D on node(s) "
             f"{', '.join(few)}: each node needs at least 2 eligible, unique, empty disks.",
             cmd,
