@@ -45,25 +45,32 @@ def _env(url: str) -> dict[str, str]:
 
 def _steps_done(workdir: Path) -> list[str]:
     state = workdir / ".hvlab" / "s2d-2node" / "state.json"
-    if not state.exists():
+    try:
+        steps = json.loads(state.read_text())["steps"]
+    except (FileNotFoundError, ValueError):
         return []
-    steps = json.loads(state.read_text())["steps"]
     return sorted(name for name, s in steps.items() if s["status"] in ("ok", "changed"))
 
 
-# Seconds after start at which the controller is interrupted, and how.
-POINTS = [(1.2, signal.SIGKILL), (2.5, signal.SIGINT), (3.5, signal.SIGKILL), (5.0, signal.SIGKILL)]
+# The step whose completion triggers the interruption, and how the controller is stopped.
+# A seeded extra delay lets the signal land somewhere inside the steps that follow.
+POINTS = [
+    ("switches", signal.SIGKILL),
+    ("vm:hvhost01", signal.SIGINT),
+    ("domain:dc01", signal.SIGKILL),
+    ("roles:hvhost02", signal.SIGINT),
+    ("cluster", signal.SIGKILL),
+]
 
 
-@pytest.mark.parametrize(("after", "how"), POINTS, ids=[f"{a}s-{s.name}" for a, s in POINTS])
+@pytest.mark.parametrize(("after", "how"), POINTS, ids=[f"{a}-{s.name}" for a, s in POINTS])
 def test_interrupted_up_converges(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, after: float, how: signal.Signals
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, after: str, how: signal.Signals
 ) -> None:
     from hvsim.model.world import World
     from hvsim.server import serve_in_thread
 
-    rng = random.Random(after)
-    delay = after + rng.uniform(0, 0.5)
+    extra = random.Random(after).uniform(0, 0.3)
     world = World.create(timescale=TIMESCALE)
     with serve_in_thread(world, auth="ntlm", user=USER, password=PASSWORD) as server:
         env = _env(server.url)
@@ -75,12 +82,18 @@ def test_interrupted_up_converges(
             stderr=subprocess.STDOUT,
             text=True,
         )
-        time.sleep(delay)
+        deadline = time.monotonic() + 60
+        while after not in _steps_done(tmp_path) and proc.poll() is None:
+            assert time.monotonic() < deadline, f"step {after} never finished"
+            time.sleep(0.02)
+        time.sleep(extra)
         proc.send_signal(how)
         output, _ = proc.communicate(timeout=120)
         if how == signal.SIGINT and proc.returncode != 0:
             assert proc.returncode == 130, output[-2000:]
         interrupted_after = _steps_done(tmp_path)
+        assert after in interrupted_after
+        assert "ha:havm01" not in interrupted_after, "the run was interrupted before its end"
 
         monkeypatch.chdir(tmp_path)
         for key, value in env.items():
