@@ -847,3 +847,15 @@ def test_join_is_in_effect_during_the_first_hyperv_boot() -> None:
     svc = guest_cmd(world, "node1", "Get-Service", LAB, Name="vmms", ErrorAction="SilentlyContinue")
     assert svc == [] or str(svc[0]["Status"]) != "Running"
     assert node.hyperv is None
+
+
+def test_ad_slow_fault_delays_ad_ready() -> None:
+    plain, slow = World.create(), World.create(faults="ad_slow:factor=5")
+    for w in (plain, slow):
+        build_domain(w)
+    delay = {
+        id(w): w.domains[DOMAIN].ready_at
+        - next(s.start for s in w.guest("dc").timeline if s.action == "ready")
+        for w in (plain, slow)
+    }
+    assert delay[id(slow)] == pytest.approx(5 * delay[id(plain)])

@@ -342,3 +342,23 @@ def test_saved_world_holds_no_password_in_clear(tmp_path: object) -> None:
     blob = pickle.dumps(world.guest("node1").__dict__.get("_answers"))
     assert PASSWORD.encode() not in blob
     assert PASSWORD.encode("utf-16-le") not in pickle.dumps(world.guest("node1").local_accounts)
+
+
+def test_no_answer_file_waits_at_oobe() -> None:
+    world = _world()
+    vm = add_vm(world, "node1", [NicSpec("Mgmt", "lab-mgmt", MAC)], xml=None)
+    guest = start(world, vm)
+    assert guest.phase() == "OOBE"
+    with pytest.raises(PSError) as err:
+        guest_cmd(world, "node1", "Get-Service", Name="WinRM")
+    assert err.value.message == MSG_CREDENTIAL
+
+
+def test_old_configuration_version_means_no_nested_hyperv() -> None:
+    world = _world()
+    vm = _node(world)
+    vm.version = "7.0"  # below 8.0 on Intel
+    start(world, vm)
+    with pytest.raises(PSError) as err:
+        guest_cmd(world, "node1", "Install-WindowsFeature", Name=["Hyper-V"])
+    assert "virtualization capabilities" in err.value.message
