@@ -36,7 +36,6 @@ from hvlab.spec import load_lab  # noqa: E402
 
 PASSWORDS = {
     "HVLAB_ADMIN_PASSWORD": "Bench-Admin-Pa55!",
-    "HVLAB_DOMAIN_PASSWORD": "Bench-Domain-Pa55!",
     "HVLAB_DSRM_PASSWORD": "Bench-Dsrm-Pa55!",
 }
 
@@ -60,7 +59,9 @@ def critical_path(lab_file: Path) -> float:
     roles = d["feature.hyperv_install"]
     cluster = d["cluster.test"] + d["cluster.create"] + d["cluster.quorum"]
     s2d = d["s2d.enable"] + d["s2d.new_volume"] * len(spec.volumes)
-    ha = (d["vm.create"] + d["cluster.add_vm_role"] + d["cluster.live_migration"]) * len(spec.ha_vms)
+    ha = (d["vm.create"] + d["cluster.add_vm_role"] + d["cluster.live_migration"]) * len(
+        spec.ha_vms
+    )
     return roles_start + roles + cluster + s2d + ha
 
 
@@ -96,11 +97,25 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
     world = World.create(timescale=0.0)
     with serve_in_thread(world, auth="ntlm", user="bench", password="Bench-Host-Pa55!") as server:
-        env = dict(os.environ, HVLAB_HOST=server.url, HVLAB_USER="bench", HVLAB_PASSWORD="Bench-Host-Pa55!",
-                   HVLAB_AUTH="ntlm", HVLAB_CERT_VALIDATION="false", HVLAB_TIME_FACTOR="0")
+        env = dict(
+            os.environ,
+            HVLAB_HOST=server.url,
+            HVLAB_USER="bench",
+            HVLAB_PASSWORD="Bench-Host-Pa55!",
+            HVLAB_AUTH="ntlm",
+            HVLAB_CERT_VALIDATION="false",
+            HVLAB_TIME_FACTOR="0",
+        )
         with tempfile.TemporaryDirectory() as cwd:
-            out = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True,
-                                 timeout=600, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", code],
+                env=env,
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=True,
+            )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -137,7 +152,9 @@ def main() -> None:
         )
     eight = ROOT / "bench" / "s2d-8node.yaml"
     rss = rss_8node(eight) if eight.exists() else None
-    print(json.dumps({"timescale": ts, "labs": rows, "controller_peak_rss_mb_8node": rss}, indent=2))
+    print(
+        json.dumps({"timescale": ts, "labs": rows, "controller_peak_rss_mb_8node": rss}, indent=2)
+    )
 
 
 if __name__ == "__main__":
