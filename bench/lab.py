@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hvsim import timing  # noqa: E402
 from hvlab.spec import load_lab  # noqa: E402
+from hvsim import timing  # noqa: E402
 
 PASSWORDS = {
     "HVLAB_ADMIN_PASSWORD": "Bench-Admin-Pa55!",
@@ -91,9 +91,8 @@ with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.St
     labmod.up(None, lab={str(lab_file)!r}, as_json=True)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
-    from hvsim.server import serve_in_thread
-
     from hvsim.model.world import World
+    from hvsim.server import serve_in_thread
 
     world = World.create(timescale=0.0)
     with serve_in_thread(world, auth="ntlm", user="bench", password="Bench-Host-Pa55!") as server:
