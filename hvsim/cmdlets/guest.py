@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from hvsim import timing
 from hvsim.cmdlets._hvcommon import as_list
 from hvsim.errors import PSError, not_modelled
 from hvsim.model import features as F
@@ -156,7 +157,7 @@ def install_windows_feature(ctx: Context, call: Call) -> Iterable[PSObj]:
             )
         )
         return [_result(False, "Maybe", "Failed", [])]
-    ctx.work(_install_seconds(todo), "installing " + ", ".join(f.name for f in todo))
+    ctx.work(timing.seconds("feature.install"), "installing " + ", ".join(f.name for f in todo))
     restart = False
     details = []
     for f in todo:
@@ -179,12 +180,6 @@ def install_windows_feature(ctx: Context, call: Call) -> Iterable[PSObj]:
             ctx.warning(RESTART_WARNING)
         return [_result(True, "Yes", "SuccessRestartRequired", details)]
     return [_result(True, "No", "Success", details)]
-
-
-def _install_seconds(todo: list[F.FeatureInfo]) -> float:
-    from hvsim import timing
-
-    return timing.seconds("feature.install") if todo else 0.0
 
 
 # -- services, registry ------------------------------------------------------------

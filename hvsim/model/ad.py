@@ -13,8 +13,6 @@ from typing import Any
 
 from hvsim.errors import PSError
 
-ADWS_FQID = "ActiveDirectoryServer:0,Microsoft.ActiveDirectory.Management.Commands"
-
 
 @dataclasses.dataclass
 class ComputerObject:
@@ -37,8 +35,8 @@ class Domain:
     created: float
     # When AD queries start to work after the promotion reboot.
     ready_at: float
-    # sAMAccountName lower-case -> password: the built-in Administrator keeps the DC's
-    # local password.
+    # sAMAccountName lower-case -> password digest (hvsim.model.guest.pw_hash): the
+    # built-in Administrator keeps the DC's local password.
     accounts: dict[str, str] = dataclasses.field(default_factory=dict)
     computers: dict[str, ComputerObject] = dataclasses.field(default_factory=dict)
     # DNS A records in the domain's zone: host label lower-case -> IPv4.
@@ -60,10 +58,6 @@ class Domain:
     def distinguished_name(self, name: str, container: str = "CN=Computers") -> str:
         dc = ",".join(f"DC={p}" for p in self.fqdn.split("."))
         return f"CN={name.upper()},{container},{dc}"
-
-    def check_password(self, account: str, password: str) -> bool:
-        stored = self.accounts.get(account.lower())
-        return stored is not None and stored == password
 
     def snapshot(self) -> dict[str, Any]:
         return {
