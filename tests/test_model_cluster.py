@@ -859,3 +859,26 @@ def test_ad_slow_fault_delays_ad_ready() -> None:
         for w in (plain, slow)
     }
     assert delay[id(slow)] == pytest.approx(5 * delay[id(plain)])
+
+
+def test_clustered_vm_comes_back_after_its_node_reboots(lab: World) -> None:
+    build_cluster(lab)
+    _s2d(lab)
+    guest_cmd(
+        lab,
+        "node1",
+        "New-Volume",
+        LAB,
+        StoragePoolFriendlyName="S2D on CL1",
+        FriendlyName="v1",
+        FileSystem="CSVFS_ReFS",
+        Size=200 * GiB,
+        ResiliencySettingName="Mirror",
+    )
+    vm = _ha_vm(lab)
+    guest_cmd(lab, "node1", "Add-ClusterVirtualMachineRole", LAB, VMName="l2vm")
+    guest_cmd(lab, "node1", "Start-ClusterGroup", LAB, Name="l2vm")
+    restart(lab, lab.vm("node1"))  # the owner reboots; the VM dies with it
+    assert vm.state == "Off"
+    g = guest_cmd(lab, "node2", "Get-ClusterGroup", LAB, Name="l2vm")[0]
+    assert str(g["State"]) == "Online" and vm.state == "Running"

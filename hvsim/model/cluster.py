@@ -137,11 +137,28 @@ class Cluster:
             return
         for group in self.groups:
             if group.owner in up:
+                self._bring_online(world, group)
                 continue
             target = up[0]
             if group.group_type == "VirtualMachine":
                 self._fail_over(world, group, target)
             group.owner = target
+
+    def _bring_online(self, world: Any, group: Group) -> None:
+        """A VM group that should be Online but whose VM went off with its node's reboot
+        is started again by the cluster on its (Up again) owner."""
+        if group.group_type != "VirtualMachine" or group.wanted != "Online" or group.failed:
+            return
+        found = self.vm_of(world, group)
+        if found is None:
+            return
+        node, vm = found
+        if vm.state == "Off" and node.name == group.owner:
+            if vm.memory_startup > node.memory_free():
+                group.failed = True
+                return
+            vm.state = "Running"
+            vm.started_at = world.clock.now()
 
     def _fail_over(self, world: Any, group: Group, target: str) -> None:
         found = self.vm_of(world, group)
