@@ -300,6 +300,11 @@ def start(ctx: Any, hv: HyperV, vm: VM, cmdlet: str = "Start-VM") -> None:
     # admission against the host's free memory.
     if vm.memory_startup > hv.memory_free:
         raise E.out_of_memory(vm.name, str(vm.id).upper(), cmdlet)
+    # a machine may refuse to run VMs (a nested host whose hypervisor did not
+    # start); the guest model says so through this hook.
+    can_run = getattr(hv.machine, "check_can_run_vm", None)
+    if callable(can_run):
+        can_run(vm, cmdlet)
     # dynamic MACs come from the host pool at the first start.
     for a in vm.adapters:
         if a.dynamic_mac and a.mac == "000000000000":
