@@ -882,3 +882,30 @@ def test_clustered_vm_comes_back_after_its_node_reboots(lab: World) -> None:
     assert vm.state == "Off"
     g = guest_cmd(lab, "node2", "Get-ClusterGroup", LAB, Name="l2vm")[0]
     assert str(g["State"]) == "Online" and vm.state == "Running"
+
+
+def test_dism_path_installs_hyperv_but_no_hypervisor_without_extensions() -> None:
+    world = World.create()
+    build_domain(world)
+    start(world, _vm(world, "node1", disks=2, expose=False))
+    out = guest_cmd(
+        world,
+        "node1",
+        "Enable-WindowsOptionalFeature",
+        Online=True,
+        FeatureName=["Microsoft-Hyper-V"],
+        All=True,
+        NoRestart=True,
+    )
+    assert out[0]["RestartNeeded"] is True
+    restart(world, world.vm("node1"))
+    node = world.guest("node1")
+    assert node.features["Hyper-V"] == "Installed" and node.hyperv is not None
+    assert not node.hypervisor_running
+    from hvsim.model.hyperv import VM
+
+    l2 = VM(id=world.new_uuid(), name="l2", memory_startup=1 * GiB)
+    node.hyperv.vms.append(l2)
+    with pytest.raises(PSError) as err:
+        vmops.start(_Ctx(world), node.hyperv, l2)
+    assert "one of the Hyper-V components is not running" in err.value.message

@@ -182,6 +182,36 @@ def install_windows_feature(ctx: Context, call: Call) -> Iterable[PSObj]:
     return [_result(True, "No", "Success", details)]
 
 
+# The DISM names of the features hvsim knows (Get-WindowsOptionalFeature -Online).
+DISM_FEATURES = {"microsoft-hyper-v": "Hyper-V", "microsoft-hyper-v-all": "Hyper-V"}
+
+
+@cmdlet("Enable-WindowsOptionalFeature", params=["Online", "FeatureName", "All", "NoRestart"])
+def enable_windows_optional_feature(ctx: Context, call: Call) -> Iterable[PSObj]:
+    """The DISM path labs fall back to when Install-WindowsFeature's Hyper-V
+    prerequisite check fails (R-07, R-87): no prerequisite check; without usable
+    virtualization extensions the role installs but the hypervisor does not run (R-08)."""
+    guest = _guest(ctx, "Enable-WindowsOptionalFeature")
+    names = [str(n) for n in as_list(call.get("FeatureName"))]
+    for name in names:
+        if name.lower() not in DISM_FEATURES:
+            raise not_modelled(f"the optional feature {name}")
+    if guest.features.get("Hyper-V") != "Installed" and not guest.pending_hyperv:
+        ctx.work(timing.seconds("feature.install"), "enabling " + ", ".join(names))
+        guest.pending_hyperv = True
+        guest.features["Hyper-V"] = "InstallPending"
+        guest.feature_reboot_pending = True
+    restart = guest.pending_hyperv
+    if restart and not call.switch("NoRestart"):
+        guest.request_restart()
+    return [
+        PSObj(
+            ["Microsoft.Dism.Commands.ImageObject", "System.Object"],
+            {"Path": "", "Online": True, "RestartNeeded": restart},
+        )
+    ]
+
+
 # -- services, registry ------------------------------------------------------------
 
 SERVICE_STATUS = {

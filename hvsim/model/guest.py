@@ -204,6 +204,29 @@ class GuestOS(Machine):
     def is_guest(self) -> bool:
         return True
 
+    @property
+    def hypervisor_running(self) -> bool:
+        """The Hyper-V role is in place and this boot had usable virtualization
+        extensions (R-01..R-03). A role installed through DISM without them leaves
+        VMMS running but the hypervisor off (R-07, R-08)."""
+        return self.hyperv is not None and self.nested_at_boot
+
+    def check_can_run_vm(self, vm: Any, cmdlet: str) -> None:
+        """Called by the Hyper-V model before a VM starts here (R-08)."""
+        if self.hypervisor_running:
+            return
+        from hvsim.model import hverrors as E
+
+        raise E.hv(
+            f"'{vm.name}' failed to start.\nThe Virtual Machine Management Service failed to "
+            f"start the virtual machine '{vm.name}' because one of the Hyper-V components is not "
+            f"running (Virtual machine ID {str(vm.id).upper()}).",
+            "VMStartFailed",
+            cmdlet,
+            "InvalidOperation",
+            vm.name,
+        )
+
     def edition_is_datacenter(self) -> bool:
         """R-55: S2D needs Datacenter (EditionID ServerDatacenter, also Eval/Core)."""
         return "datacenter" in self.os.edition.lower()
