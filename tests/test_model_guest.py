@@ -362,3 +362,28 @@ def test_old_configuration_version_means_no_nested_hyperv() -> None:
     with pytest.raises(PSError) as err:
         guest_cmd(world, "node1", "Install-WindowsFeature", Name=["Hyper-V"])
     assert "virtualization capabilities" in err.value.message
+
+
+def test_online_join_in_the_answer_file() -> None:
+    from test_model_cluster import DOMAIN, build_domain
+
+    world = World.create()
+    build_domain(world)
+    join = (
+        '<settings pass="specialize"><component name="Microsoft-Windows-UnattendedJoin" '
+        'processorArchitecture="amd64" publicKeyToken="31bf3856ad364e35" language="neutral" '
+        'versionScope="nonSxS"><Identification><Credentials><Domain>LAB</Domain>'
+        f"<Username>Administrator</Username><Password>{PASSWORD}</Password></Credentials>"
+        f"<JoinDomain>{DOMAIN}</JoinDomain></Identification></component></settings>"
+    )
+    good = unattend_xml("node1", {"00-15-5D-0A-00-11": "10.0.0.11/24"}, dns=["10.0.0.10"])
+    good = good.replace("</unattend>", join + "</unattend>")
+    vm = add_vm(world, "node1", [NicSpec("Mgmt", "lab-mgmt", "00155D0A0011")], xml=good)
+    assert start(world, vm).domain == DOMAIN
+    assert world.domains[DOMAIN].computer("NODE1") is not None
+    bad = unattend_xml("node2", {"00-15-5D-0A-00-12": "10.0.0.12/24"}, dns=["10.0.0.1"])
+    bad = bad.replace("</unattend>", join + "</unattend>")
+    vm2 = add_vm(world, "node2", [NicSpec("Mgmt", "lab-mgmt", "00155D0A0012")], xml=bad)
+    g2 = start(world, vm2)
+    assert g2.domain is None  # DNS does not lead to the DC -> workgroup
+    assert any("online join" in n for n in g2.setup_notes)

@@ -457,6 +457,34 @@ class GuestOS(Machine):
             else:
                 self.setup_notes.append(f"TimeZone {tz!r} is unknown (R-31); kept the default")
         self._apply_addresses(answers)
+        if answers.join is not None:
+            self._online_join(answers.join, t)
+            answers.join = None  # the model keeps no password in clear
+
+    def _online_join(self, req: unattend.JoinRequest, t: float) -> None:
+        """R-29: join during specialize if the DC answers through the DNS set by R-28 and
+        the account is valid; otherwise the machine stays in the workgroup (R-29 says
+        this is silent, (unconfirmed))."""
+        from hvsim.model.ad import dc_guest, find_domain, reachable
+
+        dom = find_domain(self.world, req.domain)
+        dc = dc_guest(self.world, dom) if dom is not None else None
+        ok = (
+            dom is not None
+            and reachable(self.world, dom)
+            and dc is not None
+            and self.first_dns_server() == dc.primary_ip()
+            and req.account_domain.lower() in (dom.fqdn.lower(), dom.netbios.lower())
+            and dom.accounts.get(req.username.lower()) == pw_hash(req.password)
+        )
+        if not ok or dom is None:
+            self.setup_notes.append(f"the online join to {req.domain} failed; still in a workgroup")
+            return
+        dom.computer(self.name) or dom.add_computer(self.name, t)
+        ip = self.primary_ip()
+        if ip:
+            dom.dns[self.name.lower()] = ip
+        self.domain = dom.fqdn
 
     def _do_oobe(self, t: float) -> None:
         if self._admin_hash is None:

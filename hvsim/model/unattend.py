@@ -78,6 +78,19 @@ class InterfaceSettings:
 
 
 @dataclasses.dataclass
+class JoinRequest:
+    """UnattendedJoin/Identification (R-29): the password is in clear in the file."""
+
+    domain: str
+    account_domain: str
+    username: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"JoinRequest({self.domain!r}, {self.account_domain}\\{self.username}, ****)"
+
+
+@dataclasses.dataclass
 class Answers:
     """The settings first boot applies. `notes` records what setup ignored and why."""
 
@@ -86,6 +99,7 @@ class Answers:
     time_zone: str | None = None
     system_locale: str | None = None
     interfaces: dict[str, InterfaceSettings] = dataclasses.field(default_factory=dict)
+    join: JoinRequest | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
 
     def interface_for(self, mac: str, alias: str) -> InterfaceSettings | None:
@@ -209,8 +223,29 @@ def _apply(answers: Answers, comp: str, tag: str, setting: ET.Element) -> None:
                 entry.dns_servers = _ordered_values(
                     _child(itf, "DNSServerSearchOrder"), "IpAddress"
                 )
+    elif comp == "Microsoft-Windows-UnattendedJoin" and tag == "Identification":
+        _identification(answers, setting)
     elif comp == "Microsoft-Windows-UnattendedJoin":
         answers.notes.append(f"{comp}/{tag}: domain join during setup is not modelled")
+
+
+def _identification(answers: Answers, setting: ET.Element) -> None:
+    """R-29: an online join during specialize (Credentials + JoinDomain); provisioning
+    blobs (djoin, R-30) are not modelled."""
+    if _child(setting, "Provisioning") is not None:
+        answers.notes.append("UnattendedJoin Provisioning (offline join blob) is not modelled")
+        return
+    target = _text(_child(setting, "JoinDomain"))
+    creds = _child(setting, "Credentials")
+    if not target or creds is None:
+        answers.notes.append("UnattendedJoin Identification without JoinDomain/Credentials")
+        return
+    answers.join = JoinRequest(
+        target,
+        _text(_child(creds, "Domain")) or target,
+        _text(_child(creds, "Username")) or "",
+        _text(_child(creds, "Password")) or "",
+    )
 
 
 def _tcpip_interface(answers: Answers, itf: ET.Element) -> None:
