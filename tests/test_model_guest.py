@@ -387,3 +387,12 @@ def test_online_join_in_the_answer_file() -> None:
     g2 = start(world, vm2)
     assert g2.domain is None  # DNS does not lead to the DC -> workgroup
     assert any("online join" in n for n in g2.setup_notes)
+
+
+def test_transient_fault_inside_a_guest() -> None:
+    world = World.create(faults="transient:cmdlet=Get-Service,machine=NODE1,nth=1")
+    start(world, _node(world))
+    with pytest.raises(PSError) as err:
+        guest_cmd(world, "node1", "Get-Service", Name="WinRM")
+    assert "temporary failure" in err.value.message
+    assert guest_cmd(world, "node1", "Get-Service", Name="WinRM")[0]["Name"] == "WinRM"
