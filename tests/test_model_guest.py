@@ -396,3 +396,27 @@ def test_transient_fault_inside_a_guest() -> None:
         guest_cmd(world, "node1", "Get-Service", Name="WinRM")
     assert "temporary failure" in err.value.message
     assert guest_cmd(world, "node1", "Get-Service", Name="WinRM")[0]["Name"] == "WinRM"
+
+
+def test_roles_staged_offline_are_installed_at_first_boot() -> None:
+    from guestlab import host_run
+
+    world = _world()
+    vm = _node(world)
+    os_vhd = vm.drives[0].path
+    out = host_run(
+        world,
+        "Install-WindowsFeature",
+        Vhd=os_vhd,
+        Name=["Hyper-V", "Failover-Clustering"],
+        IncludeManagementTools=True,
+    )
+    assert out[0]["Success"] is True
+    host_run(world, "Start-VM", Name="node1")
+    guest = vm.guest
+    assert guest.features["Hyper-V"] == "Installed"
+    assert guest.features["RSAT-Clustering-PowerShell"] == "Installed"
+    assert guest.hyperv is not None and guest.hypervisor_running
+    with pytest.raises(PSError) as err:  # the VHD must not be in use
+        host_run(world, "Install-WindowsFeature", Vhd=os_vhd, Name=["FS-FileServer"])
+    assert "in use" in err.value.message

@@ -15,6 +15,7 @@ from hvsim import timing
 from hvsim.cmdlets._hvcommon import as_list
 from hvsim.errors import PSError, not_modelled
 from hvsim.model import features as F
+from hvsim.model.fs import FsError, fs_error_to_ps
 from hvsim.model.guest import GuestOS
 from hvsim.objects import Credential, PSEnum, PSObj, UInt32
 from hvsim.registry import Call, Context, cmdlet
@@ -112,11 +113,13 @@ def _feature_error(text: str, fqid: str, category: str = "InvalidOperation") -> 
 
 @cmdlet(
     "Install-WindowsFeature",
-    params=["Name", "IncludeManagementTools", "IncludeAllSubFeature", "Restart"],
+    params=["Name", "IncludeManagementTools", "IncludeAllSubFeature", "Restart", "Vhd"],
 )
 def install_windows_feature(ctx: Context, call: Call) -> Iterable[PSObj]:
+    wanted = _wanted_features(call)
+    if call.get("Vhd"):
+        return _install_offline(ctx, str(call.get("Vhd")), wanted)
     guest = _guest(ctx, "Install-WindowsFeature")
-    wanted: list[F.FeatureInfo] = []
     for raw in as_list(call.get("Name")):
         name = str(getattr(raw, "get", lambda k, d=None: None)("Name") or raw)
         info = F.lookup(name)
@@ -127,11 +130,7 @@ def install_windows_feature(ctx: Context, call: Call) -> Iterable[PSObj]:
                 "NameDoesNotExist",
                 "InvalidArgument",
             )
-        wanted.append(info)
-    if call.switch("IncludeManagementTools"):
-        for info in list(wanted):
-            wanted.extend(t for tool in info.tools if (t := F.lookup(tool)) is not None)
-    todo = [f for f in dict.fromkeys(wanted) if guest.features.get(f.name) != "Installed"]
+    todo = [f for f in wanted if guest.features.get(f.name) != "Installed"]
     todo = [f for f in todo if guest.features.get(f.name) != "InstallPending"]
     if not todo:
         return [_result(True, "No", "NoChangeNeeded", [])]  # R-44
@@ -180,6 +179,51 @@ def install_windows_feature(ctx: Context, call: Call) -> Iterable[PSObj]:
             ctx.warning(RESTART_WARNING)
         return [_result(True, "Yes", "SuccessRestartRequired", details)]
     return [_result(True, "No", "Success", details)]
+
+
+def _wanted_features(call: Call) -> list[F.FeatureInfo]:
+    wanted: list[F.FeatureInfo] = []
+    for raw in as_list(call.get("Name")):
+        name = str(getattr(raw, "get", lambda k, d=None: None)("Name") or raw)
+        info = F.lookup(name)
+        if info is None:
+            raise _feature_error(
+                f"ArgumentNotValid: The role, role service, or feature name is not valid: "
+                f"'{name}'. The name was not found.",
+                "NameDoesNotExist",
+                "InvalidArgument",
+            )
+        wanted.append(info)
+    if call.switch("IncludeManagementTools"):
+        for info in list(wanted):
+            wanted.extend(t for tool in info.tools if (t := F.lookup(tool)) is not None)
+    return list(dict.fromkeys(wanted))
+
+
+def _install_offline(ctx: Context, path: str, wanted: list[F.FeatureInfo]) -> list[PSObj]:
+    """R-18: stage roles into an offline OS VHD; they are InstallPending in the guest
+    until its first boot, then Installed. Whether the Hyper-V prerequisite check runs
+    offline is (unconfirmed); the model does not run it."""
+    try:
+        vhd = ctx.machine.fs.read(path)
+    except FsError as err:
+        raise fs_error_to_ps(err, "Install-WindowsFeature") from None
+    if getattr(vhd, "image", None) is None or vhd.os_partition() is None:
+        raise _feature_error(
+            f"The specified VHD '{path}' does not contain a Windows image.", "InvalidVhd"
+        )
+    if vhd.attached:
+        raise _feature_error(
+            f"The specified VHD '{path}' is in use. Make sure it is not attached or mounted.",
+            "VhdInUse",
+        )
+    ctx.work(timing.seconds("feature.install"), f"staging features into {path}")
+    staged = getattr(vhd, "staged_features", None) or []
+    new = [f for f in wanted if f.name not in staged]
+    vhd.staged_features = staged + [f.name for f in new]
+    if not new:
+        return [_result(True, "No", "NoChangeNeeded", [])]
+    return [_result(True, "No", "Success", [_detail(f, False) for f in new])]
 
 
 # The DISM names of the features hvsim knows (Get-WindowsOptionalFeature -Online).

@@ -142,6 +142,12 @@ class GuestOS(Machine):
         self.os_reserve_bytes = min(2 * 1024**3, vm.memory_startup // 2)
         self.generalized = bool(image.generalized)
         self.features = dict(BASE_FEATURES)
+        # Roles staged offline into the OS disk finish at the first boot.
+        staged = list(getattr(vhd, "staged_features", None) or [])
+        for name in staged:
+            self.features[name] = "InstallPending"
+        self.pending_features = [n for n in staged if n != "Hyper-V"]
+        self.pending_hyperv = "Hyper-V" in staged
         self.services = dict(BASE_SERVICES)
         self.registry = {
             "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\spaceport\\Parameters": {
@@ -164,9 +170,8 @@ class GuestOS(Machine):
         # epoch is dead.
         self.epoch = 0
         self.is_dc = False
-        # Pending work that the next boot completes.
-        self.pending_features: list[str] = []
-        self.pending_hyperv = False
+        # Pending work that the next boot completes (pending_features and
+        # pending_hyperv are set above from staged roles).
         self.pending_join: str | None = None
         self.pending_promotion: dict[str, Any] | None = None
         # A feature install that needs a reboot blocks further installs.
