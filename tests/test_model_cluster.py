@@ -909,3 +909,38 @@ def test_dism_path_installs_hyperv_but_no_hypervisor_without_extensions() -> Non
     with pytest.raises(PSError) as err:
         vmops.start(_Ctx(world), node.hyperv, l2)
     assert "one of the Hyper-V components is not running" in err.value.message
+
+
+def test_storage_degraded_while_a_node_is_down(lab: World) -> None:
+    build_cluster(lab)
+    _s2d(lab)
+    guest_cmd(
+        lab,
+        "node1",
+        "New-Volume",
+        LAB,
+        StoragePoolFriendlyName="S2D on CL1",
+        FriendlyName="v1",
+        FileSystem="CSVFS_ReFS",
+        Size=100 * GiB,
+        ResiliencySettingName="Mirror",
+    )
+    lab.cluster("cl1").pool.virtual_disks[-1].csv_owner = "NODE2"
+    vmops.power_off(_Ctx(lab), lab.host.hyperv, lab.vm("node2"))
+    pool = guest_cmd(lab, "node1", "Get-StoragePool", LAB, IsPrimordial=False)[0]
+    assert (pool["HealthStatus"], pool["OperationalStatus"]) == ("Warning", "Degraded")
+    vd = guest_cmd(lab, "node1", "Get-VirtualDisk", LAB, FriendlyName="v1")[0]
+    assert vd["OperationalStatus"] == "Degraded"
+    lost = [
+        p
+        for p in guest_cmd(lab, "node1", "Get-PhysicalDisk", LAB)
+        if p["OperationalStatus"] == "Lost Communication"
+    ]
+    assert len(lost) == 4
+    csv = [c for c in guest_cmd(lab, "node1", "Get-ClusterSharedVolume", LAB) if "v1" in c["Name"]][
+        0
+    ]
+    assert csv["OwnerNode"].to_string == "NODE1"  # the coordinator moved
+    vmops.start(_Ctx(lab), lab.host.hyperv, lab.vm("node2"))
+    pool = guest_cmd(lab, "node1", "Get-StoragePool", LAB, IsPrimordial=False)[0]
+    assert pool["HealthStatus"] == "Healthy"  # healthy again once every node is Up

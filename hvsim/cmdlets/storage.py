@@ -141,7 +141,9 @@ def clear_disk(ctx: Context, call: Call) -> None:
         d.state.partitions = 0
 
 
-def _pd_obj(world: Any, d: S.GuestDisk, device_id: str, pools: dict[str, Any]) -> PSObj:
+def _pd_obj(
+    world: Any, d: S.GuestDisk, device_id: str, pools: dict[str, Any], lost: bool = False
+) -> PSObj:
     st = d.state
     reason = d.cannot_pool_reason(pools)
     return PSObj(
@@ -158,8 +160,9 @@ def _pd_obj(world: Any, d: S.GuestDisk, device_id: str, pools: dict[str, Any]) -
             "MediaType": st.media_type,
             "BusType": "SAS",  # Hyper-V SCSI VHDX
             "Usage": "Auto-Select",
-            "HealthStatus": "Healthy",
-            "OperationalStatus": "OK",
+            # A pool member on a node that is Down (an MSFT_PhysicalDisk status).
+            "HealthStatus": "Warning" if lost else "Healthy",
+            "OperationalStatus": "Lost Communication" if lost else "OK",
             "Manufacturer": "Msft",
             "Model": "Virtual Disk",
             "PhysicalLocation": f"{d.node} disk {d.number}",
@@ -187,7 +190,14 @@ def _physical_disks(ctx: Context, g: GuestOS) -> list[tuple[S.GuestDisk, str]]:
 def get_physical_disk(ctx: Context, call: Call) -> Iterable[PSObj]:
     g = _guest(ctx, "Get-PhysicalDisk")
     pools: dict[str, Any] = {}
-    objs = [_pd_obj(ctx.world, d, dev, pools) for d, dev in _physical_disks(ctx, g)]
+    cl = cluster_of(ctx.world, g)
+    up = set(cl.up_nodes(ctx.world)) if cl is not None else set()
+    objs = [
+        _pd_obj(
+            ctx.world, d, dev, pools, lost=cl is not None and d.node != g.name and d.node not in up
+        )
+        for d, dev in _physical_disks(ctx, g)
+    ]
     if call.get("CanPool") is not None:
         objs = [o for o in objs if o["CanPool"] == bool(call.get("CanPool"))]
     ids = [str(u).upper() for u in as_list(call.get("UniqueId"))]
@@ -333,7 +343,9 @@ def _create_volume(ctx: Context, cl: Any, name: str, size: int) -> S.VirtualDisk
     return vd
 
 
-def _pool_obj(name: str, primordial: bool, size: int, allocated: int, uid: str) -> PSObj:
+def _pool_obj(
+    name: str, primordial: bool, size: int, allocated: int, uid: str, degraded: bool = False
+) -> PSObj:
     return PSObj(
         _tn("MSFT_StoragePool"),
         {
@@ -341,8 +353,8 @@ def _pool_obj(name: str, primordial: bool, size: int, allocated: int, uid: str) 
             "IsPrimordial": primordial,
             "IsReadOnly": False,
             "IsClustered": not primordial,
-            "HealthStatus": "Healthy",
-            "OperationalStatus": "OK",
+            "HealthStatus": "Warning" if degraded else "Healthy",
+            "OperationalStatus": "Degraded" if degraded else "OK",
             "Size": UInt64(size),
             "AllocatedSize": UInt64(allocated),
             "UniqueId": uid,
@@ -362,7 +374,8 @@ def get_storage_pool(ctx: Context, call: Call) -> Iterable[PSObj]:
     cl = cluster_of(ctx.world, g)
     if cl is not None and cl.pool is not None:
         p = cl.pool
-        pools.append(_pool_obj(p.friendly_name, False, p.size, p.allocated, p.unique_id))
+        bad = cl.storage_degraded(ctx.world)
+        pools.append(_pool_obj(p.friendly_name, False, p.size, p.allocated, p.unique_id, bad))
     if call.get("IsPrimordial") is not None:
         # Boolean[] in the catalog: a pool matches any of the given values.
         wanted = {bool(v) for v in as_list(call.get("IsPrimordial"))}
@@ -375,7 +388,7 @@ def get_storage_pool(ctx: Context, call: Call) -> Iterable[PSObj]:
     return pools
 
 
-def _vd_obj(vd: S.VirtualDisk) -> PSObj:
+def _vd_obj(vd: S.VirtualDisk, degraded: bool = False) -> PSObj:
     return PSObj(
         _tn("MSFT_VirtualDisk"),
         {
@@ -384,8 +397,8 @@ def _vd_obj(vd: S.VirtualDisk) -> PSObj:
             "NumberOfDataCopies": UInt16(vd.copies),
             "Size": UInt64(vd.size),
             "FootprintOnPool": UInt64(vd.footprint),
-            "HealthStatus": "Healthy",
-            "OperationalStatus": "OK",
+            "HealthStatus": "Warning" if degraded else "Healthy",
+            "OperationalStatus": "Degraded" if degraded else "OK",
             "UniqueId": vd.unique_id,
             "ObjectId": vd.unique_id,
             "IsManualAttach": True,
@@ -400,14 +413,15 @@ def get_virtual_disk(ctx: Context, call: Call) -> Iterable[PSObj]:
     cl = cluster_of(ctx.world, g)
     vds = cl.pool.virtual_disks if cl is not None and cl.pool is not None else []
     names = [str(n) for n in as_list(call.get("FriendlyName"))]
+    bad = cl is not None and cl.storage_degraded(ctx.world)
     if not names:
-        return [_vd_obj(v) for v in vds]
+        return [_vd_obj(v, bad) for v in vds]
     out = []
     for n in names:
         hit = [v for v in vds if v.friendly_name.lower() == n.lower()]
         if not hit:
             ctx.error(_not_found("MSFT_VirtualDisk", "FriendlyName", n, "Get-VirtualDisk"))
-        out.extend(_vd_obj(v) for v in hit)
+        out.extend(_vd_obj(v, bad) for v in hit)
     return out
 
 

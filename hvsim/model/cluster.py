@@ -135,6 +135,11 @@ class Cluster:
         up = self.up_nodes(world)
         if not up:
             return
+        if self.pool is not None:
+            # A CSV's coordinator moves off a node that went down.
+            for vd in self.pool.virtual_disks:
+                if vd.csv_owner not in up:
+                    vd.csv_owner = up[0]
         for group in self.groups:
             if group.owner in up:
                 self._bring_online(world, group)
@@ -143,6 +148,14 @@ class Cluster:
             if group.group_type == "VirtualMachine":
                 self._fail_over(world, group, target)
             group.owner = target
+
+    def storage_degraded(self, world: Any) -> bool:
+        """With a member node Down its disks are missing: the pool and the mirrors are
+        Degraded until it is back (modelled; docs/model-notes.md)."""
+        if self.pool is None:
+            return False
+        up = set(self.up_nodes(world))
+        return any(node not in up for node, _ in self.pool.members)
 
     def _bring_online(self, world: Any, group: Group) -> None:
         """A VM group that should be Online but whose VM went off with its node's reboot
