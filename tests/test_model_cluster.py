@@ -937,9 +937,9 @@ def test_storage_degraded_while_a_node_is_down(lab: World) -> None:
         if p["OperationalStatus"] == "Lost Communication"
     ]
     assert len(lost) == 4
-    csv = [c for c in guest_cmd(lab, "node1", "Get-ClusterSharedVolume", LAB) if "v1" in c["Name"]][
-        0
-    ]
+    csv = next(
+        c for c in guest_cmd(lab, "node1", "Get-ClusterSharedVolume", LAB) if "v1" in c["Name"]
+    )
     assert csv["OwnerNode"].to_string == "NODE1"  # the coordinator moved
     vmops.start(_Ctx(lab), lab.host.hyperv, lab.vm("node2"))
     pool = guest_cmd(lab, "node1", "Get-StoragePool", LAB, IsPrimordial=False)[0]
