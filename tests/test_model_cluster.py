@@ -944,3 +944,37 @@ def test_storage_degraded_while_a_node_is_down(lab: World) -> None:
     vmops.start(_Ctx(lab), lab.host.hyperv, lab.vm("node2"))
     pool = guest_cmd(lab, "node1", "Get-StoragePool", LAB, IsPrimordial=False)[0]
     assert pool["HealthStatus"] == "Healthy"  # healthy again once every node is Up
+
+
+def test_live_migration_needs_a_cluster_network_with_a_role(lab: World) -> None:
+    build_cluster(lab)
+    _s2d(lab)
+    guest_cmd(
+        lab,
+        "node1",
+        "New-Volume",
+        LAB,
+        StoragePoolFriendlyName="S2D on CL1",
+        FriendlyName="v1",
+        FileSystem="CSVFS_ReFS",
+        Size=100 * GiB,
+        ResiliencySettingName="Mirror",
+    )
+    vm = _ha_vm(lab)
+    guest_cmd(lab, "node1", "Add-ClusterVirtualMachineRole", LAB, VMName="l2vm")
+    guest_cmd(lab, "node1", "Start-ClusterGroup", LAB, Name="l2vm")
+    guest_script(
+        lab, "node1", "Set-ClusterNetworkRole.ps1", LAB, Address="10.0.0.0", Name="Mgmt", Role=0
+    )
+    with pytest.raises(PSError) as err:
+        guest_cmd(
+            lab,
+            "node1",
+            "Move-ClusterVirtualMachineRole",
+            LAB,
+            Name="l2vm",
+            Node="node2",
+            MigrationType="Live",
+        )
+    assert "No cluster network" in err.value.message
+    assert vm in lab.guest("node1").hyperv.vms

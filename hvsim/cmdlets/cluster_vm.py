@@ -220,6 +220,14 @@ def move_cluster_vm_role(ctx: Context, call: Call) -> Iterable[PSObj]:
             )
     if mtype not in ("Live", "Quick"):
         raise not_modelled(f"Move-ClusterVirtualMachineRole -MigrationType {mtype}")
+    if mtype == "Live" and not any(n.role >= 1 for n in cl.networks):
+        # live migration runs over cluster networks with a role of 1 or 3.
+        raise cluster_error(
+            f"{fail} No cluster network is available for live migration (every network has "
+            "role None).",
+            "Move-ClusterVirtualMachineRole",
+            target=vm.name,
+        )
     ctx.work(timing.seconds("cluster.live_migration"), f"{mtype.lower()} migration of {vm.name}")
     # the VM keeps running and its Uptime keeps counting on the target.
     src.hyperv.vms.remove(vm)
