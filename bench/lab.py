@@ -88,7 +88,7 @@ sys.path.insert(0, {str(ROOT)!r})
 from hvlab import lab as labmod
 os.environ.update({PASSWORDS!r})
 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-    labmod.up(None, lab={str(lab_file)!r}, as_json=True)
+    labmod.up(None, lab={str(lab_file)!r}, as_json=True, yes=True)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
     from hvsim.model.world import World
@@ -113,8 +113,10 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
                 capture_output=True,
                 text=True,
                 timeout=600,
-                check=True,
+                check=False,
             )
+    if out.returncode != 0:
+        raise SystemExit(f"8-node controller run failed:\n{out.stderr[-3000:]}")
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -149,8 +151,8 @@ def main() -> None:
                 "noop_changes": noop["changed"],
             }
         )
-    eight = ROOT / "bench" / "s2d-8node.yaml"
-    rss = rss_8node(eight) if eight.exists() else None
+        print(json.dumps({"timescale": ts, **rows[-1]}), flush=True)
+    rss = rss_8node(ROOT / "bench" / "s2d-8node.yaml")
     print(
         json.dumps({"timescale": ts, "labs": rows, "controller_peak_rss_mb_8node": rss}, indent=2)
     )
