@@ -31,11 +31,15 @@ class CredentialBook:
         with self._lock:
             self._domain.add(vm)
 
-    def switch(self, vm: str) -> bool:
-        """Try the other account after a rejected logon. Returns False if both failed already."""
+    def other(self, vm: str) -> Any:
+        """The account that is not the current one for this VM."""
         with self._lock:
-            if vm in self._domain:
-                self._domain.discard(vm)
-            else:
+            return self.local_admin if vm in self._domain else self.domain_admin
+
+    def remember(self, vm: str, credential: Any) -> None:
+        """Keep using `credential` for this VM: it logged on when the other did not."""
+        with self._lock:
+            if credential is self.domain_admin:
                 self._domain.add(vm)
-            return True
+            else:
+                self._domain.discard(vm)

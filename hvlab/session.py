@@ -77,7 +77,13 @@ def open_session(
     timescale = embedded_timescale()
     path = sim_state_path(state_base)
     if path.exists():
-        world = persist.load(path, timescale=timescale)
+        try:
+            world = persist.load(path, timescale=timescale)
+        except persist.StateFileError as err:
+            raise ConfigError(
+                f"the embedded simulated host cannot be loaded: {err} "
+                "Its VMs are simulated; nothing real is lost."
+            ) from None
     else:
         world = World.create(timescale=timescale)
     spec = os.environ.get("HVSIM_FAULTS")

@@ -33,6 +33,23 @@ MAGIC = b"HVSIM-STATE"
 FORMAT_VERSION = 1
 
 
+def model_fingerprint() -> str:
+    """A digest of the model's source: a pickle only fits the classes that wrote it.
+
+    A state file written by another version of the model is refused up front,
+    instead of failing later on a missing attribute in the middle of a call."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(
+        [*root.glob("model/*.py"), root / "objects.py", root / "faults.py", root / "clock.py"]
+    ):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 class StateFileError(Exception):
     """The state file cannot be used; the message says why and what to do."""
 
@@ -69,7 +86,9 @@ class _Unpickler(pickle.Unpickler):
 
 def dumps(world: Any) -> bytes:
     buf = io.BytesIO()
-    buf.write(MAGIC + b" " + str(FORMAT_VERSION).encode() + b"\n")
+    buf.write(
+        MAGIC + b" " + str(FORMAT_VERSION).encode() + b" " + model_fingerprint().encode() + b"\n"
+    )
     _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(world)
     return buf.getvalue()
 
@@ -78,14 +97,21 @@ def loads(data: bytes, *, timescale: float | None = None, source: str = "<bytes>
     header, sep, body = data.partition(b"\n")
     if not sep or not header.startswith(MAGIC + b" "):
         raise StateFileError(f"{source} is not an hvsim state file (no header).")
+    fields = header[len(MAGIC) + 1 :].split()
     try:
-        version = int(header[len(MAGIC) + 1 :])
-    except ValueError:
+        version = int(fields[0])
+    except (ValueError, IndexError):
         raise StateFileError(f"{source}: unreadable state-file header {header[:40]!r}.") from None
+    fingerprint = fields[1].decode("ascii", "replace") if len(fields) > 1 else "none"
     if version != FORMAT_VERSION:
         raise StateFileError(
             f"{source} has state format {version}; this hvsim reads format {FORMAT_VERSION}. "
             "Delete the file to start from a fresh host, or use the hvsim version that wrote it."
+        )
+    if fingerprint != model_fingerprint():
+        raise StateFileError(
+            f"{source} was written by another version of hvsim's model ({fingerprint}, this one is "
+            f"{model_fingerprint()}). Delete the file to start from a fresh simulated host."
         )
     try:
         world = _Unpickler(io.BytesIO(body), timescale).load()

@@ -98,27 +98,37 @@ def same_path(a: Any, b: Any) -> bool:
 
 def guest(ctx: StepContext, vm: str) -> Guest:
     """A session to a VM with the credential that last worked for it (R-38)."""
-    cred = ctx.creds.current(vm)
-    return Guest(ctx.host, vm, cred)
+    return Guest(ctx.host, vm, ctx.creds.current(vm))
+
+
+def _with_fallback(ctx: StepContext, vm: str, call: Any) -> list[Any]:
+    """Run `call(guest)`; if the guest rejects the account, try the other one once
+    (R-38: the DC's local SAM goes away at promotion, members take both). The other
+    account is kept only when it logs on; otherwise the first error stands."""
+    try:
+        return call(guest(ctx, vm))
+    except HostError as err:
+        if classify(err) != BAD_CREDENTIAL:
+            raise
+        other = ctx.creds.other(vm)
+        try:
+            result = call(Guest(ctx.host, vm, other))
+        except HostError as second:
+            if classify(second) == BAD_CREDENTIAL:
+                raise err from None
+            raise
+        ctx.creds.remember(vm, other)
+        return result
 
 
 def in_guest(ctx: StepContext, vm: str, command: str, **params: Any) -> list[Any]:
-    """Run a cmdlet in a VM; on a rejected credential try the other account once (R-38)."""
-    try:
-        return guest(ctx, vm).run(command, **params)
-    except HostError as err:
-        if classify(err) != BAD_CREDENTIAL or not ctx.creds.switch(vm):
-            raise
-        return guest(ctx, vm).run(command, **params)
+    """Run a cmdlet in a VM as the account that logs on there."""
+    return _with_fallback(ctx, vm, lambda g: g.run(command, **params))
 
 
 def guest_script(ctx: StepContext, vm: str, name: str, **params: Any) -> list[Any]:
-    try:
-        return guest(ctx, vm).script(name, **params)
-    except HostError as err:
-        if classify(err) != BAD_CREDENTIAL or not ctx.creds.switch(vm):
-            raise
-        return guest(ctx, vm).script(name, **params)
+    """Run a constant guest script in a VM as the account that logs on there."""
+    return _with_fallback(ctx, vm, lambda g: g.script(name, **params))
 
 
 def boot_marker(ctx: StepContext, vm: str) -> tuple[bool, str]:

@@ -13,6 +13,7 @@ Tests reach the model through `world.host`, `world.vm(name)`,
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import threading
 import uuid
@@ -220,9 +221,14 @@ class World:
         return {
             "host": self.host.snapshot(),
             "guests": sorted((g.snapshot() for g in guests), key=lambda s: s["name"].lower()),
-            "domains": sorted(_snap(d) for d in self.domains.values()),
-            "clusters": sorted(_snap(c) for c in self.clusters.values()),
+            "domains": sorted((_snap(d) for d in self.domains.values()), key=_order),
+            "clusters": sorted((_snap(c) for c in self.clusters.values()), key=_order),
         }
+
+
+def _order(snap: Any) -> str:
+    # Snapshots are dicts (or reprs); order them by their canonical JSON text.
+    return json.dumps(snap, sort_keys=True, default=str)
 
 
 def _snap(obj: Any) -> Any:
