@@ -18,6 +18,7 @@ ctx.work() releases it while modelled time passes.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -75,6 +76,7 @@ class Context(Protocol):
 
 Handler = Callable[[Context, Call], Iterable[Any] | None]
 
+
 @dataclasses.dataclass(frozen=True)
 class Entry:
     name: str
@@ -115,11 +117,17 @@ def implemented() -> list[Entry]:
 
 
 _loaded = False
+_load_lock = threading.Lock()
 
 
 def _load() -> None:
-    # Importing hvsim.cmdlets registers every family module it lists.
+    # Importing hvsim.cmdlets registers every family module it lists. Several
+    # pipelines may arrive at once: the first one imports, the others wait for it.
     global _loaded
-    if not _loaded:
-        _loaded = True
-        import hvsim.cmdlets  # noqa: F401
+    if _loaded:
+        return
+    with _load_lock:
+        if not _loaded:
+            import hvsim.cmdlets  # noqa: F401
+
+            _loaded = True

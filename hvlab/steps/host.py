@@ -10,7 +10,6 @@ from hvlab.steps.common import (
     SILENT,
     first,
     has_mark,
-    lab_folder_is_ours,
     notes_text,
     owns_vm,
     text,
@@ -42,10 +41,30 @@ def preflight(ctx: StepContext) -> None:
     problems: list[str] = []
     numbers: dict[str, Any] = {}
 
-    vmhost = first(host.run("Get-VMHost"))
-    os_info = first(host.run("Get-CimInstance", ClassName="Win32_OperatingSystem"))
-    cpu = first(host.run("Get-CimInstance", ClassName="Win32_Processor"))
-    feature = first(host.run("Get-WindowsFeature", Name="Hyper-V", **SILENT))
+    # Every read at once: the answers do not depend on each other.
+    drive = lab.root[:1].upper()
+    images = list(lab.host.images.items())
+    base = [
+        ("Get-VMHost", {}),
+        ("Get-CimInstance", {"ClassName": "Win32_OperatingSystem"}),
+        ("Get-CimInstance", {"ClassName": "Win32_Processor"}),
+        ("Get-WindowsFeature", {"Name": "Hyper-V", **SILENT}),
+        ("Get-VMHostSupportedVersion", {"Default": True}),
+        ("Get-Volume", {"DriveLetter": drive, **SILENT}),
+        ("Get-Content", {"Path": lab.marker_path, **SILENT}),
+    ]
+    reads = [
+        *base,
+        *[("Get-VHD", {"Path": image.path, **SILENT}) for _, image in images],
+        *[("Get-VM", {"Name": vm.name, **SILENT}) for vm in lab.vms],
+        *[("Get-VMSwitch", {"Name": sw.host_name, **SILENT}) for sw in lab.switches],
+    ]
+    answers = host.map(reads)
+    vmhost, os_info, cpu, feature, supported, volume = (first(a) for a in answers[:6])
+    folder_is_ours = "\n".join(text(m) for m in answers[6]).strip() == lab.name
+    image_vhds = answers[len(base) : len(base) + len(images)]
+    vms_found = answers[len(base) + len(images) : len(base) + len(images) + len(lab.vms)]
+    switches_found = [first(a) for a in answers[len(base) + len(images) + len(lab.vms) :]]
     if feature is not None and text(val(feature, "InstallState")) != "Installed":
         problems.append("the Hyper-V role is not installed on the host")
 
@@ -57,7 +76,6 @@ def preflight(ctx: StepContext) -> None:
             f"nested virtualization on AMD needs Windows Server 2022 or later (host build {build}) (R-02)"
         )
 
-    supported = first(host.run("Get-VMHostSupportedVersion", Default=True))
     version = _version(val(supported, "Version"))
     need = (9, 3) if vendor == "AuthenticAMD" else (8, 0)
     numbers["vm_config_version"] = ".".join(map(str, version))
@@ -68,11 +86,15 @@ def preflight(ctx: StepContext) -> None:
         )
 
     # Images: present, and Datacenter where S2D needs it (R-55, R-16).
-    for key, image in lab.host.images.items():
-        if first(host.run("Get-VHD", Path=image.path, **SILENT)) is None:
+    present = [(key, image) for (key, image), vhd in zip(images, image_vhds, strict=True) if vhd]
+    for key, image in images:
+        if (key, image) not in present:
             problems.append(f"image {key}: {image.path} does not exist on the host")
-            continue
-        info = first(host.run("Get-WindowsImage", ImagePath=image.path, Index=1))
+    infos = host.map(
+        [("Get-WindowsImage", {"ImagePath": image.path, "Index": 1}) for _, image in present]
+    )
+    for (key, image), info_list in zip(present, infos, strict=True):
+        info = first(info_list)
         edition = text(val(info, "EditionId")) or text(val(info, "ImageName"))
         numbers[f"image_{key}_edition"] = edition
         users = [vm.name for vm in lab.vms if vm.image == key and vm.role == "node"]
@@ -85,14 +107,13 @@ def preflight(ctx: StepContext) -> None:
     # Lab VMs already there: adopt ours, refuse others' (R-20, ownership).
     running_bytes = 0
     missing = []
-    for vm in lab.vms:
-        found = host.run("Get-VM", Name=vm.name, **SILENT)
+    for vm, found in zip(lab.vms, vms_found, strict=True):
         if len(found) > 1:
             problems.append(
                 f"{len(found)} VMs are named {vm.name}; hvlab cannot tell which is the lab's (R-20)"
             )
         elif found:
-            if not owns_vm(found[0], lab, lab_folder_is_ours(host, lab)):
+            if not owns_vm(found[0], lab, folder_is_ours):
                 raise OwnershipError(
                     f"a VM named {vm.name} already exists on the host and is not part of lab {lab.name} "
                     "(its Notes carry no hvlab mark). Rename or remove it, or change the VM name in the lab file; "
@@ -102,8 +123,7 @@ def preflight(ctx: StepContext) -> None:
                 running_bytes += vm.memory_bytes
         else:
             missing.append(vm)
-    for sw in lab.switches:
-        existing = first(host.run("Get-VMSwitch", Name=sw.host_name, **SILENT))
+    for sw, existing in zip(lab.switches, switches_found, strict=True):
         if existing is not None and not has_mark(val(existing, "Notes"), lab.name):
             raise OwnershipError(
                 f"a virtual switch named {sw.host_name} exists and is not part of lab {lab.name}; "
@@ -120,8 +140,6 @@ def preflight(ctx: StepContext) -> None:
             f"reserve, the host has {_gib(free)} free (R-10)"
         )
 
-    drive = lab.root[:1].upper()
-    volume = first(host.run("Get-Volume", DriveLetter=drive, **SILENT))
     if volume is None:
         problems.append(f"the host has no volume {drive}: for the lab root {lab.root}")
     else:
