@@ -43,26 +43,29 @@ PASSWORDS = {
 def critical_path(lab_file: Path) -> float:
     """The longest chain of modelled durations lab.up cannot avoid for this spec.
 
-    Host-side creation per VM, then the first boot; the DC promotes and AD becomes
-    ready; each node then joins and installs its roles in one restart cycle; then
-    validation, the cluster, its witness, S2D, the volumes, and each HA VM with its
-    live migration. Parallel branches (VMs, nodes) count once: their longest member.
+    Host side: the switches, then per VM its OS disk, the offline answer file
+    (mount and dismount), New-VM and Start-VM; nodes also create their data disks
+    (side by side). Then the first boot. The DC's install and promotion reboot
+    (ad.promote covers both) and AD becoming ready; the nodes' roles with their
+    double reboot once the DC is ready; validation, the cluster, the witness and the
+    nodes' vSwitches (side by side); S2D and the volumes; the HA VMs (side by side)
+    with their start and live migration. Parallel branches count once.
     """
     spec = load_lab(lab_file)
     d = timing.DURATIONS
-    per_vm = d["vhd.create_dynamic"] + d["vm.create"] + d["vm.start"]
-    boot = d["vm.first_boot"]
-    host = d["switch.create"] * len(spec.switches)
-    dc_ready = host + per_vm + boot + d["feature.install"] + d["ad.promote"] + d["ad.ready"]
-    node_boot = host + per_vm + spec.nodes[0].data_disks * d["vhd.create_dynamic"] + boot
-    roles_start = max(dc_ready, node_boot)
-    roles = d["feature.hyperv_install"]
-    cluster = d["cluster.test"] + d["cluster.create"] + d["cluster.quorum"]
+    switches = d["switch.create"] * len(spec.switches)
+    per_vm = d["vhd.create_dynamic"] + 2 * d["vhd.mount"] + d["vm.create"] + d["vm.start"]
+    dc_ready = switches + per_vm + d["vm.first_boot"] + d["ad.promote"] + d["ad.ready"]
+    node_boot = switches + per_vm + d["vhd.create_dynamic"] + d["vm.first_boot"]
+    roles = max(dc_ready, node_boot) + d["feature.hyperv_install"]
+    cluster = d["cluster.test"] + d["cluster.create"] + d["cluster.quorum"] + d["switch.create"]
     s2d = d["s2d.enable"] + d["s2d.new_volume"] * len(spec.volumes)
-    ha = (d["vm.create"] + d["cluster.add_vm_role"] + d["cluster.live_migration"]) * len(
-        spec.ha_vms
+    ha = (
+        d["vm.create"] + d["cluster.add_vm_role"] + d["vm.start"] + d["cluster.live_migration"]
+        if spec.ha_vms
+        else 0.0
     )
-    return roles_start + roles + cluster + s2d + ha
+    return roles + cluster + s2d + ha
 
 
 def run_up(lab_file: Path, timescale: float, parallel: int = 0, state: Path | None = None) -> dict:

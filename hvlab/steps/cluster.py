@@ -20,6 +20,7 @@ from hvlab.steps.common import (
     in_guest,
     same_path,
     text,
+    together,
     val,
 )
 
@@ -87,16 +88,16 @@ def _nodes_up(ctx: StepContext) -> None:
 def _unique_disk_ids(ctx: StepContext) -> None:
     """Copied VHDX files share an identifier and break S2D (R-15): check before validating."""
     seen: dict[str, str] = {}
-    for vm in ctx.lab.nodes:
-        for drive in ctx.host.run("Get-VMHardDiskDrive", VMName=vm.name):
-            path = text(val(drive, "Path"))
-            vhd = first(ctx.host.run("Get-VHD", Path=path))
-            ident = text(val(vhd, "DiskIdentifier"))
-            if ident in seen:
-                raise StepError(
-                    "cluster", f"{path} and {seen[ident]} share disk identifier {ident} (R-15)"
-                )
-            seen[ident] = path
+    host = ctx.host
+    drives = host.map([("Get-VMHardDiskDrive", {"VMName": vm.name}) for vm in ctx.lab.nodes])
+    paths = [text(val(d, "Path")) for found in drives for d in found]
+    for path, found in zip(paths, host.map([("Get-VHD", {"Path": p}) for p in paths]), strict=True):
+        ident = text(val(first(found), "DiskIdentifier"))
+        if ident in seen:
+            raise StepError(
+                "cluster", f"{path} and {seen[ident]} share disk identifier {ident} (R-15)"
+            )
+        seen[ident] = path
 
 
 def _clean_disks(ctx: StepContext) -> None:
@@ -242,15 +243,31 @@ def _node_switches(ctx: StepContext) -> None:
     """The same vSwitch name in every node, on its management NIC (R-70)."""
     lab = ctx.lab
     name = lab.cluster.management_switch
+    found = together(
+        *[
+            lambda v=vm.name: in_guest(ctx, v, "Get-VMSwitch", Name=name, **SILENT)
+            for vm in lab.nodes
+        ]
+    )
+    missing = [vm for vm, switches in zip(lab.nodes, found, strict=True) if not switches]
     for vm in lab.nodes:
-        if first(in_guest(ctx, vm.name, "Get-VMSwitch", Name=name, **SILENT)) is not None:
+        if vm not in missing:
             ctx.ok(f"{vm.name} has switch {name}")
-            continue
-        nic = vm.nics[0].name
+    if missing:
         ctx.change(
-            f"New-VMSwitch {name} on {vm.name}/{nic}",
-            lambda v=vm.name, n=nic: in_guest(
-                ctx, v, "New-VMSwitch", Name=name, NetAdapterName=n, AllowManagementOS=True
+            f"New-VMSwitch {name} on {', '.join(f'{vm.name}/{vm.nics[0].name}' for vm in missing)}",
+            lambda: together(
+                *[
+                    lambda v=vm: in_guest(
+                        ctx,
+                        v.name,
+                        "New-VMSwitch",
+                        Name=name,
+                        NetAdapterName=v.nics[0].name,
+                        AllowManagementOS=True,
+                    )
+                    for vm in missing
+                ]
             ),
         )
 

@@ -6,7 +6,8 @@ R-35. On the simulated host the engine scales both by the timescale.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hvlab.engine import StepContext
@@ -94,6 +95,20 @@ def same_path(a: Any, b: Any) -> bool:
 
 
 # --- guests -----------------------------------------------------------------
+
+
+def together(*calls: Callable[[], Any]) -> list[Any]:
+    """Run independent reads side by side (each over its own connection); results in
+    order; the first failure, in call order, is raised once all have finished."""
+    if len(calls) == 1:
+        return [calls[0]()]
+    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="hvlab-read") as pool:
+        futures = [pool.submit(call) for call in calls]
+    for future in futures:
+        exc = future.exception()
+        if exc is not None:
+            raise exc
+    return [f.result() for f in futures]
 
 
 def guest(ctx: StepContext, vm: str) -> Guest:

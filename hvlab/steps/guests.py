@@ -17,6 +17,7 @@ from hvlab.steps.common import (
     in_guest,
     restart_and_wait,
     text,
+    together,
     val,
     wait_ready,
 )
@@ -40,8 +41,18 @@ WS2022_BUILD = 20348  # R-78
 def first_boot(ctx: StepContext, vm: Any) -> None:
     """Wait for the guest, check what booted, name its NICs, delete the answer file."""
     wait_ready(ctx, vm.name, deadline=FIRST_BOOT_DEADLINE)
-    os_info = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_OperatingSystem"))
-    system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
+    os_list, system_list, props, *leftovers = together(
+        lambda: in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_OperatingSystem"),
+        lambda: in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"),
+        lambda: in_guest(
+            ctx,
+            vm.name,
+            "Get-NetAdapterAdvancedProperty",
+            RegistryKeyword="HyperVNetworkAdapterName",
+        ),
+        *[lambda p=path: _test_path(ctx, vm.name, p) for path in UNATTEND_FILES],
+    )
+    os_info, system = first(os_list), first(system_list)
     build = int(val(os_info, "BuildNumber", 0) or 0)
     if build != WS2022_BUILD:
         raise StepError(
@@ -57,9 +68,6 @@ def first_boot(ctx: StepContext, vm: Any) -> None:
     ctx.ok(f"{vm.name} answers: {val(os_info, 'Caption')} build {build}")
 
     # Guest adapter names follow the host's when device naming is on (R-75).
-    props = in_guest(
-        ctx, vm.name, "Get-NetAdapterAdvancedProperty", RegistryKeyword="HyperVNetworkAdapterName"
-    )
     for prop in props:
         current, wanted = text(val(prop, "Name")), text(val(prop, "DisplayValue"))
         if wanted and current != wanted:
@@ -77,8 +85,8 @@ def first_boot(ctx: StepContext, vm: Any) -> None:
         )
 
     # The answer file held the encoded password: remove it once setup is done (R-32).
-    for path in UNATTEND_FILES:
-        if _test_path(ctx, vm.name, path):
+    for path, present in zip(UNATTEND_FILES, leftovers, strict=True):
+        if present:
             ctx.change(
                 f"remove {path} in {vm.name}",
                 lambda p=path: in_guest(ctx, vm.name, "Remove-Item", Path=p, Force=True),

@@ -70,14 +70,30 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
 
     state = text(val(current, "State"))
     off = state == "Off"
+    data_paths = (
+        [data_disk_path(ctx, vm, i) for i in range(1, vm.data_disks + 1)]
+        if vm.role == "node"
+        else []
+    )
+    # The VM's facts in one parallel batch: none depends on another.
+    proc, fw, adapters, drives, os_vhd, *data_vhds = host.map(
+        [
+            ("Get-VMProcessor", {"VMName": vm.name}),
+            ("Get-VMFirmware", {"VMName": vm.name}),
+            ("Get-VMNetworkAdapter", {"VMName": vm.name}),
+            ("Get-VMHardDiskDrive", {"VMName": vm.name}),
+            ("Get-VHD", {"Path": os_disk, **SILENT}),
+            *[("Get-VHD", {"Path": p, **SILENT}) for p in data_paths],
+        ]
+    )
     _settings(ctx, vm, current, off)
-    _processor(ctx, vm, off)
-    _firmware(ctx, vm, off)
-    _nics(ctx, vm, off)
-    if vm.role == "node":
-        _data_disks(ctx, vm, folder)
+    _processor(ctx, vm, off, first(proc))
+    _firmware(ctx, vm, off, first(fw))
+    _nics(ctx, vm, off, adapters)
+    if data_paths:
+        _data_disks(ctx, vm, data_paths, drives, [first(v) for v in data_vhds])
     if off:
-        _dismount_if_mounted(ctx, os_disk)
+        _dismount_if_mounted(ctx, os_disk, first(os_vhd))
         ctx.change(f"Start-VM {vm.name}", lambda: host.run("Start-VM", Name=vm.name))
     else:
         ctx.ok(f"VM {vm.name} is {state}")
@@ -85,12 +101,15 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
 
 def _os_disk(ctx: StepContext, vm: Any, folder: str, os_disk: str, parent: str) -> None:
     host = ctx.host
-    if not _exists(host, folder):
+    exists, found = host.map(
+        [("Test-Path", {"Path": folder}), ("Get-VHD", {"Path": os_disk, **SILENT})]
+    )
+    if not (exists and exists[0] is True):
         ctx.change(
             f"New-Item {folder}",
             lambda: host.run("New-Item", ItemType="Directory", Path=folder, Force=True),
         )
-    vhd = first(host.run("Get-VHD", Path=os_disk, **SILENT))
+    vhd = first(found)
     if vhd is None:
         # A differencing child of the sysprepped image, never a copy (R-15, R-16).
         ctx.change(
@@ -107,10 +126,11 @@ def _os_disk(ctx: StepContext, vm: Any, folder: str, os_disk: str, parent: str) 
         ctx.ok(f"OS disk {os_disk} exists")
 
 
-def _dismount_if_mounted(ctx: StepContext, os_disk: str) -> None:
+def _dismount_if_mounted(ctx: StepContext, os_disk: str, vhd: Any = None) -> None:
     """A run interrupted while the disk was mounted on the host leaves it so (R-17):
     Start-VM and Mount-VHD would fail on it."""
-    vhd = first(ctx.host.run("Get-VHD", Path=os_disk, **SILENT))
+    if vhd is None:
+        vhd = first(ctx.host.run("Get-VHD", Path=os_disk, **SILENT))
     if vhd is not None and val(vhd, "Attached") is True and val(vhd, "DiskNumber") is not None:
         ctx.change(f"Dismount-VHD {os_disk}", lambda: ctx.host.run("Dismount-VHD", Path=os_disk))
 
@@ -121,9 +141,8 @@ def _inject_unattend(ctx: StepContext, vm: Any, os_disk: str) -> None:
     xml = ctx.render_unattend(vm)
 
     def inject() -> None:
-        host.run("Mount-VHD", Path=os_disk, Passthru=True)
+        disk = first(host.run("Mount-VHD", Path=os_disk, Passthru=True))
         try:
-            disk = first(host.run("Get-VHD", Path=os_disk))
             number = val(disk, "DiskNumber")
             part = _os_partition(host.run("Get-Partition", DiskNumber=number))
             if part is None:
@@ -157,11 +176,6 @@ def _os_partition(parts: list[Any]) -> Any:
     """The Windows partition: the largest Basic one (R-17: do not hard-code its number)."""
     basic = [p for p in parts if text(val(p, "Type")) == "Basic"]
     return max(basic, key=lambda p: int(val(p, "Size", 0) or 0), default=None)
-
-
-def _exists(host: Any, path: str) -> bool:
-    out = host.run("Test-Path", Path=path)
-    return bool(out) and out[0] is True
 
 
 def _settings(ctx: StepContext, vm: Any, current: Any, off: bool) -> None:
@@ -208,9 +222,8 @@ def _settings(ctx: StepContext, vm: Any, current: Any, off: bool) -> None:
         ctx.ok(f"memory is {vm.memory_bytes // 2**20} MiB static")
 
 
-def _processor(ctx: StepContext, vm: Any, off: bool) -> None:
+def _processor(ctx: StepContext, vm: Any, off: bool, proc: Any) -> None:
     host = ctx.host
-    proc = first(host.run("Get-VMProcessor", VMName=vm.name))
     nested = vm.role == "node"
     count_ok = int(val(proc, "Count", 0) or 0) == vm.cpus
     nested_ok = (not nested) or val(proc, "ExposeVirtualizationExtensions") is True
@@ -231,9 +244,8 @@ def _processor(ctx: StepContext, vm: Any, off: bool) -> None:
     )
 
 
-def _firmware(ctx: StepContext, vm: Any, off: bool) -> None:
+def _firmware(ctx: StepContext, vm: Any, off: bool, fw: Any) -> None:
     host = ctx.host
-    fw = first(host.run("Get-VMFirmware", VMName=vm.name))
     if (
         text(val(fw, "SecureBoot")) == "On"
         and text(val(fw, "SecureBootTemplate")) == "MicrosoftWindows"
@@ -255,10 +267,10 @@ def _firmware(ctx: StepContext, vm: Any, off: bool) -> None:
     )
 
 
-def _nics(ctx: StepContext, vm: Any, off: bool) -> None:
+def _nics(ctx: StepContext, vm: Any, off: bool, found: list[Any]) -> None:
     """Named adapters with static MACs (R-19), spoofing for nested traffic (R-06), device naming (R-75)."""
     host, lab = ctx.host, ctx.lab
-    adapters = {text(val(a, "Name")): a for a in host.run("Get-VMNetworkAdapter", VMName=vm.name)}
+    adapters = {text(val(a, "Name")): a for a in found}
     first_nic = vm.nics[0]
     if first_nic.name not in adapters and "Network Adapter" in adapters:
         ctx.change(
@@ -344,28 +356,34 @@ def _nics(ctx: StepContext, vm: Any, off: bool) -> None:
                 )
 
 
-def _data_disks(ctx: StepContext, vm: Any, folder: str) -> None:
+def _data_disks(
+    ctx: StepContext, vm: Any, paths: list[str], drives: list[Any], vhds: list[Any]
+) -> None:
     """Each data disk its own New-VHD, so every disk has its own identifier (R-14, R-15)."""
     host = ctx.host
-    attached = {
-        text(val(d, "Path")).lower() for d in host.run("Get-VMHardDiskDrive", VMName=vm.name)
-    }
-    for index in range(1, vm.data_disks + 1):
-        path = data_disk_path(ctx, vm, index)
-        vhd = first(host.run("Get-VHD", Path=path, **SILENT))
+    attached = {text(val(d, "Path")).lower() for d in drives}
+    missing = []
+    for path, vhd in zip(paths, vhds, strict=True):
         if vhd is None:
-            ctx.change(
-                f"New-VHD {path} ({vm.data_disk_bytes // 2**30} GiB dynamic)",
-                lambda p=path: host.run(
-                    "New-VHD", Path=p, SizeBytes=vm.data_disk_bytes, Dynamic=True
-                ),
-            )
+            missing.append(path)
         elif int(val(vhd, "Size", 0) or 0) != vm.data_disk_bytes:
             raise StepError(
                 f"vm:{vm.name}",
                 f"{path} exists with {val(vhd, 'Size')} bytes, the lab wants {vm.data_disk_bytes}; "
                 "hvlab never replaces a disk silently",
             )
+    if missing:
+        # Separate files, created side by side.
+        ctx.change(
+            f"New-VHD {len(missing)} x {vm.data_disk_bytes // 2**30} GiB dynamic for {vm.name}",
+            lambda: host.map(
+                [
+                    ("New-VHD", {"Path": p, "SizeBytes": vm.data_disk_bytes, "Dynamic": True})
+                    for p in missing
+                ]
+            ),
+        )
+    for path in paths:
         if path.lower() in attached:
             ctx.ok(f"{path} is attached")
         else:
