@@ -763,7 +763,7 @@ def add_vmharddiskdrive(ctx: Context, call: Call) -> Iterable[Any]:
 
 @cmdlet(
     "Remove-VMHardDiskDrive",
-    params=["VMName", "VM", "ControllerType", "ControllerNumber", "ControllerLocation", "Passthru"],
+    params=["VMName", "ControllerType", "ControllerNumber", "ControllerLocation", "Passthru"],
 )
 def remove_vmharddiskdrive(ctx: Context, call: Call) -> Iterable[Any]:
     hv, vms = _targets(ctx, call)

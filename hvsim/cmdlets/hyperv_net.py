@@ -355,7 +355,7 @@ def rename_vmnetworkadapter(ctx: Context, call: Call) -> Iterable[Any]:
 
 @cmdlet(
     "Connect-VMNetworkAdapter",
-    params=["VMName", "VM", "Name", "VMNetworkAdapter", "SwitchName", "Passthru"],
+    params=["VMName", "Name", "VMNetworkAdapter", "SwitchName", "Passthru"],
 )
 def connect_vmnetworkadapter(ctx: Context, call: Call) -> Iterable[Any]:
     hv, pairs = _adapters_of(ctx, call)
