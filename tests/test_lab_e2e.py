@@ -80,6 +80,10 @@ def check_complete(
     spec = load_lab(lab_file)
     status = status_json(capsys, str(lab_file))
     assert [vm["state"] for vm in status["vms"]] == ["Running"] * len(spec.vms)
+    for vm, seen in zip(spec.vms, status["vms"], strict=True):
+        # Hyper-V shows what each guest reports for its adapters (static IPs by MAC, R-27).
+        ips = {ip for nic in seen["nics"] for ip in nic["ips"]}
+        assert {str(n.ip) for n in vm.nics if n.ip} <= ips, (vm.name, ips)
     assert [n["state"] for n in status["cluster"]["nodes"]] == ["Up"] * nodes
     assert status["cluster"]["witness"], "a witness is configured (R-58)"
     assert status["s2d"]["pool"]["health"] == "Healthy"

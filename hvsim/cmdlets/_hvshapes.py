@@ -137,13 +137,26 @@ def adapter_obj(
             "MacAddressSpoofing": on_off(a.mac_spoofing),
             "AllowTeaming": on_off(a.allow_teaming),
             "DeviceNaming": on_off(a.device_naming),
-            "IPAddresses": list(a.ips),
+            "IPAddresses": reported_ips(vm, a),
             "Status": ["Ok"] if vm is not None and vm.state == "Running" else [],
             "VlanSetting": vlan,
             "ComputerName": computer_name(hv),
         },
         to_string=f"VMNetworkAdapter (Name = '{a.name}', VMName = '{vm.name if vm else ''}')",
     )
+
+
+def reported_ips(vm: VM | None, a: VMNetworkAdapter) -> list[str]:
+    """IPAddresses as Hyper-V shows them: what the running guest reports for the
+    adapter with this MAC through the data exchange integration service (KVP);
+    empty while the guest is off or not yet up."""
+    guest = getattr(vm, "guest", None) if vm is not None else None
+    if guest is None or vm is None or vm.state != "Running" or not guest.is_ready():
+        return list(a.ips)
+    for adapter in guest.net.adapters:
+        if adapter.mac.upper() == str(a.mac).upper():
+            return [ip.address for ip in adapter.ips]
+    return list(a.ips)
 
 
 def vlan_obj(vm: VM | None, a: VMNetworkAdapter) -> PSObj:
