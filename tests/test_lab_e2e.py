@@ -245,3 +245,18 @@ def test_cli_exit_codes(workdir: Path) -> None:
         [*invoke, "lab.down", "--yes"], env=env, capture_output=True, text=True, timeout=300
     )
     assert down.returncode == 0, down.stderr[-2000:]
+
+
+def test_down_removes_only_the_labs_vm_when_another_shares_its_name(workdir: Path) -> None:
+    """Hyper-V allows two VMs with one name (R-20): lab.down goes by Id and the mark."""
+    from hvsim import executor, persist
+
+    labs.up(None)
+    path = workdir / ".hvlab" / "sim" / "host.state"
+    world = persist.load(path)
+    _run(world, executor, ("New-VM", {"Name": "hvhost01", "Generation": 2, "NoVHD": True}))
+    persist.save(world, path)
+
+    labs.down(None, yes=True)
+    left = sim_world(workdir).host.hyperv.vms
+    assert [(vm.name, vm.notes) for vm in left] == [("hvhost01", "")]
