@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from hvsim import registry
@@ -256,15 +256,16 @@ class Context:
             clock.sleep(seconds)
 
 
-class _Collect:
-    """A stream sink that keeps records, used when errors merge into output."""
+class Forward:
+    """Streams that pass warnings, verbose, information and progress on to `outer`
+    and hand errors to `on_error` (collect them, or raise them)."""
 
-    def __init__(self, outer: Streams, out: list[Any]) -> None:
+    def __init__(self, outer: Streams, on_error: Callable[[PSError], None]) -> None:
         self._outer = outer
-        self._out = out
+        self._on_error = on_error
 
     def error(self, err: PSError) -> None:
-        self._out.append(err)
+        self._on_error(err)
 
     def warning(self, text: str) -> None:
         self._outer.warning(text)
@@ -277,6 +278,27 @@ class _Collect:
 
     def progress(self, activity: str, status: str, percent: int = -1) -> None:
         self._outer.progress(activity, status, percent)
+
+
+def raise_error(err: PSError) -> None:
+    """Errors of a block that runs with $ErrorActionPreference = 'Stop' end it."""
+    raise err
+
+
+class Nested(Forward):
+    """A context for model work done on behalf of another one, on another machine
+    (a node, a guest) or as another user: its errors are terminating, its other
+    streams and its modelled time are the outer context's."""
+
+    def __init__(self, outer: Any, machine: Any, user: str | None = None) -> None:
+        super().__init__(outer, raise_error)
+        self.world = outer.world
+        self.machine = machine
+        self.user = outer.user if user is None else user
+        self.input: list[Any] = []
+
+    def work(self, seconds: float, what: str) -> None:
+        self._outer.work(seconds, what)
 
 
 def _bind(name: str, args: list[tuple[str | None, Any]], piped: list[Any] | None) -> Call:
@@ -330,7 +352,7 @@ def _run_one(
     lock: _Lock,
 ) -> list[Any]:
     out: list[Any] = []
-    stream: Streams = _Collect(sink, out) if cmd.merge_error_to_output else sink
+    stream: Streams = Forward(sink, out.append) if cmd.merge_error_to_output else sink
     if cmd.is_script:
         ctx = Context(world, machine, user, piped or [], stream, _Common(), "script", lock)
         with lock.held():

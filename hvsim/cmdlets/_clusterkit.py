@@ -283,32 +283,3 @@ def write_report(ctx: Context, g: GuestOS, base: str, content: str) -> PSObj:
     path = f"{REPORTS}\\{base}.htm"
     f = g.fs.write(path, content, create_parents=True)
     return _file_info(normalize(path), f.size, ctx.world.clock.now())
-
-
-class NodeContext:
-    """A context for running a Hyper-V model operation on another node."""
-
-    def __init__(self, outer: Context, machine: Any) -> None:
-        self.world = outer.world
-        self.machine = machine
-        self.user = outer.user
-        self.input: list[Any] = []
-        self._outer = outer
-
-    def error(self, err: PSError) -> None:
-        raise err
-
-    def warning(self, text: str) -> None:
-        self._outer.warning(text)
-
-    def verbose(self, text: str) -> None:
-        self._outer.verbose(text)
-
-    def information(self, data: Any) -> None:
-        self._outer.information(data)
-
-    def progress(self, activity: str, status: str, percent: int = -1) -> None:
-        self._outer.progress(activity, status, percent)
-
-    def work(self, seconds: float, what: str) -> None:
-        self._outer.work(seconds, what)

@@ -9,7 +9,6 @@ from typing import Any
 
 from hvsim import timing
 from hvsim.cmdlets._clusterkit import (
-    NodeContext,
     cluster_error,
     csv_obj,
     group_obj,
@@ -19,6 +18,7 @@ from hvsim.cmdlets._clusterkit import (
 )
 from hvsim.cmdlets._hvcommon import as_list
 from hvsim.errors import PSError, not_modelled
+from hvsim.executor import Nested
 from hvsim.model.cluster import Cluster, Group, Resource
 from hvsim.model.fs import normalize
 from hvsim.model.machine import at
@@ -132,7 +132,7 @@ def start_cluster_group(ctx: Context, call: Call) -> Iterable[PSObj]:
     group.failed = False
     if vm.state != "Running":
         try:
-            vmops.start(NodeContext(ctx, node), node.hyperv, vm)
+            vmops.start(Nested(ctx, node), node.hyperv, vm)
         except PSError as exc:
             group.failed = True  # the group goes Failed when its VM cannot start
             raise cluster_error(
@@ -152,7 +152,7 @@ def stop_cluster_group(ctx: Context, call: Call) -> Iterable[PSObj]:
     group.wanted = "Offline"
     if vm.state == "Running":
         # The Virtual Machine resource's default offline action is Save.
-        vmops.stop(NodeContext(ctx, node), node.hyperv, vm, turn_off=False, save=True, force=True)
+        vmops.stop(Nested(ctx, node), node.hyperv, vm, turn_off=False, save=True, force=True)
     return [group_obj(ctx.world, cl, group)]
 
 

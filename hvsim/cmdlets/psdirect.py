@@ -18,29 +18,6 @@ from hvsim.registry import Call, Context, cmdlet
 # -- PowerShell Direct (R-34, R-37, R-38, R-39) -------------------------------------------
 
 
-class _Sink:
-    """Streams of the inner pipeline: with the wrapper's ErrorActionPreference Stop,
-    an error the guest writes ends the call on the host too."""
-
-    def __init__(self, ctx: Context) -> None:
-        self._ctx = ctx
-
-    def error(self, err: PSError) -> None:
-        raise err
-
-    def warning(self, text: str) -> None:
-        self._ctx.warning(text)
-
-    def verbose(self, text: str) -> None:
-        self._ctx.verbose(text)
-
-    def information(self, data: Any) -> None:
-        self._ctx.information(data)
-
-    def progress(self, activity: str, status: str, percent: int = -1) -> None:
-        self._ctx.progress(activity, status, percent)
-
-
 def _does_not_resolve(name: str) -> PSError:
     return PSError(
         "The input VMName parameter does not resolve to any virtual machine.",
@@ -114,7 +91,11 @@ def _run_inside(
         args.append(("ErrorAction", "Stop"))
     epoch, restarts = guest.epoch, guest.restart_requests
     out = executor.run_pipeline(
-        ctx.world, guest, user, [executor.Command(command, args)], _Sink(ctx)
+        ctx.world,
+        guest,
+        user,
+        [executor.Command(command, args)],
+        executor.Forward(ctx, executor.raise_error),
     )
     guest.phase()  # catch up: a restart the command caused may have happened already
     if guest.epoch != epoch or guest.restart_requests != restarts:
@@ -144,7 +125,7 @@ def powershell_direct_script(
     if known is None:
         raise not_modelled("this script")
     epoch = guest.epoch
-    inner = _GuestContext(ctx, guest, user)
+    inner = executor.Nested(ctx, guest, user)  # the script sets $ErrorActionPreference = 'Stop'
     result = known.handler(inner, known.bind(dict(parameters or {})))
     out = list(result or [])
     if guest.epoch != epoch:
@@ -155,35 +136,6 @@ def powershell_direct_script(
         "PSShowComputerName": True,
     }
     return [_deserialized(o, notes) for o in out]
-
-
-class _GuestContext:
-    """The context a guest script's modelled implementation runs in."""
-
-    def __init__(self, outer: Context, guest: GuestOS, user: str) -> None:
-        self.world = outer.world
-        self.machine = guest
-        self.user = user
-        self.input: list[Any] = []
-        self._outer = outer
-
-    def error(self, err: PSError) -> None:
-        raise err  # the script sets $ErrorActionPreference = 'Stop'
-
-    def warning(self, text: str) -> None:
-        self._outer.warning(text)
-
-    def verbose(self, text: str) -> None:
-        self._outer.verbose(text)
-
-    def information(self, data: Any) -> None:
-        self._outer.information(data)
-
-    def progress(self, activity: str, status: str, percent: int = -1) -> None:
-        self._outer.progress(activity, status, percent)
-
-    def work(self, seconds: float, what: str) -> None:
-        self._outer.work(seconds, what)
 
 
 # The script block inside Invoke-GuestCommand.ps1, for Invoke-Command sent as a cmdlet.
