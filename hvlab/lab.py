@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,6 +47,24 @@ def _say(stream: IO[str], line: str) -> None:
     print(line, file=stream, flush=True)
 
 
+@contextlib.contextmanager
+def _on_host(
+    verb: str,
+    config: Any,
+    lab: str | None,
+    as_json: bool,
+    state_base: Path | None,
+    parallel: int = 0,
+) -> Iterator[tuple[Any, Session, IO[str]]]:
+    """Load the lab, open the host, and say first which host it is (simulated or not).
+    With --json the text goes to stderr so stdout holds only the report."""
+    spec = _load(config, lab)
+    out = sys.stderr if as_json else sys.stdout
+    with open_session(config, parallel=parallel, state_base=state_base) as session:
+        _say(out, f"hvlab lab.{verb} {spec.name} on {session.description}")
+        yield spec, session, out
+
+
 def _services(spec: Any, session: Session, secrets: Any, state: LabState) -> dict[str, Any]:
     from hvlab.render import render_unattend
 
@@ -68,13 +88,10 @@ def up(
     trace: str | None = None,
     state_base: Path | None = None,
 ) -> dict[str, Any]:
-    spec = _load(config, lab)
-    out = sys.stderr if as_json else sys.stdout
-    folder = state_dir(spec.name, state_base)
-    state = LabState(folder)
     started = time.monotonic()
-    with open_session(config, parallel=parallel, state_base=state_base) as session:
-        _say(out, f"hvlab lab.up {spec.name} on {session.description}")
+    with _on_host("up", config, lab, as_json, state_base, parallel) as (spec, session, out):
+        folder = state_dir(spec.name, state_base)
+        state = LabState(folder)
         if not session.simulated and not yes:
             _confirm(f"Build lab {spec.name} on {session.description}?")
         _say(out, "Nested virtualization is for labs and evaluation, not production clusters.")
@@ -219,10 +236,7 @@ def plan(
     state_base: Path | None = None,
 ) -> dict[str, Any]:
     """The same steps with every change recorded instead of made."""
-    spec = _load(config, lab)
-    out = sys.stderr if as_json else sys.stdout
-    with open_session(config, state_base=state_base) as session:
-        _say(out, f"hvlab lab.plan {spec.name} on {session.description}")
+    with _on_host("plan", config, lab, as_json, state_base) as (spec, session, out):
         secrets = _secrets(spec, session)
         state = LabState(state_dir(spec.name, state_base))
         run = Run(
@@ -273,10 +287,7 @@ def status(
     as_json: bool = False,
     state_base: Path | None = None,
 ) -> dict[str, Any]:
-    spec = _load(config, lab)
-    out = sys.stderr if as_json else sys.stdout
-    with open_session(config, state_base=state_base) as session:
-        _say(out, f"hvlab lab.status {spec.name} on {session.description}")
+    with _on_host("status", config, lab, as_json, state_base) as (spec, session, out):
         secrets = _secrets(spec, session)
         services = _services(spec, session, secrets, LabState(state_dir(spec.name, state_base)))
         data = collect_status(spec, session.host, services["creds"])
@@ -444,13 +455,10 @@ def down(
     state_base: Path | None = None,
 ) -> dict[str, Any]:
     """Remove what carries this lab's mark; leave everything else as it is."""
-    spec = _load(config, lab)
-    out = sys.stderr if as_json else sys.stdout
     removed: list[str] = []
     problems: list[str] = []
-    with open_session(config, state_base=state_base) as session:
+    with _on_host("down", config, lab, as_json, state_base) as (spec, session, out):
         host = session.host
-        _say(out, f"hvlab lab.down {spec.name} on {session.description}")
         targets = find_marked(spec, host)
         if not any(targets.values()):
             _say(out, "nothing of this lab is on the host")
