@@ -491,20 +491,19 @@ def _same_user(known: str, given: str, computer: str) -> bool:
 # have different accounts, so each NTLM step runs with that variable set to its
 # server's file, one step at a time.
 _NTLM_ENV_LOCK = threading.Lock()
+# Present from import on (before any server or client thread runs), so that later
+# only its value ever changes; see _ntlm_env.
+os.environ.setdefault("NTLM_USER_FILE", os.devnull)
 
 
 @contextlib.contextmanager
 def _ntlm_env(path: str) -> Iterator[None]:
+    # The variable is set and left set: removing it while a client thread of the
+    # same process walks os.environ (requests does, for proxies) breaks that walk.
+    # Only its value changes, and only under the lock.
     with _NTLM_ENV_LOCK:
-        old = os.environ.get("NTLM_USER_FILE")
         os.environ["NTLM_USER_FILE"] = path
-        try:
-            yield
-        finally:
-            if old is None:
-                os.environ.pop("NTLM_USER_FILE", None)
-            else:
-                os.environ["NTLM_USER_FILE"] = old
+        yield
 
 
 class NTLMAcceptor:

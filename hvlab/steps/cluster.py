@@ -326,16 +326,23 @@ def s2d(ctx: StepContext) -> None:
         csvs = {text(val(c, "Name")): c for c in in_guest(ctx, node, "Get-ClusterSharedVolume")}
         if text(val(csvs.get(csv_name), "State")) != "Online":
             raise StepError("s2d", f"{csv_name} is not an Online CSV")
-        for vm in lab.nodes:
-            out = in_guest(ctx, vm.name, "Test-Path", Path=volume.csv_path)
-            if not (out and out[0] is True):
-                raise StepError("s2d", f"{volume.csv_path} is not there on {vm.name} (R-64)")
-        ctx.ok(f"{volume.csv_path} is mounted on every node")
+
+    # Every CSV is mounted on every node: one look per node at all the paths.
+    paths = [v.csv_path for v in lab.volumes]
+    seen = together(
+        *[lambda v=vm.name: in_guest(ctx, v, "Test-Path", Path=paths) for vm in lab.nodes]
+    )
+    for vm, found in zip(lab.nodes, seen, strict=True):
+        absent = [p for p, there in zip(paths, found, strict=False) if there is not True]
+        if absent or len(found) != len(paths):
+            raise StepError("s2d", f"{', '.join(absent) or paths} not there on {vm.name} (R-64)")
+    ctx.ok(f"{', '.join(paths)} mounted on every node")
 
     # New VMs land on the CSV on whichever node creates them.
     path = lab.volumes[0].csv_path
-    for vm in lab.nodes:
-        settings = first(in_guest(ctx, vm.name, "Get-VMHost"))
+    hosts = together(*[lambda v=vm.name: in_guest(ctx, v, "Get-VMHost") for vm in lab.nodes])
+    for vm, found in zip(lab.nodes, hosts, strict=True):
+        settings = first(found)
         if same_path(val(settings, "VirtualMachinePath"), path) and same_path(
             val(settings, "VirtualHardDiskPath"), path
         ):

@@ -146,10 +146,9 @@ def guest_script(ctx: StepContext, vm: str, name: str, **params: Any) -> list[An
     return _with_fallback(ctx, vm, lambda g: g.script(name, **params))
 
 
-def boot_marker(ctx: StepContext, vm: str) -> tuple[bool, str]:
-    """Probe a guest with a PowerShell Direct round trip (R-35).
-
-    Returns (answered, LastBootUpTime or the reason it did not answer)."""
+def _probe(ctx: StepContext, vm: str) -> tuple[bool, Any]:
+    """A PowerShell Direct round trip (R-35): (True, Win32_OperatingSystem) when the
+    guest answers, else (False, why not)."""
     try:
         os_info = first(in_guest(ctx, vm, "Get-CimInstance", ClassName="Win32_OperatingSystem"))
     except HostError as err:
@@ -161,7 +160,13 @@ def boot_marker(ctx: StepContext, vm: str) -> tuple[bool, str]:
                 f"wait {vm}", f"the host has no VM {vm} to reach: {err.message}"
             ) from err
         raise
-    return True, text(val(os_info, "LastBootUpTime"))
+    return True, os_info
+
+
+def boot_marker(ctx: StepContext, vm: str) -> tuple[bool, str]:
+    """(answered, LastBootUpTime or the reason the guest did not answer)."""
+    answered, seen = _probe(ctx, vm)
+    return answered, text(val(seen, "LastBootUpTime")) if answered else seen
 
 
 def vm_state(ctx: StepContext, vm: str) -> str:
@@ -169,22 +174,28 @@ def vm_state(ctx: StepContext, vm: str) -> str:
     return text(val(rec, "State")) if rec is not None else "Missing"
 
 
-def wait_ready(ctx: StepContext, vm: str, *, deadline: float, after: str | None = None) -> str:
-    """Wait until the guest answers, and (after a reboot) with a new boot marker (R-37)."""
+def wait_ready(ctx: StepContext, vm: str, *, deadline: float, after: str | None = None) -> Any:
+    """Wait until the guest answers, and (after a reboot) with a new boot marker (R-37).
+
+    Returns the guest's Win32_OperatingSystem as the answering probe read it."""
+    answer: dict[str, Any] = {}
 
     def probe() -> tuple[bool, str]:
         state = vm_state(ctx, vm)
         if state in ("Off", "Missing", "Saved", "Paused"):
             raise StepError(f"wait {vm}", f"VM {vm} is {state}; it cannot become ready")
-        answered, seen = boot_marker(ctx, vm)
+        answered, seen = _probe(ctx, vm)
         if not answered:
             return False, f"VM {state}; {seen}"
-        if after is not None and seen == after:
+        marker = text(val(seen, "LastBootUpTime"))
+        if after is not None and marker == after:
             return False, "still the boot before the restart (same LastBootUpTime)"
-        return True, seen
+        answer["os"] = seen
+        return True, marker
 
     what = f"{vm} to answer over PowerShell Direct" + (" after its restart" if after else "")
-    return ctx.wait(what, probe, deadline=deadline, poll=READY_POLL)
+    ctx.wait(what, probe, deadline=deadline, poll=READY_POLL)
+    return answer["os"]
 
 
 def restart_and_wait(ctx: StepContext, vm: str, *, deadline: float, why: str) -> str:

@@ -11,6 +11,7 @@ from hvlab.steps.common import (
     AD_READY_DEADLINE,
     DC_PROMOTION_DEADLINE,
     FIRST_BOOT_DEADLINE,
+    REBOOT_DEADLINE,
     ROLES_DEADLINE,
     SILENT,
     first,
@@ -40,9 +41,8 @@ WS2022_BUILD = 20348  # R-78
 
 def first_boot(ctx: StepContext, vm: Any) -> None:
     """Wait for the guest, check what booted, name its NICs, delete the answer file."""
-    wait_ready(ctx, vm.name, deadline=FIRST_BOOT_DEADLINE)
-    os_list, system_list, props, *leftovers = together(
-        lambda: in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_OperatingSystem"),
+    os_info = wait_ready(ctx, vm.name, deadline=FIRST_BOOT_DEADLINE)
+    system_list, props, present = together(
         lambda: in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"),
         lambda: in_guest(
             ctx,
@@ -50,9 +50,14 @@ def first_boot(ctx: StepContext, vm: Any) -> None:
             "Get-NetAdapterAdvancedProperty",
             RegistryKeyword="HyperVNetworkAdapterName",
         ),
-        *[lambda p=path: _test_path(ctx, vm.name, p) for path in UNATTEND_FILES],
+        lambda: in_guest(ctx, vm.name, "Test-Path", Path=list(UNATTEND_FILES)),
     )
-    os_info, system = first(os_list), first(system_list)
+    system = first(system_list)
+    leftovers = [value is True for value in present]
+    if len(leftovers) != len(UNATTEND_FILES):
+        raise StepError(
+            f"boot:{vm.name}", f"Test-Path answered {present!r} for {len(UNATTEND_FILES)} paths"
+        )
     build = int(val(os_info, "BuildNumber", 0) or 0)
     if build != WS2022_BUILD:
         raise StepError(
@@ -180,6 +185,8 @@ def node_roles(ctx: StepContext, vm: Any) -> None:
     """Join, roles and the S2D registry value, then one restart for all of them (R-42, R-46, R-61)."""
     lab = ctx.lab
     restart_reasons = []
+    # A resumed run may find the node between reboots: wait until it answers (R-37).
+    wait_ready(ctx, vm.name, deadline=REBOOT_DEADLINE)
     system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
     joined = (
         val(system, "PartOfDomain") is True
@@ -256,7 +263,10 @@ def node_roles(ctx: StepContext, vm: Any) -> None:
             val(service, "Status")
         ) == "Running", seen
 
+    # Also without a restart now: a resumed run may land between the two boots.
     ctx.wait(f"Hyper-V to run in {vm.name}", hyperv_ready, deadline=ROLES_DEADLINE)
+    if not restart_reasons:
+        return  # membership was read above and nothing changed it
     system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
     if val(system, "PartOfDomain") is not True:
         raise StepError(

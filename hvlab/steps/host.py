@@ -56,15 +56,23 @@ def preflight(ctx: StepContext) -> None:
     reads = [
         *base,
         *[("Get-VHD", {"Path": image.path, **SILENT}) for _, image in images],
-        *[("Get-VM", {"Name": vm.name, **SILENT}) for vm in lab.vms],
-        *[("Get-VMSwitch", {"Name": sw.host_name, **SILENT}) for sw in lab.switches],
+        ("Get-VM", {"Name": [vm.name for vm in lab.vms], **SILENT}),
+        ("Get-VMSwitch", {}),  # -Name takes one name (String): read all, pick ours
     ]
     answers = host.map(reads)
     vmhost, os_info, cpu, feature, supported, volume = (first(a) for a in answers[:6])
     folder_is_ours = "\n".join(text(m) for m in answers[6]).strip() == lab.name
     image_vhds = answers[len(base) : len(base) + len(images)]
-    vms_found = answers[len(base) + len(images) : len(base) + len(images) + len(lab.vms)]
-    switches_found = [first(a) for a in answers[len(base) + len(images) + len(lab.vms) :]]
+    all_vms, all_switches = answers[-2], answers[-1]
+    vms_found = [
+        [v for v in all_vms if text(val(v, "Name")).lower() == vm.name.lower()] for vm in lab.vms
+    ]
+    switches_found = [
+        next(
+            (x for x in all_switches if text(val(x, "Name")).lower() == sw.host_name.lower()), None
+        )
+        for sw in lab.switches
+    ]
     if feature is not None and text(val(feature, "InstallState")) != "Installed":
         problems.append("the Hyper-V role is not installed on the host")
 

@@ -76,22 +76,27 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
         else []
     )
     # The VM's facts in one parallel batch: none depends on another.
-    proc, fw, adapters, drives, os_vhd, *data_vhds = host.map(
+    proc, fw, adapters, drives, os_vhd = host.map(
         [
             ("Get-VMProcessor", {"VMName": vm.name}),
             ("Get-VMFirmware", {"VMName": vm.name}),
             ("Get-VMNetworkAdapter", {"VMName": vm.name}),
             ("Get-VMHardDiskDrive", {"VMName": vm.name}),
             ("Get-VHD", {"Path": os_disk, **SILENT}),
-            *[("Get-VHD", {"Path": p, **SILENT}) for p in data_paths],
         ]
     )
+    # A data disk attached at its path is the lab's (each was checked when it was made);
+    # only the others need a look at the file.
+    attached = {text(val(d, "Path")).lower() for d in drives}
+    unattached = [p for p in data_paths if p.lower() not in attached]
+    found = host.map([("Get-VHD", {"Path": p, **SILENT}) for p in unattached])
+    files = {p: first(f) for p, f in zip(unattached, found, strict=True)}
     _settings(ctx, vm, current, off)
     _processor(ctx, vm, off, first(proc))
     _firmware(ctx, vm, off, first(fw))
     _nics(ctx, vm, off, adapters)
     if data_paths:
-        _data_disks(ctx, vm, data_paths, drives, [first(v) for v in data_vhds])
+        _data_disks(ctx, vm, data_paths, attached, files)
     if off:
         _dismount_if_mounted(ctx, os_disk, first(os_vhd))
         ctx.change(f"Start-VM {vm.name}", lambda: host.run("Start-VM", Name=vm.name))
@@ -357,13 +362,14 @@ def _nics(ctx: StepContext, vm: Any, off: bool, found: list[Any]) -> None:
 
 
 def _data_disks(
-    ctx: StepContext, vm: Any, paths: list[str], drives: list[Any], vhds: list[Any]
+    ctx: StepContext, vm: Any, paths: list[str], attached: set[str], files: dict[str, Any]
 ) -> None:
-    """Each data disk its own New-VHD, so every disk has its own identifier (R-14, R-15)."""
+    """Each data disk its own New-VHD, so every disk has its own identifier (R-14, R-15).
+
+    `files` holds Get-VHD of each disk that is not attached yet (None: no file)."""
     host = ctx.host
-    attached = {text(val(d, "Path")).lower() for d in drives}
     missing = []
-    for path, vhd in zip(paths, vhds, strict=True):
+    for path, vhd in files.items():
         if vhd is None:
             missing.append(path)
         elif int(val(vhd, "Size", 0) or 0) != vm.data_disk_bytes:
