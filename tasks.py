@@ -35,7 +35,14 @@ def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     }
 )
 def up(c, lab=None, parallel=0, json=False, yes=False, trace=None):
-    """Build the lab: switches, VMs, domain, cluster, S2D, CSV and an HA VM."""
+    """Build the lab: switches, VMs, domain, cluster, S2D, CSV and an HA VM.
+
+    Every step reads the host first and changes only what is missing: run it again
+    to resume after a failure or an interrupt; on a complete lab it changes nothing.
+    With no HVLAB_HOST set it works on the embedded simulated host (hvsim).
+    Passwords come from HVLAB_ADMIN_PASSWORD and HVLAB_DSRM_PASSWORD (or a prompt).
+    Exit codes: 0 done, 1 a step failed, 2 bad input or settings, 130 interrupted.
+    """
     from hvlab import cli
 
     _run(cli.up, c.config, lab=lab, parallel=parallel, as_json=json, yes=yes, trace=trace)
@@ -43,7 +50,11 @@ def up(c, lab=None, parallel=0, json=False, yes=False, trace=None):
 
 @task(help={"lab": LAB_HELP, "yes": "Do not ask for confirmation.", "json": "Print a JSON report."})
 def down(c, lab=None, yes=False, json=False):
-    """Remove what the lab created, and nothing else."""
+    """Remove what the lab created, and nothing else.
+
+    Only resources that carry the lab's mark are removed (VM and switch Notes
+    'hvlab:<lab>', the lab folder's .hvlab-lab file); it lists them and asks first.
+    """
     from hvlab import cli
 
     _run(cli.down, c.config, lab=lab, yes=yes, as_json=json)
@@ -65,7 +76,11 @@ def status(c, lab=None, json=False):
     }
 )
 def plan(c, lab=None, json=False, offline=False):
-    """Show what lab.up would change and why, without changing anything."""
+    """Show what lab.up would change and why, without changing anything.
+
+    Against a host each step reports its first change, or why it has none; steps
+    after a change show as pending. --offline lists everything the lab holds.
+    """
     from hvlab import cli
 
     _run(cli.plan, c.config, lab=lab, as_json=json, offline=offline)
