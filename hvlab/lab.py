@@ -247,10 +247,11 @@ def plan(
             time_factor=session.time_factor,
         )
         results = run.execute()
+    ahead = _planned_resources(spec, results)
     payload = {
         "lab": spec.name,
         "changes": sum(1 for r in results if r.changed),
-        "steps": [r.to_json() for r in results],
+        "steps": [{**r.to_json(), "resources": ahead.get(r.name, [])} for r in results],
     }
     if as_json:
         print(json.dumps(payload, indent=2))
@@ -264,6 +265,8 @@ def plan(
                 _say(out, f"  {r.name:<22} pending: {'; '.join(r.reasons)}")
             else:
                 _say(out, f"  {r.name:<22} no change: {'; '.join(r.reasons[:3])}")
+            for res in ahead.get(r.name, []):
+                _say(out, f"      + {res['kind']:<15} {res['name']}  {res['detail']}")
         _say(
             out,
             "nothing to change"
@@ -271,6 +274,39 @@ def plan(
             else f"{payload['changes']} step(s) would change",
         )
     return payload
+
+
+# Which phases of the offline inventory each kind of step creates.
+_STEP_PHASES = {
+    "switches": ("switches", "NAT"),
+    "folder": ("folders",),
+    "vm": ("disks", "VMs", "NICs"),
+    "boot": ("boot",),
+    "domain": ("domain",),
+    "roles": ("features",),
+    "cluster": ("cluster",),
+    "s2d": ("S2D", "volumes"),
+    "ha": ("HA VM",),
+}
+
+
+def _planned_resources(spec: Any, results: list[StepResult]) -> dict[str, list[dict[str, str]]]:
+    """For each step that would change or waits on a change: what it will create,
+    as on an empty host (the host cannot be asked about what does not exist yet)."""
+    from hvlab.spec.inventory import inventory
+
+    phases = {p["name"]: p["resources"] for p in inventory(spec)}
+    out: dict[str, list[dict[str, str]]] = {}
+    for r in results:
+        if r.status not in ("would-change", "blocked"):
+            continue
+        kind = r.name.split(":", 1)[0]
+        items = [res for ph in _STEP_PHASES.get(kind, ()) for res in phases.get(ph, [])]
+        if ":" in r.name:
+            scope = r.scope.lower()
+            items = [res for res in items if scope in f"{res['name']} {res['detail']}".lower()]
+        out[r.name] = items
+    return out
 
 
 def open_devnull() -> IO[str]:

@@ -260,3 +260,23 @@ def test_down_removes_only_the_labs_vm_when_another_shares_its_name(workdir: Pat
     labs.down(None, yes=True)
     left = sim_world(workdir).host.hyperv.vms
     assert [(vm.name, vm.notes) for vm in left] == [("hvhost01", "")]
+
+
+def test_plan_against_the_host_changes_nothing(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    payload = labs.plan(None, as_json=True)
+    before = sim_world(workdir).snapshot()
+    assert before == fresh_snapshot(), "plan made no change on the host"
+    steps = {s["step"]: s for s in payload["steps"]}
+    assert steps["preflight"]["status"] == "ok"
+    assert steps["switches"]["status"] == "would-change"
+    assert steps["switches"]["changes"] == ["New-VMSwitch s2d-2node-lab (Internal)"]
+    assert steps["cluster"]["status"] == "blocked"
+    assert {r["name"] for r in steps["vm:hvhost01"]["resources"] if r["kind"] == "vhdx"} >= {
+        "C:\\hvlab\\s2d-2node\\hvhost01\\hvhost01-data1.vhdx"
+    }
+    labs.up(None)
+    after = labs.plan(None, as_json=True)
+    assert after["changes"] == 0
+    assert all(s["status"] == "ok" and not s["resources"] for s in after["steps"])
