@@ -22,7 +22,9 @@ def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     except HvlabError as err:
         raise Exit(str(err), code=err.exit_code) from None
     except KeyboardInterrupt:
-        raise Exit("interrupted; run the same command again to resume", code=EXIT_INTERRUPTED) from None
+        raise Exit(
+            "interrupted; run the same command again to resume", code=EXIT_INTERRUPTED
+        ) from None
 
 
 @task(
