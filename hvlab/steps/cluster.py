@@ -177,7 +177,11 @@ def _witness(ctx: StepContext) -> None:
     share = witness.share or f"{lab.cluster.name}-witness"
     folder = f"C:\\Witness\\{share}"
     unc = f"\\\\{dc}.{lab.domain.fqdn}\\{share}"
-    if first(in_guest(ctx, dc, "Get-SmbShare", Name=share, **SILENT)) is None:
+    if lab.dc is None or dc.lower() != lab.dc.name.lower():
+        # Not a VM of this lab: PowerShell Direct cannot reach it, the share is the
+        # owner's to provide (with full access for the cluster's computer account).
+        ctx.ok(f"witness share {unc} is provided by its server")
+    elif first(in_guest(ctx, dc, "Get-SmbShare", Name=share, **SILENT)) is None:
         nb = lab.domain.netbios
         ctx.change(
             f"New-SmbShare {share} on {dc}",
