@@ -65,10 +65,16 @@ def _on_host(
         yield spec, session, out
 
 
-def _services(spec: Any, session: Session, secrets: Any, state: LabState) -> dict[str, Any]:
+def _services(
+    spec: Any, session: Session, secrets: Any, state: LabState, config: Any = None
+) -> dict[str, Any]:
+    from hvlab.cli import _config_value
     from hvlab.render import render_unattend
 
+    hard_reset = _config_value(config, "hard_reset")
     return {
+        # One power cycle for a first boot that never answers; hvlab.hard_reset.
+        "hard_reset": True if hard_reset is None else bool(hard_reset),
         "host": session.host,
         "lab": spec,
         "secrets": secrets,
@@ -99,7 +105,7 @@ def up(
         reporter = progress.reporter(out)
         run = Run(
             build_steps(spec),
-            _services(spec, session, secrets, state),
+            _services(spec, session, secrets, state, config),
             reporter,
             parallel=parallel,
             time_factor=session.time_factor,
@@ -241,7 +247,7 @@ def plan(
         state = LabState(state_dir(spec.name, state_base))
         run = Run(
             build_steps(spec),
-            _services(spec, session, secrets, state),
+            _services(spec, session, secrets, state, config),
             progress.PlainReporter(open_devnull()),
             planning=True,
             time_factor=session.time_factor,

@@ -189,6 +189,16 @@ def test_standard_image_is_refused_in_preflight(workdir: Path) -> None:
     assert sim_world(workdir).snapshot() == fresh_snapshot()
 
 
+def test_a_first_boot_stall_is_cleared_by_one_hard_reset(workdir: Path, monkeypatch) -> None:
+    # The guest hangs in setup until it is power-cycled once; hvlab resets it once.
+    monkeypatch.setenv("HVSIM_FAULTS", "boot_hang:vm=hvhost02,once=1")
+    monkeypatch.setenv("HVLAB_MIN_WAIT", "2")
+    report = labs.up(None, as_json=True)
+    boot = next(s for s in report["steps"] if s["step"] == "boot:hvhost02")
+    assert any(c.startswith("hard reset of hvhost02") for c in boot["changes"])
+    assert report["result"] == "ok"
+
+
 def test_a_guest_that_never_boots_fails_with_the_step_and_diagnostics(
     workdir: Path, monkeypatch
 ) -> None:

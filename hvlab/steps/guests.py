@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hvlab.engine import StepContext
-from hvlab.errors import HostError, StepError
+from hvlab.errors import HostError, StepError, WaitTimeout
 from hvlab.steps.common import (
     AD_POLL,
     AD_READY_DEADLINE,
@@ -41,7 +41,21 @@ WS2022_BUILD = 20348  # R-78
 
 def first_boot(ctx: StepContext, vm: Any) -> None:
     """Wait for the guest, check what booted, name its NICs, delete the answer file."""
-    os_info = wait_ready(ctx, vm.name, deadline=FIRST_BOOT_DEADLINE)
+    try:
+        os_info = wait_ready(ctx, vm.name, deadline=FIRST_BOOT_DEADLINE)
+    except WaitTimeout as err:
+        # Guests have stalled in setup until someone used the console (R-76); the one
+        # thing a tool can do is a single hard reset (R-35), when allowed.
+        if not ctx.hard_reset:
+            raise
+        ctx.change(
+            f"hard reset of {vm.name}: no answer for {err.seconds:.0f}s ({err.last_seen})",
+            lambda: (
+                ctx.host.run("Stop-VM", Name=vm.name, TurnOff=True, Force=True),
+                ctx.host.run("Start-VM", Name=vm.name),
+            ),
+        )
+        os_info = wait_ready(ctx, vm.name, deadline=FIRST_BOOT_DEADLINE)
     system_list, props, present = together(
         lambda: in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"),
         lambda: in_guest(
