@@ -153,13 +153,13 @@ def down(
     config: Any = None, lab: str | None = None, yes: bool = False, as_json: bool = False
 ) -> None:
     """Remove what carries the lab's mark; see hvlab.lab.down."""
-    from hvlab import lab as labs
+    from hvlab import teardown
 
-    labs.down(config, lab=lab, yes=yes, as_json=as_json)
+    teardown.down(config, lab=lab, yes=yes, as_json=as_json)
 
 
 def status(config: Any = None, lab: str | None = None, as_json: bool = False) -> None:
     """Show the lab as the host sees it; see hvlab.lab.status."""
-    from hvlab import lab as labs
+    from hvlab import status as lab_status
 
-    labs.status(config, lab=lab, as_json=as_json)
+    lab_status.status(config, lab=lab, as_json=as_json)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -15,40 +14,40 @@ from typing import IO, Any
 from hvlab import report as progress
 from hvlab.creds import CredentialBook
 from hvlab.engine import Run, StepResult
-from hvlab.errors import ConfigError, HostError, HvlabError, StepError
+from hvlab.errors import ConfigError, HvlabError
 from hvlab.paths import state_dir
 from hvlab.session import Session, open_session
 from hvlab.state import LabState
 from hvlab.steps import build as build_steps
-from hvlab.steps.common import SILENT, first, has_mark, lab_folder_is_ours, owns_vm, text, val
+from hvlab.steps.common import SILENT, text, val
 
 
-def _load(config: Any, lab: str | None) -> Any:
+def load_spec(config: Any, lab: str | None) -> Any:
     from hvlab.cli import lab_path
     from hvlab.spec import load_lab
 
     return load_lab(lab_path(config, lab))
 
 
-def _secrets(spec: Any, session: Session) -> Any:
+def lab_secrets(spec: Any, session: Session) -> Any:
     from hvlab.secrets import resolve_secrets
 
     prompt = None if session.simulated or not sys.stdin.isatty() else True
     return resolve_secrets(spec, prompt=prompt, simulated=session.simulated)
 
 
-def _credential(user: str, secret: Any) -> Any:
+def credential(user: str, secret: Any) -> Any:
     from hvlab.remote import Credential
 
     return Credential(user, secret)
 
 
-def _say(stream: IO[str], line: str) -> None:
+def say(stream: IO[str], line: str) -> None:
     print(line, file=stream, flush=True)
 
 
 @contextlib.contextmanager
-def _on_host(
+def on_host(
     verb: str,
     config: Any,
     lab: str | None,
@@ -58,14 +57,14 @@ def _on_host(
 ) -> Iterator[tuple[Any, Session, IO[str]]]:
     """Load the lab, open the host, and say first which host it is (simulated or not).
     With --json the text goes to stderr so stdout holds only the report."""
-    spec = _load(config, lab)
+    spec = load_spec(config, lab)
     out = sys.stderr if as_json else sys.stdout
     with open_session(config, parallel=parallel, state_base=state_base) as session:
-        _say(out, f"hvlab lab.{verb} {spec.name} on {session.description}")
+        say(out, f"hvlab lab.{verb} {spec.name} on {session.description}")
         yield spec, session, out
 
 
-def _services(
+def services(
     spec: Any, session: Session, secrets: Any, state: LabState, config: Any = None
 ) -> dict[str, Any]:
     from hvlab.cli import _config_value
@@ -78,7 +77,7 @@ def _services(
         "host": session.host,
         "lab": spec,
         "secrets": secrets,
-        "creds": CredentialBook(spec, secrets, _credential),
+        "creds": CredentialBook(spec, secrets, credential),
         "state": state,
         "render_unattend": lambda vm: render_unattend(spec, vm, secrets),
     }
@@ -95,17 +94,17 @@ def up(
     state_base: Path | None = None,
 ) -> dict[str, Any]:
     started = time.monotonic()
-    with _on_host("up", config, lab, as_json, state_base, parallel) as (spec, session, out):
+    with on_host("up", config, lab, as_json, state_base, parallel) as (spec, session, out):
         folder = state_dir(spec.name, state_base)
         state = LabState(folder)
         if not session.simulated and not yes:
-            _confirm(f"Build lab {spec.name} on {session.description}?")
-        _say(out, "Nested virtualization is for labs and evaluation, not production clusters.")
-        secrets = _secrets(spec, session)
+            confirm(f"Build lab {spec.name} on {session.description}?")
+        say(out, "Nested virtualization is for labs and evaluation, not production clusters.")
+        secrets = lab_secrets(spec, session)
         reporter = progress.reporter(out)
         run = Run(
             build_steps(spec),
-            _services(spec, session, secrets, state, config),
+            services(spec, session, secrets, state, config),
             reporter,
             parallel=parallel,
             time_factor=session.time_factor,
@@ -128,7 +127,7 @@ def up(
             _diagnostics(session, spec, state, results, error)
         state.write_json("report.json", payload)
         for line in progress.summary_lines(results):
-            _say(out, line)
+            say(out, line)
         if as_json:
             print(json.dumps(payload, indent=2, default=str))
         if error is not None:
@@ -147,7 +146,7 @@ def min_wait() -> float:
         raise ConfigError(f"HVLAB_MIN_WAIT must be a number of seconds, not {raw!r}") from None
 
 
-def _confirm(question: str) -> None:
+def confirm(question: str) -> None:
     if not sys.stdin.isatty():
         raise ConfigError(f"{question} Pass --yes to confirm when not on a terminal.")
     answer = input(f"{question} [y/N] ").strip().lower()
@@ -242,12 +241,12 @@ def plan(
     state_base: Path | None = None,
 ) -> dict[str, Any]:
     """The same steps with every change recorded instead of made."""
-    with _on_host("plan", config, lab, as_json, state_base) as (spec, session, out):
-        secrets = _secrets(spec, session)
+    with on_host("plan", config, lab, as_json, state_base) as (spec, session, out):
+        secrets = lab_secrets(spec, session)
         state = LabState(state_dir(spec.name, state_base))
         run = Run(
             build_steps(spec),
-            _services(spec, session, secrets, state, config),
+            services(spec, session, secrets, state, config),
             progress.PlainReporter(open_devnull()),
             planning=True,
             time_factor=session.time_factor,
@@ -264,16 +263,14 @@ def plan(
     else:
         for r in results:
             if r.status == "would-change":
-                _say(
-                    out, f"  {r.name:<22} would change: {r.changes[0]} (then the rest of the step)"
-                )
+                say(out, f"  {r.name:<22} would change: {r.changes[0]} (then the rest of the step)")
             elif r.status == "blocked":
-                _say(out, f"  {r.name:<22} pending: {'; '.join(r.reasons)}")
+                say(out, f"  {r.name:<22} pending: {'; '.join(r.reasons)}")
             else:
-                _say(out, f"  {r.name:<22} no change: {'; '.join(r.reasons[:3])}")
+                say(out, f"  {r.name:<22} no change: {'; '.join(r.reasons[:3])}")
             for res in ahead.get(r.name, []):
-                _say(out, f"      + {res['kind']:<15} {res['name']}  {res['detail']}")
-        _say(
+                say(out, f"      + {res['kind']:<15} {res['name']}  {res['detail']}")
+        say(
             out,
             "nothing to change"
             if not payload["changes"]
@@ -317,259 +314,3 @@ def _planned_resources(spec: Any, results: list[StepResult]) -> dict[str, list[d
 
 def open_devnull() -> IO[str]:
     return open(os.devnull, "w", encoding="utf-8")
-
-
-# --- status ---------------------------------------------------------------------
-
-
-def status(
-    config: Any = None,
-    *,
-    lab: str | None = None,
-    as_json: bool = False,
-    state_base: Path | None = None,
-) -> dict[str, Any]:
-    with _on_host("status", config, lab, as_json, state_base) as (spec, session, out):
-        secrets = _secrets(spec, session)
-        services = _services(spec, session, secrets, LabState(state_dir(spec.name, state_base)))
-        data = collect_status(spec, session.host, services["creds"])
-    if as_json:
-        print(json.dumps(data, indent=2, default=str))
-    else:
-        _print_status(out, data)
-    return data
-
-
-def collect_status(spec: Any, host: Any, creds: CredentialBook) -> dict[str, Any]:
-    from hvlab.guest import Guest
-
-    data: dict[str, Any] = {
-        "lab": spec.name,
-        "vms": [],
-        "cluster": None,
-        "s2d": None,
-        "csv": [],
-        "ha_vms": [],
-    }
-    folder_is_ours = lab_folder_is_ours(host, spec)
-    for vm in spec.vms:
-        rec = first(host.run("Get-VM", Name=vm.name, **SILENT))
-        if rec is None or not owns_vm(rec, spec, folder_is_ours):
-            data["vms"].append({"name": vm.name, "state": "Missing" if rec is None else "NotOurs"})
-            continue
-        nics = host.run("Get-VMNetworkAdapter", VMName=vm.name)
-        disks = host.run("Get-VMHardDiskDrive", VMName=vm.name)
-        data["vms"].append(
-            {
-                "name": vm.name,
-                "role": vm.role,
-                "state": text(val(rec, "State")),
-                "uptime_seconds": _seconds(val(rec, "Uptime")),
-                "nics": [
-                    {
-                        "name": text(val(n, "Name")),
-                        "switch": text(val(n, "SwitchName")),
-                        "mac": text(val(n, "MacAddress")),
-                        "ips": [text(i) for i in (val(n, "IPAddresses") or [])],
-                    }
-                    for n in nics
-                ],
-                "data_disks": max(0, len(disks) - 1),
-            }
-        )
-    if not spec.nodes:
-        return data
-    node = spec.nodes[0].name
-
-    def g(cmd: str, **p: Any) -> list[Any]:
-        for cred in (creds.domain_admin, creds.local_admin):
-            try:
-                return Guest(host, node, cred).run(cmd, **p)
-            except HostError as err:
-                if "credential" not in err.message.lower():
-                    raise
-        return []
-
-    try:
-        cl = first(g("Get-Cluster", **SILENT))
-    except HostError as err:
-        data["cluster"] = {"error": err.message}
-        return data
-    if cl is None:
-        return data
-    quorum = first(g("Get-ClusterQuorum", **SILENT))
-    data["cluster"] = {
-        "name": text(val(cl, "Name")),
-        "address": str(spec.cluster.address),
-        "witness": text(val(quorum, "QuorumResource")) or None,
-        "nodes": [
-            {"name": text(val(n, "Name")), "state": text(val(n, "State"))}
-            for n in g("Get-ClusterNode")
-        ],
-    }
-    pool = first(g("Get-StoragePool", IsPrimordial=False, **SILENT))
-    if pool is not None:
-        members = [
-            d for d in g("Get-PhysicalDisk") if text(val(d, "CannotPoolReason")) == "In a Pool"
-        ]
-        data["s2d"] = {
-            "pool": {
-                "name": text(val(pool, "FriendlyName")),
-                "health": text(val(pool, "HealthStatus")),
-                "operational": text(val(pool, "OperationalStatus")),
-                "disks": len(members),
-            }
-        }
-    for csv in g("Get-ClusterSharedVolume", **SILENT):
-        info = val(csv, "SharedVolumeInfo")
-        info = info[0] if isinstance(info, list) and info else info
-        path = (
-            text(val(info, "FriendlyVolumeName"))
-            if info is not None and not isinstance(info, str)
-            else ""
-        )
-        name = text(val(csv, "Name"))
-        if not path and "(" in name:
-            path = f"C:\\ClusterStorage\\{name[name.index('(') + 1 : name.rindex(')')]}"
-        data["csv"].append(
-            {
-                "name": name,
-                "state": text(val(csv, "State")),
-                "path": path,
-                "owner_node": text(val(csv, "OwnerNode")),
-            }
-        )
-    for ha in spec.ha_vms:
-        grp = first(g("Get-ClusterGroup", Name=ha.name, **SILENT))
-        data["ha_vms"].append(
-            {
-                "name": ha.name,
-                "state": text(val(grp, "State")) if grp is not None else "Missing",
-                "owner_node": text(val(grp, "OwnerNode")) if grp is not None else None,
-            }
-        )
-    return data
-
-
-def _seconds(value: Any) -> float | None:
-    """A TimeSpan as seconds: pypsrp gives timedelta or an ISO 8601 duration."""
-    if value is None:
-        return None
-    total = getattr(value, "total_seconds", None)
-    if callable(total):
-        return round(float(total()), 1)
-    match = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?)?", text(value))
-    if not match:
-        return None
-    d, h, m, s = (float(g) if g else 0.0 for g in match.groups())
-    return round(((d * 24 + h) * 60 + m) * 60 + s, 1)
-
-
-def _print_status(out: IO[str], data: dict[str, Any]) -> None:
-    _say(out, f"lab {data['lab']}")
-    for vm in data["vms"]:
-        ips = ", ".join(ip for n in vm.get("nics", []) for ip in n["ips"])
-        _say(out, f"  VM {vm['name']:<12} {vm['state']:<8} {ips}")
-    cl = data.get("cluster")
-    if cl and "nodes" in cl:
-        nodes = ", ".join(f"{n['name']} {n['state']}" for n in cl["nodes"])
-        _say(out, f"  cluster {cl['name']} {cl['address']}: {nodes}; witness {cl['witness']}")
-    elif cl:
-        _say(out, f"  cluster: {cl.get('error')}")
-    if data.get("s2d"):
-        pool = data["s2d"]["pool"]
-        _say(out, f"  pool {pool['name']}: {pool['health']}, {pool['disks']} disks")
-    for csv in data["csv"]:
-        _say(out, f"  CSV {csv['path']} {csv['state']}")
-    for ha in data["ha_vms"]:
-        _say(out, f"  HA VM {ha['name']} {ha['state']} on {ha['owner_node']}")
-
-
-# --- down -----------------------------------------------------------------------
-
-
-def down(
-    config: Any = None,
-    *,
-    lab: str | None = None,
-    yes: bool = False,
-    as_json: bool = False,
-    state_base: Path | None = None,
-) -> dict[str, Any]:
-    """Remove what carries this lab's mark; leave everything else as it is."""
-    removed: list[str] = []
-    problems: list[str] = []
-    with _on_host("down", config, lab, as_json, state_base) as (spec, session, out):
-        host = session.host
-        targets = find_marked(spec, host)
-        if not any(targets.values()):
-            _say(out, "nothing of this lab is on the host")
-        else:
-            for kind, names in targets.items():
-                for name in names:
-                    shown = f"{name[1]} ({name[0]})" if isinstance(name, tuple) else name
-                    _say(out, f"  will remove {kind} {shown}")
-            if not yes:
-                _confirm(
-                    f"Remove {sum(len(v) for v in targets.values())} resources of lab {spec.name}?"
-                )
-
-        def attempt(what: str, fn: Any) -> None:
-            # Keep going when parts are already gone: down must always finish.
-            try:
-                fn()
-                removed.append(what)
-                _say(out, f"  removed {what}")
-            except HostError as err:
-                problems.append(f"{what}: {err}")
-                _say(out, f"  could not remove {what}: {err.message}")
-
-        for vm_id, name in targets["vm"]:
-            # By Id through the pipeline: another VM may share the name (R-20) and is not ours.
-            attempt(
-                f"VM {name}",
-                lambda i=vm_id: (
-                    host.pipeline(
-                        [("Get-VM", {"Id": i}), ("Stop-VM", {"TurnOff": True, "Force": True})]
-                    ),
-                    host.pipeline([("Get-VM", {"Id": i}), ("Remove-VM", {"Force": True})]),
-                ),
-            )
-        for folder in targets["folder"]:
-            attempt(
-                f"folder {folder}",
-                lambda f=folder: host.run("Remove-Item", Path=f, Recurse=True, Force=True),
-            )
-        for nat in targets["nat"]:
-            attempt(f"NAT {nat}", lambda n=nat: host.run("Remove-NetNat", Name=n, Confirm=False))
-        for switch in targets["switch"]:
-            attempt(
-                f"switch {switch}", lambda s=switch: host.run("Remove-VMSwitch", Name=s, Force=True)
-            )
-    payload = {"lab": spec.name, "removed": removed, "problems": problems}
-    if as_json:
-        print(json.dumps(payload, indent=2))
-    if problems:
-        raise StepError("down", "; ".join(problems))
-    _say(out, f"removed {len(removed)} resources of lab {spec.name}")
-    return payload
-
-
-def find_marked(spec: Any, host: Any) -> dict[str, list[Any]]:
-    """Everything on the host that carries this lab's mark."""
-    targets: dict[str, list[Any]] = {"vm": [], "folder": [], "nat": [], "switch": []}
-    root = spec.root
-    folder_is_ours = lab_folder_is_ours(host, spec)
-    for vm in host.run("Get-VM"):
-        # A VM without Notes counts only when the folder it lives in is ours.
-        if owns_vm(vm, spec, folder_is_ours):
-            targets["vm"].append((text(val(vm, "Id")), text(val(vm, "Name"))))
-    if folder_is_ours:
-        targets["folder"].append(root)
-    for nat in host.run("Get-NetNat", **SILENT):
-        if text(val(nat, "Name")) == f"{spec.name}-nat":
-            targets["nat"].append(text(val(nat, "Name")))
-    for sw in host.run("Get-VMSwitch"):
-        if has_mark(val(sw, "Notes"), spec.name):
-            targets["switch"].append(text(val(sw, "Name")))
-    return targets

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from hvlab import lab as labs
+from hvlab import status as lab_status
+from hvlab import teardown
 from hvlab.errors import OwnershipError, PreflightError, StepError
 from hvlab.paths import LABS, ROOT
 
@@ -68,7 +70,7 @@ def mutating(entries: list[dict]) -> list[str]:
 
 def status_json(capsys: pytest.CaptureFixture[str], lab: str | None = None) -> dict:
     capsys.readouterr()
-    labs.status(None, lab=lab, as_json=True)
+    lab_status.status(None, lab=lab, as_json=True)
     return json.loads(capsys.readouterr().out)
 
 
@@ -128,7 +130,7 @@ def test_default_lab_up_again_and_down(workdir: Path, capsys: pytest.CaptureFixt
     assert all(not s["changed"] for s in again["steps"])
     assert mutating(trace(workdir, "s2d-2node")) == [], "a complete lab gets no mutating call"
 
-    labs.down(None, yes=True)
+    teardown.down(None, yes=True)
     assert sim_world(workdir).snapshot() == fresh_snapshot()
 
 
@@ -137,7 +139,7 @@ def test_four_node_lab(workdir: Path, capsys: pytest.CaptureFixture[str]) -> Non
     labs.up(None, lab=str(lab_file), as_json=True)
     check_complete(workdir, capsys, lab_file, nodes=4)
     assert labs.up(None, lab=str(lab_file), as_json=True)["changed"] == 0
-    labs.down(None, lab=str(lab_file), yes=True)
+    teardown.down(None, lab=str(lab_file), yes=True)
     assert sim_world(workdir).snapshot() == fresh_snapshot()
 
 
@@ -174,7 +176,7 @@ def test_foreign_vm_with_a_lab_name_stops_up_and_survives_down(workdir: Path) ->
     ):
         labs.up(None)
     assert sim_world(workdir).snapshot() == before, "preflight created nothing"
-    labs.down(None, yes=True)
+    teardown.down(None, yes=True)
     world = sim_world(workdir)
     assert [vm.name for vm in world.host.hyperv.vms] == ["hvhost01"]
 
@@ -216,10 +218,10 @@ def test_a_guest_that_never_boots_fails_with_the_step_and_diagnostics(
 def test_passwords_appear_nowhere(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     texts = []
     labs.up(None, as_json=True, trace=str(workdir / "trace.jsonl"))
-    labs.status(None, as_json=True)
-    labs.status(None)
+    lab_status.status(None, as_json=True)
+    lab_status.status(None)
     labs.plan(None, as_json=True)
-    labs.down(None, yes=True, as_json=True)
+    teardown.down(None, yes=True, as_json=True)
     captured = capsys.readouterr()
     texts += [captured.out, captured.err]
     try:
@@ -267,7 +269,7 @@ def test_down_removes_only_the_labs_vm_when_another_shares_its_name(workdir: Pat
     _run(world, executor, ("New-VM", {"Name": "hvhost01", "Generation": 2, "NoVHD": True}))
     persist.save(world, path)
 
-    labs.down(None, yes=True)
+    teardown.down(None, yes=True)
     left = sim_world(workdir).host.hyperv.vms
     assert [(vm.name, vm.notes) for vm in left] == [("hvhost01", "")]
 

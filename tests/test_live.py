@@ -15,6 +15,8 @@ import os
 import pytest
 
 from hvlab import lab as labs
+from hvlab import status as lab_status
+from hvlab import teardown
 from hvlab.paths import LABS
 
 LIVE = os.environ.get("HVLAB_LIVE_HOST")
@@ -35,10 +37,10 @@ def test_live_lab_up_status_again_down(
     report = labs.up(None, lab=lab_file, yes=True, as_json=True)
     assert report["result"] == "ok"
     capsys.readouterr()
-    labs.status(None, lab=lab_file, as_json=True)
+    lab_status.status(None, lab=lab_file, as_json=True)
     status = json.loads(capsys.readouterr().out)
     assert all(n["state"] == "Up" for n in status["cluster"]["nodes"])
     assert status["s2d"]["pool"]["health"] == "Healthy"
     assert all(h["state"] == "Online" for h in status["ha_vms"])
     assert labs.up(None, lab=lab_file, yes=True, as_json=True)["changed"] == 0
-    labs.down(None, lab=lab_file, yes=True)
+    teardown.down(None, lab=lab_file, yes=True)

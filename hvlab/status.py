@@ -1,0 +1,176 @@
+"""lab.status: the lab as the host sees it (VMs, cluster, witness, S2D, CSVs, HA VMs)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import IO, Any
+
+from hvlab.creds import CredentialBook
+from hvlab.errors import HostError
+from hvlab.lab import credential, lab_secrets, on_host, say
+from hvlab.steps.common import SILENT, first, lab_folder_is_ours, owns_vm, text, val
+
+
+def status(
+    config: Any = None,
+    *,
+    lab: str | None = None,
+    as_json: bool = False,
+    state_base: Path | None = None,
+) -> dict[str, Any]:
+    with on_host("status", config, lab, as_json, state_base) as (spec, session, out):
+        secrets = lab_secrets(spec, session)
+        creds = CredentialBook(spec, secrets, credential)
+        data = collect_status(spec, session.host, creds)
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        _print_status(out, data)
+    return data
+
+
+def collect_status(spec: Any, host: Any, creds: CredentialBook) -> dict[str, Any]:
+    from hvlab.guest import Guest
+
+    data: dict[str, Any] = {
+        "lab": spec.name,
+        "vms": [],
+        "cluster": None,
+        "s2d": None,
+        "csv": [],
+        "ha_vms": [],
+    }
+    folder_is_ours = lab_folder_is_ours(host, spec)
+    for vm in spec.vms:
+        rec = first(host.run("Get-VM", Name=vm.name, **SILENT))
+        if rec is None or not owns_vm(rec, spec, folder_is_ours):
+            data["vms"].append({"name": vm.name, "state": "Missing" if rec is None else "NotOurs"})
+            continue
+        nics = host.run("Get-VMNetworkAdapter", VMName=vm.name)
+        disks = host.run("Get-VMHardDiskDrive", VMName=vm.name)
+        data["vms"].append(
+            {
+                "name": vm.name,
+                "role": vm.role,
+                "state": text(val(rec, "State")),
+                "uptime_seconds": _seconds(val(rec, "Uptime")),
+                "nics": [
+                    {
+                        "name": text(val(n, "Name")),
+                        "switch": text(val(n, "SwitchName")),
+                        "mac": text(val(n, "MacAddress")),
+                        "ips": [text(i) for i in (val(n, "IPAddresses") or [])],
+                    }
+                    for n in nics
+                ],
+                "data_disks": max(0, len(disks) - 1),
+            }
+        )
+    if not spec.nodes:
+        return data
+    node = spec.nodes[0].name
+
+    def g(cmd: str, **p: Any) -> list[Any]:
+        for cred in (creds.domain_admin, creds.local_admin):
+            try:
+                return Guest(host, node, cred).run(cmd, **p)
+            except HostError as err:
+                if "credential" not in err.message.lower():
+                    raise
+        return []
+
+    try:
+        cl = first(g("Get-Cluster", **SILENT))
+    except HostError as err:
+        data["cluster"] = {"error": err.message}
+        return data
+    if cl is None:
+        return data
+    quorum = first(g("Get-ClusterQuorum", **SILENT))
+    data["cluster"] = {
+        "name": text(val(cl, "Name")),
+        "address": str(spec.cluster.address),
+        "witness": text(val(quorum, "QuorumResource")) or None,
+        "nodes": [
+            {"name": text(val(n, "Name")), "state": text(val(n, "State"))}
+            for n in g("Get-ClusterNode")
+        ],
+    }
+    pool = first(g("Get-StoragePool", IsPrimordial=False, **SILENT))
+    if pool is not None:
+        members = [
+            d for d in g("Get-PhysicalDisk") if text(val(d, "CannotPoolReason")) == "In a Pool"
+        ]
+        data["s2d"] = {
+            "pool": {
+                "name": text(val(pool, "FriendlyName")),
+                "health": text(val(pool, "HealthStatus")),
+                "operational": text(val(pool, "OperationalStatus")),
+                "disks": len(members),
+            }
+        }
+    for csv in g("Get-ClusterSharedVolume", **SILENT):
+        info = val(csv, "SharedVolumeInfo")
+        info = info[0] if isinstance(info, list) and info else info
+        path = (
+            text(val(info, "FriendlyVolumeName"))
+            if info is not None and not isinstance(info, str)
+            else ""
+        )
+        name = text(val(csv, "Name"))
+        if not path and "(" in name:
+            path = f"C:\\ClusterStorage\\{name[name.index('(') + 1 : name.rindex(')')]}"
+        data["csv"].append(
+            {
+                "name": name,
+                "state": text(val(csv, "State")),
+                "path": path,
+                "owner_node": text(val(csv, "OwnerNode")),
+            }
+        )
+    for ha in spec.ha_vms:
+        grp = first(g("Get-ClusterGroup", Name=ha.name, **SILENT))
+        data["ha_vms"].append(
+            {
+                "name": ha.name,
+                "state": text(val(grp, "State")) if grp is not None else "Missing",
+                "owner_node": text(val(grp, "OwnerNode")) if grp is not None else None,
+            }
+        )
+    return data
+
+
+def _seconds(value: Any) -> float | None:
+    """A TimeSpan as seconds: pypsrp gives timedelta or an ISO 8601 duration."""
+    if value is None:
+        return None
+    total = getattr(value, "total_seconds", None)
+    if callable(total):
+        return round(float(total()), 1)
+    match = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?)?", text(value))
+    if not match:
+        return None
+    d, h, m, s = (float(g) if g else 0.0 for g in match.groups())
+    return round(((d * 24 + h) * 60 + m) * 60 + s, 1)
+
+
+def _print_status(out: IO[str], data: dict[str, Any]) -> None:
+    say(out, f"lab {data['lab']}")
+    for vm in data["vms"]:
+        ips = ", ".join(ip for n in vm.get("nics", []) for ip in n["ips"])
+        say(out, f"  VM {vm['name']:<12} {vm['state']:<8} {ips}")
+    cl = data.get("cluster")
+    if cl and "nodes" in cl:
+        nodes = ", ".join(f"{n['name']} {n['state']}" for n in cl["nodes"])
+        say(out, f"  cluster {cl['name']} {cl['address']}: {nodes}; witness {cl['witness']}")
+    elif cl:
+        say(out, f"  cluster: {cl.get('error')}")
+    if data.get("s2d"):
+        pool = data["s2d"]["pool"]
+        say(out, f"  pool {pool['name']}: {pool['health']}, {pool['disks']} disks")
+    for csv in data["csv"]:
+        say(out, f"  CSV {csv['path']} {csv['state']}")
+    for ha in data["ha_vms"]:
+        say(out, f"  HA VM {ha['name']} {ha['state']} on {ha['owner_node']}")
