@@ -353,6 +353,60 @@ class FileSystem:
                 yield base + "\\" + "\\".join(parts), child
 
 
+# FileSystem provider failures as PowerShell reports them (en-US): kind ->
+# (message, error id, category, exception). {path} and {detail} come from the error.
+_FS_ERRORS: dict[str, tuple[str, str, str, str]] = {
+    "no_drive": (
+        "{detail}",
+        "DriveNotFound",
+        "ObjectNotFound",
+        "System.Management.Automation.DriveNotFoundException",
+    ),
+    "not_found": (
+        "Cannot find path '{path}' because it does not exist.",
+        "PathNotFound",
+        "ObjectNotFound",
+        "System.Management.Automation.ItemNotFoundException",
+    ),
+    "no_space": (
+        "There is not enough space on the disk.",
+        "System.IO.IOException",
+        "WriteError",
+        "System.IO.IOException",
+    ),
+    "exists": (
+        "An item with the specified name {path} already exists.",
+        "DirectoryExist",
+        "ResourceExists",
+        "System.IO.IOException",
+    ),
+    "not_empty": (
+        "The item at {path} has children and the Recurse parameter was not specified.",
+        "DirectoryNotEmpty",
+        "WriteError",
+        "System.IO.IOException",
+    ),
+    "is_dir": (
+        "Access to the path '{path}' is denied.",
+        "UnauthorizedAccessError",
+        "PermissionDenied",
+        "System.UnauthorizedAccessException",
+    ),
+    "read_only": (
+        "The media is write protected.",
+        "System.IO.IOException",
+        "WriteError",
+        "System.IO.IOException",
+    ),
+}
+_FS_OTHER = (
+    "The given path's format is not supported: {path}",
+    "ItemExistsNotSupportedError",
+    "InvalidArgument",
+    "System.NotSupportedException",
+)
+
+
 def fs_error_to_ps(err: FsError, cmdlet: str, *, item: str = "Item") -> PSError:
     """The ErrorRecord PowerShell writes for a file-system failure in `cmdlet`.
 
@@ -360,67 +414,12 @@ def fs_error_to_ps(err: FsError, cmdlet: str, *, item: str = "Item") -> PSError:
     .NET class name as PowerShell does.
     """
     cls = "Microsoft.PowerShell.Commands." + cmdlet.replace("-", "") + "Command"
-    if err.kind in ("not_found", "no_drive"):
-        if err.kind == "no_drive":
-            return PSError(
-                err.detail,
-                fqid=f"DriveNotFound,{cls}",
-                category="ObjectNotFound",
-                exception="System.Management.Automation.DriveNotFoundException",
-                target=err.path,
-            )
-        return PSError(
-            f"Cannot find path '{err.path}' because it does not exist.",
-            fqid=f"PathNotFound,{cls}",
-            category="ObjectNotFound",
-            exception="System.Management.Automation.ItemNotFoundException",
-            target=err.path,
-        )
-    if err.kind == "no_space":
-        return PSError(
-            "There is not enough space on the disk.",
-            fqid=f"System.IO.IOException,{cls}",
-            category="WriteError",
-            exception="System.IO.IOException",
-            target=err.path,
-        )
-    if err.kind == "exists":
-        return PSError(
-            f"An item with the specified name {err.path} already exists.",
-            fqid=f"DirectoryExist,{cls}",
-            category="ResourceExists",
-            exception="System.IO.IOException",
-            target=err.path,
-        )
-    if err.kind == "not_empty":
-        return PSError(
-            f"The item at {err.path} has children and the Recurse parameter was not specified.",
-            fqid=f"DirectoryNotEmpty,{cls}",
-            category="WriteError",
-            exception="System.IO.IOException",
-            target=err.path,
-        )
-    if err.kind == "is_dir":
-        return PSError(
-            f"Access to the path '{err.path}' is denied.",
-            fqid=f"UnauthorizedAccessError,{cls}",
-            category="PermissionDenied",
-            exception="System.UnauthorizedAccessException",
-            target=err.path,
-        )
-    if err.kind == "read_only":
-        return PSError(
-            "The media is write protected.",
-            fqid=f"System.IO.IOException,{cls}",
-            category="WriteError",
-            exception="System.IO.IOException",
-            target=err.path,
-        )
+    message, error_id, category, exception = _FS_ERRORS.get(err.kind, _FS_OTHER)
     return PSError(
-        f"The given path's format is not supported: {err.path}",
-        fqid=f"ItemExistsNotSupportedError,{cls}",
-        category="InvalidArgument",
-        exception="System.NotSupportedException",
+        message.format(path=err.path, detail=err.detail),
+        fqid=f"{error_id},{cls}",
+        category=category,
+        exception=exception,
         target=err.path,
     )
 
