@@ -33,22 +33,18 @@ def guest_script(name: str) -> str:
 def classify(err: HostError) -> str:
     """Sort a PowerShell Direct failure into what a wait may retry (R-34).
 
-    Windows localises the messages (R-88), so the error id decides first and the
-    en-US text is only the fallback.
+    Windows localises the messages (R-88) and documents no error ids for these
+    cases, so a known id decides where there is one and the en-US text otherwise.
     """
-    eid = (err.error_id or "").lower()
+    eid = (err.error_id or "").split(",", 1)[0]
     msg = err.message.lower()
-    if "psdirect" in eid and "credential" in eid:
-        return BAD_CREDENTIAL
+    if eid in ("PSSessionStateBroken", "JobFailure"):
+        return NOT_READY  # the session broke: guest not up yet, or restarting (R-37, R-82)
     if "credential is invalid" in msg:
         return BAD_CREDENTIAL
     if "does not resolve to any virtual machine" in msg:
         return NO_SUCH_VM
-    if (
-        "remote session might have ended" in msg
-        or "i/o operation has been aborted" in msg
-        or "psdirect" in eid
-    ):
+    if "remote session might have ended" in msg or "i/o operation has been aborted" in msg:
         return NOT_READY
     return OTHER
 
