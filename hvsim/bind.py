@@ -314,14 +314,8 @@ def _text(value: Any) -> str:
     """A value as PowerShell prints it inside an error message."""
     if isinstance(value, bool):
         return "True" if value else "False"
-    if isinstance(value, (list, tuple)):
-        return "System.Object[]"
-    if isinstance(value, dict):
-        return "System.Collections.Hashtable"
-    if isinstance(value, objects.SecureString):
-        return "System.Security.SecureString"
-    if isinstance(value, objects.Credential):
-        return "System.Management.Automation.PSCredential"
+    if isinstance(value, (list, tuple, dict, objects.SecureString, objects.Credential)):
+        return _clr_name(value)  # these print as their type name
     if isinstance(value, objects.ScriptBlock):
         return value.text
     if isinstance(value, objects.PSObj):

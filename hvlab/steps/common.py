@@ -53,7 +53,7 @@ def owns_vm(rec: Any, lab: Any, folder_is_ours: bool) -> bool:
 
 def lab_folder_is_ours(host: Any, lab: Any) -> bool:
     """The lab folder carries a mark file naming the lab (written by the folder step)."""
-    marker = host.run("Get-Content", Path=f"{lab.root}\\.hvlab-lab", ErrorAction="SilentlyContinue")
+    marker = host.run("Get-Content", Path=lab.marker_path, ErrorAction="SilentlyContinue")
     return "\n".join(text(m) for m in marker).strip() == lab.name
 
 
@@ -81,13 +81,6 @@ def first(records: Iterable[Any]) -> Any:
 
 def text(value: Any) -> str:
     return "" if value is None else str(value)
-
-
-def lab_switch(lab: Any, name: str) -> Any:
-    for sw in lab.switches:
-        if sw.name == name:
-            return sw
-    raise KeyError(name)
 
 
 def same_path(a: Any, b: Any) -> bool:

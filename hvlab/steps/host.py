@@ -240,7 +240,7 @@ def lab_folder(ctx: StepContext) -> None:
     """The lab root with its mark file, so lab.down knows the folder is the lab's."""
     host, lab = ctx.host, ctx.lab
     root = lab.root
-    mark_file = f"{root}\\.hvlab-lab"
+    mark_file = lab.marker_path
     if not _true(host.run("Test-Path", Path=root)):
         ctx.change(
             f"New-Item {root}",

@@ -9,7 +9,6 @@ from hvlab.errors import OwnershipError, StepError
 from hvlab.steps.common import (
     SILENT,
     first,
-    lab_switch,
     notes_text,
     owns_vm,
     same_path,
@@ -20,24 +19,12 @@ from hvlab.steps.common import (
 PANTHER = "Windows\\Panther"  # where a generalized image looks for its answer file
 
 
-def vm_folder(ctx: StepContext, vm: Any) -> str:
-    return f"{ctx.lab.root}\\{vm.name}"
-
-
-def os_disk_path(ctx: StepContext, vm: Any) -> str:
-    return f"{vm_folder(ctx, vm)}\\{vm.name}-os.vhdx"
-
-
-def data_disk_path(ctx: StepContext, vm: Any, index: int) -> str:
-    return f"{vm_folder(ctx, vm)}\\{vm.name}-data{index}.vhdx"
-
-
 def build_vm(ctx: StepContext, vm: Any) -> None:
     host, lab = ctx.host, ctx.lab
-    folder = vm_folder(ctx, vm)
-    os_disk = os_disk_path(ctx, vm)
+    folder = lab.vm_folder(vm)
+    os_disk = lab.os_disk_path(vm)
     image = lab.host.images[vm.image]
-    mgmt_switch = lab_switch(lab, vm.nics[0].switch).host_name
+    mgmt_switch = lab.switch(vm.nics[0].switch).host_name
 
     found = host.run("Get-VM", Name=vm.name, **SILENT)
     if len(found) > 1:
@@ -70,11 +57,7 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
 
     state = text(val(current, "State"))
     off = state == "Off"
-    data_paths = (
-        [data_disk_path(ctx, vm, i) for i in range(1, vm.data_disks + 1)]
-        if vm.role == "node"
-        else []
-    )
+    data_paths = lab.data_disk_paths(vm) if vm.role == "node" else []
     # The VM's facts in one parallel batch: none depends on another.
     proc, fw, adapters, drives, os_vhd = host.map(
         [
@@ -292,7 +275,7 @@ def _nics(ctx: StepContext, vm: Any, off: bool, found: list[Any]) -> None:
         }
     nested = vm.role == "node"
     for nic in vm.nics:
-        switch = lab_switch(lab, nic.switch).host_name
+        switch = lab.switch(nic.switch).host_name
         adapter = adapters.get(nic.name)
         if adapter is None:
             ctx.change(
