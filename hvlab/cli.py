@@ -12,19 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hvlab.paths import DEFAULT_LAB, ROOT
+from hvlab import paths
 
 
 def lab_path(config: Any = None, lab: str | None = None) -> Path:
-    """The lab file: `lab` as given, else the config's hvlab.lab (relative to the
-    project root), else labs/s2d-2node.yaml in the project."""
-    if lab:
-        return Path(lab)
-    configured = _config_value(config, "lab")
-    if configured:
-        path = Path(str(configured))
-        return path if path.is_absolute() else ROOT / path
-    return DEFAULT_LAB
+    """The lab file a task works on (hvlab.paths.lab_path)."""
+    return paths.lab_path(config, lab)[0]
 
 
 def _config_value(config: Any, key: str) -> Any:
@@ -44,6 +37,12 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def described(path: Path, how: str) -> str:
+    """The lab file as a task's first line names it: where it is, and when it is the
+    copy inside the package, that it is."""
+    return f"{_shown(path)} ({how})" if "shipped" in how else _shown(path)
+
+
 def _emit(text: str) -> None:
     """Print, and stay quiet when the reader went away (`invoke lab.schema | head`)."""
     try:
@@ -54,13 +53,13 @@ def _emit(text: str) -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
-def validate(lab: str | None = None) -> None:
+def validate(config: Any = None, lab: str | None = None) -> None:
     """Print a one-line summary of a valid lab (and its warnings), or raise SpecError."""
     from hvlab.spec import load_lab
 
-    path = lab_path(None, lab)
+    path, how = paths.lab_path(config, lab)
     spec = load_lab(path)
-    print(f"{_shown(path)}: lab {spec.name} is valid: {spec.totals().summary()}")
+    print(f"{described(path, how)}: lab {spec.name} is valid: {spec.totals().summary()}")
     for warning in spec.warnings:
         print(f"warning: {warning}", file=sys.stderr)
 
@@ -77,7 +76,7 @@ def schema() -> None:
     _emit(json.dumps(document, indent=2, sort_keys=True))
 
 
-def render(lab: str | None = None, out: str | None = None) -> None:
+def render(config: Any = None, lab: str | None = None, out: str | None = None) -> None:
     """Write unattend.xml and guest.json per VM into `out`; print only where they went."""
     from hvlab.errors import ConfigError
     from hvlab.render import render_all
@@ -86,7 +85,7 @@ def render(lab: str | None = None, out: str | None = None) -> None:
 
     if not out:
         raise ConfigError("lab.render needs --out FOLDER")
-    spec = load_lab(lab_path(None, lab))
+    spec = load_lab(lab_path(config, lab))
     secrets = resolve_secrets(spec, prompt=sys.stdin.isatty())
     try:
         written = render_all(spec, secrets, out)
@@ -163,3 +162,10 @@ def status(config: Any = None, lab: str | None = None, as_json: bool = False) ->
     from hvlab import status as lab_status
 
     lab_status.status(config, lab=lab, as_json=as_json)
+
+
+def rule(number: str) -> None:
+    """Print one entry of the rule reference (hvlab/rules.md)."""
+    from hvlab import rules
+
+    _emit(rules.lookup(number))

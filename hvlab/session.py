@@ -37,7 +37,10 @@ class Session:
 
 
 def sim_state_path(base: Path | None = None) -> Path:
-    return (base or Path.cwd() / ".hvlab") / "sim" / "host.state"
+    """The embedded simulated host's state, under hvlab's home (hvlab.paths.home)."""
+    from hvlab.paths import home
+
+    return (base or home()) / "sim" / "host.state"
 
 
 def embedded_timescale(env: dict[str, str] | None = None) -> float:
@@ -69,13 +72,21 @@ def open_session(
             yield Session(host, False, f"host {settings.host}", factor)
         return
 
+    from hvsim import catalog as sim_catalog
     from hvsim import faults as sim_faults
     from hvsim import persist
     from hvsim.model.world import World
     from hvsim.server import serve_in_thread
 
     timescale = embedded_timescale()
-    path = sim_state_path(state_base)
+    try:
+        # Every call is bound against the catalog: a broken install fails here, at once.
+        sim_catalog.catalog()
+    except sim_catalog.CatalogError as err:
+        raise ConfigError(str(err)) from None
+    from hvlab.paths import home
+
+    path = sim_state_path(state_base or home(config))
     if path.exists():
         try:
             world = persist.load(path, timescale=timescale)
