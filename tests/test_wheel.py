@@ -155,6 +155,9 @@ def test_hvlab_lists_its_tasks_from_any_folder(installed: Path, tmp_path: Path) 
     assert unknown.returncode == 2
     assert "No idea what 'lab.nosuch' is" in unknown.stderr
     assert "lab.up" in unknown.stdout and "Traceback" not in unknown.stderr
+    rule = _run(installed, tmp_path, "hvlab", "rule", "R-38")
+    assert rule.returncode == 0, rule.stderr
+    assert rule.stdout.startswith("### R-38 ") and "**Windows:**" in rule.stdout
 
 
 def test_validate_up_down_from_an_empty_folder(installed: Path, tmp_path: Path) -> None:
