@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from project import ROOT
 
 from hvlab import rules
-from hvlab.paths import ROOT
 
 SCANNED = ("hvlab", "hvsim", "templates", "unattend", "labs", "tasks.py", "README.md", "docs")
 TEXT_SUFFIXES = {".py", ".ps1", ".j2", ".yaml", ".yml", ".md", ".json", ".txt", ".toml", ".cfg"}
