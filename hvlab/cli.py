@@ -76,15 +76,26 @@ def schema() -> None:
     _emit(json.dumps(document, indent=2, sort_keys=True))
 
 
-def render(config: Any = None, lab: str | None = None, out: str | None = None) -> None:
-    """Write unattend.xml and guest.json per VM into `out`; print only where they went."""
+def render(
+    config: Any = None, lab: str | None = None, out: str | None = None, diagram: bool = False
+) -> None:
+    """Write unattend.xml and guest.json per VM into `out`; print only where they went.
+    With `diagram`, write only the lab's topology picture (needs no password)."""
     from hvlab.errors import ConfigError
     from hvlab.render import render_all
     from hvlab.secrets import resolve_secrets
     from hvlab.spec import load_lab
 
+    if diagram:
+        from hvlab import pictures
+
+        spec = load_lab(lab_path(config, lab))
+        folder = Path(out or ".")
+        written = pictures.topology(spec, folder / f"{spec.name}-topology.svg")
+        print(f"wrote the topology of lab {spec.name} to {written}")
+        return
     if not out:
-        raise ConfigError("lab.render needs --out FOLDER")
+        raise ConfigError("lab.render needs --out FOLDER (or --diagram for a picture)")
     spec = load_lab(lab_path(config, lab))
     secrets = resolve_secrets(spec, prompt=sys.stdin.isatty())
     try:
@@ -169,3 +180,41 @@ def rule(number: str) -> None:
     from hvlab import rules
 
     _emit(rules.lookup(number))
+
+
+def report(
+    config: Any = None,
+    lab: str | None = None,
+    timeline: str | None = None,
+    report_file: str | None = None,
+) -> None:
+    """Summarise the last lab.up's report; with `timeline`, draw it (SVG or PNG)."""
+    from hvlab.errors import ConfigError
+    from hvlab.spec import load_lab
+
+    if report_file:
+        source = Path(report_file)
+    else:
+        spec = load_lab(lab_path(config, lab))
+        source = paths.state_dir(spec.name, paths.home(config)) / "report.json"
+    try:
+        data = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"no report at {source}: run lab.up first") from None
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot read the report {source}: {err}") from None
+    if timeline:
+        from hvlab import pictures
+
+        written = pictures.timeline(data, timeline)
+        print(f"wrote the timeline of lab {data.get('lab')} to {written}")
+        return
+    steps = data.get("steps", [])
+    clock = "modelled s" if data.get("clock") == "modelled" else "s"
+    _emit(
+        f"lab {data.get('lab')}: {data.get('result')}, {len(steps)} steps, "
+        f"{data.get('changed', 0)} changed, {data.get('wall_seconds', 0):.1f} s wall"
+    )
+    longest = sorted(steps, key=lambda s: -(s.get("host_seconds") or 0.0))[:5]
+    for s in longest:
+        _emit(f"  {s['step']:<22} {s.get('host_seconds') or 0:9.1f} {clock}  {s['status']}")

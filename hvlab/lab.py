@@ -117,6 +117,7 @@ def up(
             time_factor=session.time_factor,
             min_deadline=min_wait(),
             on_step_done=state.record_step,
+            clock=session.clock,
         )
         error: HvlabError | None = None
         try:
@@ -175,6 +176,8 @@ def _report(
         "steps": [r.to_json() for r in results],
     }
     modelled = session.modelled_seconds()
+    # Which clock the steps' start_seconds and host_seconds were read from.
+    payload["clock"] = "real" if modelled is None else "modelled"
     if modelled is not None:
         payload["modelled_clock_seconds"] = round(modelled, 1)
     return payload

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import os
 import secrets as pysecrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,11 @@ class Session:
         if self.world is None:
             return None
         return float(self.world.clock.now())
+
+    def clock(self) -> float:
+        """The host's clock: modelled seconds on the embedded host, real ones otherwise."""
+        modelled = self.modelled_seconds()
+        return time.monotonic() if modelled is None else modelled
 
 
 def sim_state_path(base: Path | None = None) -> Path:

@@ -102,12 +102,40 @@ def validate(c, lab=None):
     _run(cli.validate, c.config, lab=lab)
 
 
-@task(help={"lab": LAB_HELP, "out": "Folder to write the rendered files to."})
-def render(c, out, lab=None):
-    """Write every rendered file (unattend.xml, guest data) per VM, for inspection."""
+@task(
+    help={
+        "lab": LAB_HELP,
+        "out": "Folder to write the rendered files to (with --diagram: default here).",
+        "diagram": "Write only a picture of the lab's topology, <lab>-topology.svg.",
+    }
+)
+def render(c, out=None, lab=None, diagram=False):
+    """Write every rendered file (unattend.xml, guest data) per VM, for inspection.
+
+    With --diagram, draw the lab instead: host, switches and subnets, VMs and their
+    NICs, the cluster, its CSVs and HA VMs (needs matplotlib: hvlab[pictures]).
+    """
     from hvlab import cli
 
-    _run(cli.render, c.config, lab=lab, out=out)
+    _run(cli.render, c.config, lab=lab, out=out, diagram=diagram)
+
+
+@task(
+    help={
+        "lab": LAB_HELP,
+        "timeline": "Draw the run as a chart of steps per VM over time, to this .svg or .png file.",
+        "report": "A report.json to read instead of the lab's last one.",
+    }
+)
+def report(c, lab=None, timeline=None, report=None):
+    """Summarise the last lab.up: result, steps, where the time went.
+
+    With --timeline FILE, draw it: one row per VM, a bar per step coloured by phase,
+    on the host's clock (modelled seconds on the simulated host).
+    """
+    from hvlab import cli
+
+    _run(cli.report, c.config, lab=lab, timeline=timeline, report_file=report)
 
 
 @task
@@ -182,6 +210,6 @@ def rule(c, number):
     _run(cli.rule, number)
 
 
-lab = Collection("lab", up, down, status, plan, validate, render, schema)
+lab = Collection("lab", up, down, status, plan, validate, render, report, schema)
 sim = Collection("sim", serve, show)
 ns = Collection(lab, sim, rule)
