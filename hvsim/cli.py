@@ -24,8 +24,8 @@ def serve(
 ) -> None:
     """Serve the simulated host on 127.0.0.1 until interrupted.
 
-    Prints exactly one line, `hvsim listening on <url>`, once connections are
-    accepted. Without a password (--password or HVSIM_PASSWORD) it exits with
+    Prints exactly one line, `hvsim listening on <url> (user ..., ...)`, once
+    connections are accepted: the URL, then which account clients log on with. Without a password (--password or HVSIM_PASSWORD) it exits with
     code 2 and says how to give one.
     """
     from hvsim import persist, server
@@ -33,6 +33,7 @@ def serve(
     from hvsim.model.world import World
 
     user = user or os.environ.get("HVSIM_USER") or DEFAULT_USER
+    password_given = bool(password)
     password = password or os.environ.get("HVSIM_PASSWORD")
     if not password:
         _exit(
@@ -77,7 +78,12 @@ def serve(
         )
     except OSError as exc:
         _exit(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}")
-    print(f"hvsim listening on {running.url}", flush=True)
+    # One line; the URL first (scripts read it), then how to log on.
+    source = "--password" if password_given else "HVSIM_PASSWORD"
+    print(
+        f"hvsim listening on {running.url} (user {user}, password from {source}, auth {auth})",
+        flush=True,
+    )
     try:
         running.serve_forever()
     except KeyboardInterrupt:
@@ -103,8 +109,10 @@ def show(state: str | None = None) -> None:
     from hvsim.show import build_tree
 
     path = state or os.environ.get("HVSIM_STATE")
-    # Without one, the state the embedded host of `invoke lab.*` keeps in this folder.
-    embedded = os.path.join(os.getcwd(), ".hvlab", "sim", "host.state")
+    # Without one, the state the embedded host of `hvlab lab.*` keeps under HVLAB_HOME
+    # (default .hvlab/ in this folder).
+    home = os.environ.get("HVLAB_HOME") or os.path.join(os.getcwd(), ".hvlab")
+    embedded = os.path.join(home, "sim", "host.state")
     if not path and os.path.exists(embedded):
         path = embedded
     if path:
