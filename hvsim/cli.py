@@ -30,7 +30,7 @@ def serve(
     """
     from hvsim import persist, server
     from hvsim.faults import Faults
-    from hvsim.model.world import World
+    from hvsim.model.world import HostProfile, World, parse_volumes
 
     user = user or os.environ.get("HVSIM_USER") or DEFAULT_USER
     password_given = bool(password)
@@ -61,7 +61,9 @@ def serve(
             if fault_spec:
                 world.faults = Faults.parse(fault_spec, seed=world.seed)
         else:
-            world = World.create(timescale=scale, faults=fault_spec or None)
+            volumes = os.environ.get("HVSIM_VOLUMES")
+            profile = HostProfile(volumes=parse_volumes(volumes)) if volumes else None
+            world = World.create(profile=profile, timescale=scale, faults=fault_spec or None)
     except (ValueError, persist.StateFileError) as exc:
         _exit(f"cannot start the simulated host: {exc}")
     try:
