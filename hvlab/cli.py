@@ -169,3 +169,20 @@ def rule(number: str) -> None:
     from hvlab import rules
 
     _emit(rules.lookup(number))
+
+
+# --- base images ---------------------------------------------------------------------
+
+
+def image_build(config: Any = None, **options: Any) -> None:
+    """Build a base image from an ISO on the host; see hvlab.image."""
+    from hvlab import image
+
+    image.build(config, **options)
+
+
+def image_list(config: Any = None, folder: str | None = None, as_json: bool = False) -> None:
+    """List the images in the host's image folder; see hvlab.image."""
+    from hvlab import image
+
+    image.list_images(config, folder=folder, as_json=as_json)
