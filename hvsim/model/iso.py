@@ -109,23 +109,33 @@ class Medium:
 
 
 def manifest_bytes(
-    indexes: list[WimIndex], *, label: str = "SSS_X64FRE_EN-US_DV9", image_file: str = "install.wim"
+    indexes: list[WimIndex],
+    *,
+    label: str = "SSS_X64FRE_EN-US_DV9",
+    image_file: str = "install.wim",
+    padding: int = 0,
 ) -> bytes:
-    """The bytes of a modelled ISO file holding `indexes` (what tests write to a host)."""
+    """The bytes of a modelled ISO file holding `indexes` (what tests write to a host),
+    followed by `padding` bytes that stand for the rest of the medium."""
     body = {
         "label": label,
         "image_file": image_file,
         "indexes": [i.to_json() for i in indexes],
     }
-    return MAGIC + json.dumps(body, sort_keys=True).encode("utf-8") + b"\n"
+    head = MAGIC + json.dumps(body, sort_keys=True).encode("utf-8") + b"\n"
+    filler = bytes((n * 131 + 7) % 251 for n in range(min(padding, 4096)))
+    return head + (filler * (padding // 4096 + 1))[:padding] if padding else head
 
 
 def parse_manifest(data: Any) -> Medium | None:
     """The medium an ISO file's bytes describe, or None when they are no manifest."""
     if not isinstance(data, bytes | bytearray) or not bytes(data).startswith(MAGIC):
         return None
+    # One JSON line after the magic; what follows (padding a test adds to make the
+    # file larger) is the rest of the medium and not read.
+    line = bytes(data)[len(MAGIC) :].split(b"\n", 1)[0]
     try:
-        body = json.loads(bytes(data)[len(MAGIC) :].decode("utf-8"))
+        body = json.loads(line.decode("utf-8"))
         indexes = [WimIndex.from_json(i) for i in body["indexes"]]
         label = str(body.get("label", ""))
         image_file = str(body.get("image_file", "install.wim"))
