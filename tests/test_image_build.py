@@ -344,6 +344,24 @@ def test_a_killed_build_then_a_rebuild(served_host: tuple[Any, dict[str, str]]) 
         assert bootable(disk) and not disk.attached
 
 
+def test_an_interrupted_build_removes_what_it_made(served_host: tuple[Any, dict[str, str]]) -> None:
+    world, env = served_host
+    proc = _controller(env, "--iso", ISO, "--name", "img")
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:  # bounded: the child ends or is interrupted below
+        seen.append(line)
+        if line.startswith("applying "):
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=120)
+    assert proc.returncode == 130, "".join(seen)
+    time.sleep(2.5)  # the host finishes the call it was running
+    with world.lock:
+        assert not [f for f in files(world) if f.startswith("img")], files(world)
+        assert mounted_isos(world) == []
+
+
 # --- --iso-local: upload with progress, checksum and resume (R-122) ----------------------
 
 
