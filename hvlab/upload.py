@@ -73,7 +73,7 @@ def upload(
     remote: str,
     *,
     chunk_bytes: int = CHUNK_BYTES,
-    progress: Callable[[int, int, float], None] | None = None,
+    progress: Callable[[int, int, float, int], None] | None = None,
     note: Callable[[str], None] | None = None,
 ) -> Uploaded:
     """Put `local` on the host at `remote` (an absolute Windows path, validated by the caller)."""
@@ -99,7 +99,7 @@ def upload(
         while offset < size:
             offset = _send(host, fh, partial, offset, min(chunk_bytes, size - offset), size)
             if progress is not None:
-                progress(offset, size, time.monotonic() - t0)
+                progress(offset, size, time.monotonic() - t0, offset - started_at)
     if offset == 0:
         # An empty file: create it so the rename below has something to rename.
         _send(host, None, partial, 0, 0, size)
@@ -156,19 +156,21 @@ def _chunk_script() -> str:
 
 def progress_printer(
     name: str, emit: Callable[[str], None], every: float = 2.0
-) -> Callable[[int, int, float], None]:
-    """A progress callback that prints a line at most every `every` seconds, and at the end."""
+) -> Callable[[int, int, float, int], None]:
+    """A progress callback that prints a line at most every `every` seconds, and at the
+    end: how far the file is, and the rate of what this run sent."""
     last = [0.0]
 
-    def show(done: int, total: int, seconds: float) -> None:
+    def show(done: int, total: int, seconds: float, sent: int) -> None:
         now = time.monotonic()
         if done < total and now - last[0] < every:
             return
         last[0] = now
-        rate = done / seconds / 2**20 if seconds > 0 else 0.0
+        rate = sent / seconds / 2**20 if seconds > 0 else 0.0
         pct = 100.0 * done / total if total else 100.0
         emit(
-            f"uploading {name}: {pct:5.1f}% ({done / 2**20:.1f} of {total / 2**20:.1f} MiB, {rate:.1f} MiB/s)"
+            f"uploading {name}: {pct:5.1f}% ({done / 2**20:.1f} of {total / 2**20:.1f} MiB, "
+            f"{rate:.1f} MiB/s)"
         )
 
     return show

@@ -424,3 +424,27 @@ def test_the_image_scripts_are_known_by_hash() -> None:
         text = (ROOT / "templates" / "host" / name).read_text(encoding="utf-8")
         assert scripts.find(text, "host") is not None
         assert scripts.find(text, "guest") is None
+
+
+@pytest.mark.parametrize(("index", "verdict"), [(2, "Failed"), (4, "Success")])
+def test_test_cluster_judges_s2d_by_the_applied_edition(index: int, verdict: str) -> None:
+    """Nodes on children of a built image: Standard evaluation fails S2D's edition check,
+    Datacenter evaluation passes it (R-55)."""
+    from guestlab import guest_cmd
+    from test_model_cluster import LAB, NODES, build_domain, build_nodes
+
+    world = _world()
+    _built(world, index=index)
+    build_domain(world)
+    build_nodes(world, base=VHD)
+    report = guest_cmd(
+        world,
+        "node1",
+        "Test-Cluster",
+        LAB,
+        Node=list(NODES),
+        Include=["Storage Spaces Direct"],
+        ReportName="img",
+    )
+    html = world.guest("node1").fs.read(report[0]["FullName"])
+    assert f"Validate Operating System Edition</td><td>{verdict}" in html
