@@ -11,8 +11,15 @@ Measured in one run, side by side:
 - the controller's peak RSS while building an 8-node lab (hvsim runs in its own
   process for that measurement, so only hvlab is counted).
 
+- the same makespan and critical path when the lab runs on base images that
+  image.build made with the node roles (and the DC's AD DS) staged (R-120):
+  the nodes skip the role install and the Hyper-V double boot.
+
 Targets: ratio <= 1.10 (2-node) and <= 1.15 (4-node); no-op re-run < 3 s;
-controller RSS < 150 MB.
+controller RSS < 150 MB; 4-node makespan on staged images <= 18 minutes.
+
+`--images-only` measures only the makespans and critical paths, default images
+against staged ones, side by side.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ PASSWORDS = {
 }
 
 
-def critical_path(lab_file: Path) -> float:
+def critical_path(lab_file: Path, staged: bool = False, staged_dc: bool = False) -> float:
     """The longest chain of modelled durations lab.up cannot avoid for this spec.
 
     Host side: the switches, then per VM its OS disk, the offline answer file
@@ -50,14 +57,24 @@ def critical_path(lab_file: Path) -> float:
     double reboot once the DC is ready; validation, the cluster, the witness and the
     nodes' vSwitches (side by side); S2D and the volumes; the HA VMs (side by side)
     with their start and live migration. Parallel branches count once.
+
+    With `staged` node images (R-120) a node's first boot also finishes the staged
+    roles and the node only joins and restarts once; with `staged_dc` the DC's first
+    boot finishes AD DS and the DC skips its install. Boot contention is left out,
+    as for the default images.
     """
     spec = load_lab(lab_file)
     d = timing.DURATIONS
     switches = d["switch.create"] * len(spec.switches)
     per_vm = d["vhd.create_dynamic"] + 2 * d["vhd.mount"] + d["vm.create"] + d["vm.start"]
-    dc_ready = switches + per_vm + d["vm.first_boot"] + d["ad.promote"] + d["ad.ready"]
-    node_boot = switches + per_vm + d["vhd.create_dynamic"] + d["vm.first_boot"]
-    roles = max(dc_ready, node_boot) + d["feature.hyperv_install"]
+    staged_boot = d["vm.first_boot"] + d["feature.staged_first_boot"]
+    dc_boot = staged_boot if staged_dc else d["vm.first_boot"]
+    promote = d["ad.promote"] - (d["feature.install"] if staged_dc else 0.0)
+    dc_ready = switches + per_vm + dc_boot + promote + d["ad.ready"]
+    node_first_boot = staged_boot if staged else d["vm.first_boot"]
+    node_boot = switches + per_vm + d["vhd.create_dynamic"] + node_first_boot
+    node_roles = d["domain.join_restart"] if staged else d["feature.hyperv_install"]
+    roles = max(dc_ready, node_boot) + node_roles
     cluster = d["cluster.test"] + d["cluster.create"] + d["cluster.quorum"] + d["switch.create"]
     s2d = d["s2d.enable"] + d["s2d.new_volume"] * len(spec.volumes)
     ha = (
@@ -77,6 +94,70 @@ def run_up(lab_file: Path, timescale: float, parallel: int = 0, state: Path | No
     base = state or Path(tempfile.mkdtemp(prefix="hvlab-bench-"))
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         return labmod.up(None, lab=str(lab_file), parallel=parallel, as_json=True, state_base=base)
+
+
+def staged_lab(lab_file: Path, state: Path, folder: Path, *, staged_dc: bool = False) -> Path:
+    """Build base images into the embedded host under `state` from a modelled
+    evaluation ISO (uploaded with --iso-local): one with the node roles staged for
+    the nodes, and one for the DC, with AD DS staged when `staged_dc`. Write a copy
+    of the lab file that uses them by name, and return it."""
+    import yaml
+
+    from hvlab import image
+    from hvsim.model import iso
+
+    os.environ["HVSIM_TIMESCALE"] = "0"
+    media = folder / "server2022-eval.iso"
+    media.write_bytes(iso.manifest_bytes(iso.server_2022_indexes(evaluation=True)))
+    dc_name = "bench-dc-staged" if staged_dc else "bench-dc"
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        image.build(
+            None, iso_local=str(media), name="bench-node", features="node", state_base=state
+        )
+        image.build(
+            None,
+            iso_local=str(media),
+            name=dc_name,
+            features="dc" if staged_dc else None,
+            state_base=state,
+        )
+    spec = yaml.safe_load(lab_file.read_text())
+    spec["host"]["images"] = {"node": {"name": "bench-node"}, "dc": {"name": dc_name}}
+    spec.setdefault("defaults", {})["image"] = "node"
+    for vm in spec["vms"]:
+        if vm["role"] == "dc":
+            vm["image"] = "dc"
+    out = folder / lab_file.name
+    out.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return out
+
+
+def images_rows(ts: float) -> list[dict]:
+    """Makespan and critical path per lab on the default images, on images with the
+    node roles staged (the DC's image from the same ISO, nothing staged), and with
+    AD DS staged into the DC's image as well (R-120)."""
+    rows = []
+    for name in ("s2d-2node", "s2d-4node"):
+        lab_file = ROOT / "labs" / f"{name}.yaml"
+        row: dict = {"lab": name}
+        plain = run_up(lab_file, ts)
+        row["default_critical_path_s"] = round(critical_path(lab_file), 1)
+        row["default_makespan_s"] = round(modelled(plain, lab_file, ts), 1)
+        for label, staged_dc in (("staged", False), ("staged_dc_too", True)):
+            state = Path(tempfile.mkdtemp(prefix="hvlab-bench-"))
+            folder = Path(tempfile.mkdtemp(prefix="hvlab-lab-"))
+            staged_file = staged_lab(lab_file, state, folder, staged_dc=staged_dc)
+            report = run_up(staged_file, ts, state=state)
+            row[f"{label}_critical_path_s"] = round(
+                critical_path(staged_file, staged=True, staged_dc=staged_dc), 1
+            )
+            row[f"{label}_makespan_s"] = round(modelled(report, staged_file, ts), 1)
+        for label in ("default", "staged", "staged_dc_too"):
+            row[f"{label}_makespan_min"] = round(row[f"{label}_makespan_s"] / 60, 1)
+        row["staged_to_default"] = round(row["staged_makespan_s"] / row["default_makespan_s"], 3)
+        rows.append(row)
+        print(json.dumps({"timescale": ts, **row}), flush=True)
+    return rows
 
 
 def modelled(report: dict, lab_file: Path, timescale: float) -> float:
@@ -126,8 +207,14 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timescale", type=float, default=0.05)
+    parser.add_argument(
+        "--images-only", action="store_true", help="only default against staged images"
+    )
     args = parser.parse_args()
     ts = args.timescale
+    if args.images_only:
+        print(json.dumps({"timescale": ts, "images": images_rows(ts)}, indent=2))
+        return
     rows = []
     for name, target in (("s2d-2node", 1.10), ("s2d-4node", 1.15)):
         lab_file = ROOT / "labs" / f"{name}.yaml"
@@ -155,9 +242,18 @@ def main() -> None:
             }
         )
         print(json.dumps({"timescale": ts, **rows[-1]}), flush=True)
+    images = images_rows(ts)
     rss = rss_8node(ROOT / "bench" / "s2d-8node.yaml")
     print(
-        json.dumps({"timescale": ts, "labs": rows, "controller_peak_rss_mb_8node": rss}, indent=2)
+        json.dumps(
+            {
+                "timescale": ts,
+                "labs": rows,
+                "images": images,
+                "controller_peak_rss_mb_8node": rss,
+            },
+            indent=2,
+        )
     )
 
 

@@ -218,3 +218,20 @@ def report(
     longest = sorted(steps, key=lambda s: -(s.get("host_seconds") or 0.0))[:5]
     for s in longest:
         _emit(f"  {s['step']:<22} {s.get('host_seconds') or 0:9.1f} {clock}  {s['status']}")
+
+
+# --- base images ---------------------------------------------------------------------
+
+
+def image_build(config: Any = None, **options: Any) -> None:
+    """Build a base image from an ISO on the host; see hvlab.image."""
+    from hvlab import image
+
+    image.build(config, **options)
+
+
+def image_list(config: Any = None, folder: str | None = None, as_json: bool = False) -> None:
+    """List the images in the host's image folder; see hvlab.image."""
+    from hvlab import image
+
+    image.list_images(config, folder=folder, as_json=as_json)

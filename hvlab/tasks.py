@@ -293,6 +293,78 @@ def rule(c, number, verbose=0, quiet=False):
     )
 
 
+IMAGE_FOLDER_HELP = "Folder of the images on the host (default C:\\hvlab\\images)."
+
+
+@hvlab_task(
+    name="build",
+    help={
+        "iso": "The Windows Server ISO, a path on the host.",
+        "iso_local": "An ISO on this machine: uploaded to C:\\hvlab\\iso first (resumable, checked).",
+        "edition": "The image to apply, by its name in the ISO or its index "
+        "(default: Datacenter with the Desktop Experience).",
+        "name": "Name of the image (NAME.vhdx, NAME.json); labs refer to it as `name: NAME`.",
+        "size": "Virtual size of the VHDX (default 60GB, at least 32GB).",
+        "features": "Roles to stage offline, comma-separated; 'node' = the roles hvlab installs on "
+        "cluster nodes, 'dc' = AD-Domain-Services.",
+        "packages": "Update or driver packages (.msu/.cab) on the host, comma-separated.",
+        "folder": IMAGE_FOLDER_HELP,
+        "json": "Print the image's facts as JSON on stdout; progress goes to stderr.",
+        "yes": "Do not ask before creating files on a real host.",
+    },
+)
+def image_build(
+    c,
+    iso=None,
+    iso_local=None,
+    edition=None,
+    name=None,
+    size=None,
+    features=None,
+    packages=None,
+    folder=None,
+    json=False,
+    yes=False,
+    verbose=0,
+    quiet=False,
+):
+    """Build a base image from a Windows Server ISO on the host.
+
+    Mounts the ISO, applies the edition to a new dynamic Generation 2 VHDX (EFI, MSR
+    and Windows partitions), makes it bootable, adds packages, stages roles offline,
+    and writes a sidecar JSON next to it. The same ISO, edition and roles again do
+    nothing; an image is never overwritten; an interrupted build leaves nothing a lab
+    uses and the next run cleans it up. Exit codes: 0 done, 1 failed, 2 bad input
+    (nothing started), 130 interrupted.
+    """
+    from hvlab import cli
+
+    _run(
+        cli.image_build,
+        c.config,
+        iso=iso,
+        iso_local=iso_local,
+        edition=edition,
+        name=name,
+        size=size,
+        features=features,
+        packages=packages,
+        folder=folder,
+        as_json=json,
+        yes=yes,
+        verbosity=(verbose, quiet),
+    )
+
+
+@hvlab_task(name="list", help={"folder": IMAGE_FOLDER_HELP, "json": "Print the images as JSON."})
+def image_list(c, folder=None, json=False, verbose=0, quiet=False):
+    """Show the images in the host's image folder with their sidecar facts."""
+    from hvlab import cli
+
+    _run(cli.image_list, c.config, folder=folder, as_json=json, verbosity=(verbose, quiet))
+
+
 lab = Collection("lab", up, down, status, plan, validate, render, report, schema)
 sim = Collection("sim", serve, show)
-ns = Collection(lab, sim, rule)
+image = Collection("image", image_build, image_list)
+ns = Collection(lab, sim, image, rule)

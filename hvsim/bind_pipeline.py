@@ -222,6 +222,41 @@ def _is_deserialized(value: Any) -> bool:
     return bool(names) and names[0].startswith(DESERIALIZED)
 
 
+# Storage cmdlets are CDXML: their object parameters are CimInstance with a
+# PSTypeName that names the CIM class (-DiskImage takes MSFT_DiskImage,
+# -Partition MSFT_Partition, ...), so `Get-DiskImage | Get-Volume` binds only
+# -DiskImage. The catalog types them all "CimInstance"; these names carry the class.
+_CIM_CLASS_PARAMS = frozenset(
+    {
+        "diskimage",
+        "partition",
+        "volume",
+        "disk",
+        "virtualdisk",
+        "storagepool",
+        "physicaldisk",
+        "storagesubsystem",
+        "storagenode",
+        "fileshare",
+        "storagejob",
+        "storagefileserver",
+        "iscsisession",
+        "iscsiconnection",
+    }
+)
+
+
+def _cim_class_fits(value: Any, p: Parameter) -> bool:
+    base, _ = _base_type(p.type)
+    if base != "CimInstance" or p.name.lower() not in _CIM_CLASS_PARAMS:
+        return True
+    decorated = [n for n in type_names(value) if "#" in n]
+    if not decorated:
+        return True
+    cim_class = decorated[0].split("#", 1)[1].rsplit("/", 1)[-1]
+    return cim_class.lower() == "msft_" + p.name.lower()
+
+
 def assignable(value: Any, p: Parameter) -> bool:
     """Would PowerShell bind `value` to `p` without coercion?
 
@@ -241,6 +276,8 @@ def assignable(value: Any, p: Parameter) -> bool:
     if isinstance(value, list | tuple):
         return False  # an Object[] only fits Object/PSObject parameters (above)
     if _is_deserialized(value):
+        return False
+    if not _cim_class_fits(value, p):
         return False
     if raw.rsplit(".", 1)[-1] == "StringCollection":
         raw = "String"

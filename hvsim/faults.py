@@ -18,6 +18,10 @@ Kinds:
     drop:cmdlet=<name>[,nth=N][,rate=P]
         The connection is cut while <cmdlet> runs: DropConnection is raised
         and the transport closes the socket without a reply.
+
+A cmdlet= option may also name one of hvlab's constant scripts by its file name
+without .ps1 (drop:cmdlet=Write-FileChunk); hvsim.scripts checks it before the
+script runs.
     slow_reboot:factor=F[,vm=<name>]
         Reboots (Restart-VM, and restarts the guest performs) take F times longer.
     slow_boot:factor=F[,vm=<name>]

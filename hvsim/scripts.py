@@ -105,6 +105,18 @@ def _set_cluster_network_role(ctx: Context, args: dict[str, Any]) -> Iterable[An
     return set_cluster_network_role(ctx, str(args["Address"]), str(args["Name"]), args["Role"])
 
 
+def _set_image_boot_files(ctx: Context, args: dict[str, Any]) -> Iterable[Any] | None:
+    from hvsim.cmdlets._imagescripts import set_image_boot_files
+
+    return set_image_boot_files(ctx, str(args["WindowsPath"]), str(args["SystemDrive"]))
+
+
+def _write_file_chunk(ctx: Context, args: dict[str, Any]) -> Iterable[Any] | None:
+    from hvsim.cmdlets._imagescripts import write_file_chunk
+
+    return write_file_chunk(ctx, args["Path"], args["Offset"], args["Data"])
+
+
 _WRAPPER_PARAMS = (Param("VMName", True), Param("Credential", True), Param("Parameters", False, {}))
 
 # One row per constant script: the file it stands for and its hash (see module doc).
@@ -122,6 +134,20 @@ KNOWN: tuple[KnownScript, ...] = (
         "host",
         (*_WRAPPER_PARAMS, Param("Script", True)),
         _invoke_guest_script,
+    ),
+    KnownScript(
+        "templates/host/Set-ImageBootFiles.ps1",
+        "237f65ce1e523ccea7524fa101b905f2a78b2c99327b3f877d7076dc225476dc",
+        "host",
+        (Param("WindowsPath", True), Param("SystemDrive", True)),
+        _set_image_boot_files,
+    ),
+    KnownScript(
+        "templates/host/Write-FileChunk.ps1",
+        "d245b65c92653cbc76d21baa7200d866e2bcca7097e4668c3ca692cf46a8f383",
+        "host",
+        (Param("Path", True), Param("Offset", True), Param("Data", True)),
+        _write_file_chunk,
     ),
     KnownScript(
         "templates/guest/Set-ClusterNetworkRole.ps1",
@@ -151,4 +177,16 @@ def run_script(
     known = find(text, kind)
     if known is None:
         raise not_modelled("this script")
-    return known.handler(ctx, known.bind(params))
+    args = known.bind(params)
+    faults = getattr(getattr(ctx, "world", None), "faults", None)
+    if faults is not None:
+        # Fault injection names a constant script by its file name without .ps1
+        # (drop:cmdlet=Write-FileChunk), as it names a cmdlet.
+        stem = known.file.rsplit("/", 1)[-1].removesuffix(".ps1")
+        faults.check(ctx, _ScriptCall(stem))
+    return known.handler(ctx, args)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ScriptCall:
+    name: str

@@ -95,6 +95,24 @@ _ROWS: dict[str, Duration] = {
     "file.copy_per_gib": Duration(
         5, "Copy-Item of a large file, per GiB (about 200 MB/s)", "estimate"
     ),
+    # Base images from an ISO (R-115..R-121).
+    "iso.mount": Duration(3, "Mount-DiskImage or Dismount-DiskImage of an ISO", "estimate"),
+    "disk.format": Duration(2, "Format-Volume (quick format) of a new partition", "estimate"),
+    "dism.apply_per_gib": Duration(
+        20,
+        "Expand-WindowsImage, per GiB applied (about 50 MB/s out of a compressed WIM)",
+        "estimate",
+    ),
+    "dism.add_package": Duration(
+        300, "Add-WindowsPackage of a cumulative update into an offline image", "estimate"
+    ),
+    "bcdboot": Duration(3, "bcdboot: boot files and BCD store onto the ESP", "estimate"),
+    "file.hash_per_gib": Duration(
+        4, "Get-FileHash -Algorithm SHA256, per GiB read (about 250 MB/s)", "estimate"
+    ),
+    "feature.staged_first_boot": Duration(
+        30, "first boot's extra time to finish roles staged offline (R-120)", "estimate"
+    ),
     "vm.create": Duration(2, "New-VM", "estimate"),
     "switch.create": Duration(3, "New-VMSwitch (internal/private)", "estimate"),
 }

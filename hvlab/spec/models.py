@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     WithJsonSchema,
+    model_validator,
 )
 
 from hvlab.spec import names
@@ -120,6 +121,7 @@ Mac = Annotated[
 ComputerName = Annotated[str, AfterValidator(_checked(names.check_computer_name))]
 WinPath = Annotated[str, AfterValidator(_checked(names.check_windows_path))]
 EnvName = Annotated[str, AfterValidator(_checked(names.check_env_name))]
+ImageFileName = Annotated[str, AfterValidator(_checked(names.check_image_name))]
 
 
 def _ident(what: str) -> Any:
@@ -171,10 +173,19 @@ def _description_check(value: str) -> str:
 # --- the host -------------------------------------------------------------------
 
 
-class Image(_Model):
-    """A sysprepped Generation 2 base VHDX on the host (R-16)."""
+IMAGES_FOLDER = "C:\\hvlab\\images"
+"""Where image.build keeps the images it builds (R-123)."""
 
-    path: WinPath = Field(description="Windows path of the base .vhdx on the host")
+
+class Image(_Model):
+    """A sysprepped Generation 2 base VHDX on the host (R-16): by path, or by the name
+    image.build gave it (R-123)."""
+
+    path: WinPath | None = Field(None, description="Windows path of the base .vhdx on the host")
+    name: ImageFileName | None = Field(
+        None, description="an image built by image.build, by its name (see image.list)"
+    )
+    folder: WinPath = Field(IMAGES_FOLDER, description="where image.build keeps named images")
     edition: Literal["Datacenter", "Standard"] = "Datacenter"
     version: Annotated[Literal["2016", "2019", "2022", "2025"], BeforeValidator(_text_version)] = (
         "2022"
@@ -183,6 +194,29 @@ class Image(_Model):
     size_bytes: Size = Field(
         127 * GIB, alias="size", description="virtual size of the image (only for totals)"
     )
+
+    @model_validator(mode="after")
+    def _path_or_name(self) -> Image:
+        if (self.path is None) == (self.name is None):
+            raise ValueError("give either path (a .vhdx on the host) or name (from image.build)")
+        if self.name is not None:
+            self.path = self._in_folder(f"{self.name}.vhdx")
+        return self
+
+    @property
+    def vhdx(self) -> str:
+        assert self.path is not None
+        return self.path
+
+    @property
+    def sidecar(self) -> str | None:
+        """The facts image.build wrote next to a named image (R-123)."""
+        if self.name is None:
+            return None
+        return self._in_folder(f"{self.name}.json")
+
+    def _in_folder(self, file: str) -> str:
+        return self.folder.rstrip("\\") + "\\" + file
 
 
 class Host(_Model):

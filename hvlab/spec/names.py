@@ -131,6 +131,22 @@ def check_identifier(value: str, what: str) -> None:
         )
 
 
+_IMAGE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}[A-Za-z0-9]$|^[A-Za-z0-9]$")
+
+
+def check_image_name(value: str) -> None:
+    """The name of an image image.build keeps as <name>.vhdx and <name>.json: a word of
+    letters, digits, '.', '_' or '-' (at most 64). Names ending in '.building' are the
+    temporary files of a build in progress (R-123)."""
+    if not _IMAGE_NAME_RE.match(value):
+        raise ValueError(
+            f"image name {show(value)} must be 1-64 letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit"
+        )
+    if value.lower().endswith(".building") or value.split(".")[0].upper() in _RESERVED_DEVICE_NAMES:
+        raise ValueError(f"image name {show(value)} is reserved")
+
+
 def check_env_name(value: str) -> None:
     if not _ENV_RE.match(value):
         # Never show the value: a password put here by mistake must not be echoed.

@@ -6,6 +6,7 @@ from typing import Any
 
 from hvlab.engine import StepContext
 from hvlab.errors import OwnershipError, PreflightError
+from hvlab.steps import images as image_checks
 from hvlab.steps.common import (
     SILENT,
     first,
@@ -55,7 +56,7 @@ def preflight(ctx: StepContext) -> None:
     ]
     reads = [
         *base,
-        *[("Get-VHD", {"Path": image.path, **SILENT}) for _, image in images],
+        *[("Get-VHD", {"Path": image.vhdx, **SILENT}) for _, image in images],
         ("Get-VM", {"Name": [vm.name for vm in lab.vms], **SILENT}),
         ("Get-VMSwitch", {}),  # -Name takes one name (String): read all, pick ours
     ]
@@ -93,24 +94,8 @@ def preflight(ctx: StepContext) -> None:
             "which nested virtualization needs (R-03)"
         )
 
-    # Images: present, and Datacenter where S2D needs it (R-55, R-16).
-    present = [(key, image) for (key, image), vhd in zip(images, image_vhds, strict=True) if vhd]
-    for key, image in images:
-        if (key, image) not in present:
-            problems.append(f"image {key}: {image.path} does not exist on the host")
-    infos = host.map(
-        [("Get-WindowsImage", {"ImagePath": image.path, "Index": 1}) for _, image in present]
-    )
-    for (key, image), info_list in zip(present, infos, strict=True):
-        info = first(info_list)
-        edition = text(val(info, "EditionId")) or text(val(info, "ImageName"))
-        numbers[f"image_{key}_edition"] = edition
-        users = [vm.name for vm in lab.vms if vm.image == key and vm.role == "node"]
-        if users and "datacenter" not in edition.lower():
-            problems.append(
-                f"image {key} ({image.path}) is {edition or 'of unknown edition'}; Storage Spaces Direct "
-                f"needs Datacenter for {', '.join(users)} (R-55)"
-            )
+    # Images: present, Datacenter where S2D needs it, en-US, sidecars (R-55, R-88, R-123).
+    problems.extend(image_checks.check(host, lab, images, image_vhds, numbers))
 
     # Lab VMs already there: adopt ours, refuse others' (R-20, ownership).
     running_bytes = 0

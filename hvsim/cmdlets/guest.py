@@ -200,6 +200,9 @@ def _wanted_features(call: Call) -> list[F.FeatureInfo]:
     return list(dict.fromkeys(wanted))
 
 
+STAGED_BYTES_PER_FEATURE = 64 * 1024**2  # what enabling a role offline writes (modelled)
+
+
 def _install_offline(ctx: Context, path: str, wanted: list[F.FeatureInfo]) -> list[PSObj]:
     """R-18: stage roles into an offline OS VHD; they are InstallPending in the guest
     until its first boot, then Installed. Whether the Hyper-V prerequisite check runs
@@ -217,12 +220,19 @@ def _install_offline(ctx: Context, path: str, wanted: list[F.FeatureInfo]) -> li
             f"The specified VHD '{path}' is in use. Make sure it is not attached or mounted.",
             "VhdInUse",
         )
-    ctx.work(timing.seconds("feature.install"), f"staging features into {path}")
-    staged = getattr(vhd, "staged_features", None) or []
+    staged = vhd.image.staged_features
     new = [f for f in wanted if f.name not in staged]
-    vhd.staged_features = staged + [f.name for f in new]
     if not new:
         return [_result(True, "No", "NoChangeNeeded", [])]
+    os_part = vhd.os_partition()
+    try:
+        # The image changes: the disk grows (R-14, R-79) and children of a parent
+        # whose image changed no longer open (R-16). Size modelled.
+        vhd.before_partition_write(os_part.volume, path, STAGED_BYTES_PER_FEATURE * len(new))
+    except FsError as err:
+        raise fs_error_to_ps(err, "Install-WindowsFeature") from None
+    ctx.work(timing.seconds("feature.install"), f"staging features into {path}")
+    staged.extend(f.name for f in new)
     return [_result(True, "No", "Success", [_detail(f, False) for f in new])]
 
 

@@ -203,9 +203,18 @@ def volume_obj(letter: str | None, vol: Volume, path: str = "") -> PSObj:
     )
 
 
-@cmdlet("Get-Volume", params=["DriveLetter", "FileSystemLabel", "FilePath"])
+@cmdlet("Get-Volume", params=["DriveLetter", "FileSystemLabel", "FilePath", "DiskImage"])
 def get_volume(ctx: Context, call: Call) -> Iterable[Any]:
     fs = ctx.machine.fs
+    if "DiskImage" in call:
+        # `Get-DiskImage | Get-Volume`: the volume of a mounted ISO.
+        from hvsim.cmdlets.diskimage import volumes_of
+
+        for letter, vol in volumes_of(ctx, call.get("DiskImage")):
+            obj = volume_obj(letter, vol)
+            obj.props["DriveType"] = "CD-ROM"
+            yield obj
+        return
     if "FilePath" in call:
         path = str(call.get("FilePath"))
         vol = fs.volume_of(path)
@@ -251,6 +260,12 @@ def get_windowsimage(ctx: Context, call: Call) -> Iterable[Any]:
     if node is None:
         raise _dism_error("The system cannot find the file specified.", path)
     disk = getattr(node, "content", None)
+    from hvsim.cmdlets.dism import WimFile, wim_image_info
+
+    if isinstance(disk, WimFile):
+        # install.wim / install.esd of a mounted medium.
+        yield from wim_image_info(path, disk, call)
+        return
     if not isinstance(disk, VHD):
         raise _dism_error("An attempt was made to load a program with an incorrect format.", path)
     if disk.attached:

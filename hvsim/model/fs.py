@@ -314,6 +314,22 @@ class FileSystem:
             placed(vol, norm)
         return new
 
+    def rename(self, path: str, new_name: str) -> File | Dir:
+        """Rename an item inside its folder (Rename-Item); the target name must be free."""
+        vol, parent, name, norm = self._parent_dir(path, False)
+        node = parent.get(name)
+        if node is None:
+            raise FsError("not_found", norm)
+        if vol.read_only:
+            raise FsError("read_only", norm)
+        if new_name.lower() != name.lower() and parent.get(new_name) is not None:
+            raise FsError("exists", norm.rsplit("\\", 1)[0] + "\\" + new_name)
+        _before_write(vol, norm, 0)
+        parent.pop(name)
+        node.name = new_name
+        parent.put(node)
+        return node
+
     def read(self, path: str) -> Any:
         node = self.node(path)
         if node is None:

@@ -134,6 +134,7 @@ class GuestOS(Machine):
             build=image.build,
             sku=image.sku,
             language=image.language,
+            install_type=image.installation_type,
         )
         self.hardware = dataclasses.replace(owner.hardware)
         self.hardware.logical_processors = vm.processor_count
@@ -142,8 +143,9 @@ class GuestOS(Machine):
         self.os_reserve_bytes = min(2 * 1024**3, vm.memory_startup // 2)
         self.generalized = bool(image.generalized)
         self.features = dict(BASE_FEATURES)
-        # Roles staged offline into the OS disk finish at the first boot.
-        staged = list(getattr(vhd, "staged_features", None) or [])
+        # Roles staged offline into the OS disk or its parent finish at the
+        # first boot; a child carries its parent's image facts from creation.
+        staged = list(vhd.image.staged_features) if vhd.image is not None else []
         for name in staged:
             self.features[name] = "InstallPending"
         self.pending_features = [n for n in staged if n != "Hyper-V"]
@@ -203,6 +205,10 @@ class GuestOS(Machine):
             return None
         if getattr(vhd, "image", None) is None or vhd.os_partition() is None:
             return None  # a blank disk: the VM runs but no OS answers
+        from hvsim.model.winimage import bootable
+
+        if not bootable(vhd):
+            return None  # no boot manager on an ESP: the firmware finds no OS
         vm.guest = cls(world, vm, owner, vhd)
         return vm.guest
 
@@ -296,6 +302,9 @@ class GuestOS(Machine):
         if self.setup != "done":
             f = self._boot_factor("first_boot")
             rest = max(0.0, timing.seconds("vm.first_boot") - fw) * f
+            if self.pending_features or self.pending_hyperv:
+                # Roles staged offline are finished during setup.
+                rest += timing.seconds("feature.staged_first_boot") * f
             stages: list[tuple[str, float, str | None]] = [
                 (FIRMWARE, fw * f, "power_on"),
                 (SPECIALIZE, rest * 0.6, "specialize"),

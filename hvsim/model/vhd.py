@@ -56,6 +56,11 @@ class ImageInfo:
     generalized: bool = True  # sysprep /generalize /oobe
     caption: str = "Microsoft Windows Server 2022 Datacenter"
     sku: int = 8
+    installation_type: str = "Server"  # or "Server Core"
+    # Roles staged offline (Install-WindowsFeature -Vhd, R-18) and packages added
+    # offline (Add-WindowsPackage, R-119): the guest finishes them at first boot.
+    staged_features: list[str] = dataclasses.field(default_factory=list)
+    packages: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(eq=False)
