@@ -21,6 +21,9 @@ from hvlab.state import LabState
 from hvlab.steps import build as build_steps
 from hvlab.steps.common import SILENT, text, val
 
+# Tasks that only read the host: on the embedded host they never write its state.
+READ_ONLY_VERBS = frozenset({"status", "plan"})
+
 
 def load_spec(config: Any, lab: str | None) -> Any:
     from hvlab.cli import lab_path
@@ -59,7 +62,15 @@ def on_host(
     With --json the text goes to stderr so stdout holds only the report."""
     spec = load_spec(config, lab)
     out = sys.stderr if as_json else sys.stdout
-    with open_session(config, parallel=parallel, state_base=state_base) as session:
+    with open_session(
+        config,
+        parallel=parallel,
+        state_base=state_base,
+        writes=verb not in READ_ONLY_VERBS,
+        verb=verb,
+        notice=lambda line: say(sys.stderr, line),
+        vms=[vm.name for vm in spec.vms] + [h.name for h in spec.ha_vms],
+    ) as session:
         say(out, f"hvlab lab.{verb} {spec.name} on {session.description}")
         yield spec, session, out
 

@@ -87,9 +87,12 @@ class HostProfile:
 
 
 class World:
+    # The lock is made anew on load; faults belong to the process that asked for
+    # them (HVSIM_FAULTS), never to the state file (hvsim.persist).
+    PERSIST_SKIP = frozenset({"lock", "faults", "dropped_faults", "revision", "busy", "journal"})
+
     def __init__(self, host: Machine, clock: Clock, faults: Any, seed: int) -> None:
         self.clock = clock
-        self.lock = threading.Lock()
         self.host = host
         self.domains: dict[str, Any] = {}  # AD model (GUEST)
         self.clusters: dict[str, Any] = {}  # failover clusters (GUEST)
@@ -97,6 +100,23 @@ class World:
         self.seed = seed
         self.rng = random.Random(seed)
         self.profile: HostProfile | None = None
+        self.reset_process_state(faults)
+
+    def reset_process_state(self, faults: Any = None) -> None:
+        """What belongs to the running process, not to the host: the lock, the faults
+        this process injects, and the bookkeeping of changes (hvsim.persist.Journal)."""
+        from hvsim.faults import Faults
+
+        self.lock = threading.Lock()
+        self.faults = faults if faults is not None else Faults([], self.seed)
+        # What a loaded state file carried that is never loaded (faults of an older run).
+        self.dropped_faults: list[str] = []
+        # Bumped by every call that may change the world (hvsim.executor); `busy` counts
+        # handlers that let modelled time pass mid-change (their lock released).
+        self.revision = 0
+        self.busy = 0
+        # Called after each pipeline from the wire: saves the world when it changed.
+        self.journal: Any = None
 
     # -- construction ----------------------------------------------------------
 
