@@ -75,13 +75,26 @@ class WaitTimeout(HvlabError):
 
 
 class PreflightError(HvlabError):
-    """The host cannot carry the lab. Nothing was created."""
+    """The host cannot carry the lab. Nothing was created. When a problem lies in the
+    lab's own settings (a root on a missing drive or a folder that is not the lab's, a
+    Standard image), it is bad input: exit 2."""
 
-    def __init__(self, problems: list[str], numbers: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        problems: list[str],
+        numbers: dict[str, Any] | None = None,
+        *,
+        bad_input: bool = False,
+    ) -> None:
         self.problems = problems
         self.numbers = numbers or {}
+        self.bad_input = bad_input
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"preflight failed, nothing was created:\n{lines}")
+
+    @property
+    def exit_code(self) -> int:  # type: ignore[override]
+        return EXIT_BAD_INPUT if self.bad_input else EXIT_FAILED
 
 
 class OwnershipError(HvlabError):

@@ -282,8 +282,12 @@ def test_plan_against_the_host_changes_nothing(
     assert not state.exists(), "plan only reads: it never writes the host's state"
     steps = {s["step"]: s for s in payload["steps"]}
     assert steps["preflight"]["status"] == "ok"
-    assert steps["switches"]["status"] == "would-change"
-    assert steps["switches"]["changes"] == ["New-VMSwitch s2d-2node-lab (Internal)"]
+    # The folder comes first: it keeps the record of what the lab creates.
+    assert steps["folder"]["status"] == "would-change"
+    assert steps["folder"]["changes"] == [
+        "New-Item C:\\hvlab\\s2d-2node and mark it as lab s2d-2node"
+    ]
+    assert steps["switches"]["status"] == "blocked"
     assert steps["cluster"]["status"] == "blocked"
     assert {r["name"] for r in steps["vm:hvhost01"]["resources"] if r["kind"] == "vhdx"} >= {
         "C:\\hvlab\\s2d-2node\\hvhost01\\hvhost01-data1.vhdx"

@@ -28,6 +28,30 @@ from hvsim.model.vhd import ImageInfo, windows_image
 
 IMAGES_DIR = "C:\\hvlab\\images"
 
+# What a Windows Server 2022 installation has at the top of C: (a lab tool must keep
+# its hands off all of it). "Documents and Settings" is a junction to C:\\Users in
+# Windows; the model has no junctions and keeps it as a folder.
+SYSTEM_FOLDERS = (
+    "C:\\Windows\\System32",
+    "C:\\Windows\\Panther",
+    "C:\\Users\\Public\\Documents\\Hyper-V\\Virtual Hard Disks",
+    "C:\\Users\\Administrator\\Documents",
+    "C:\\ProgramData\\Microsoft\\Windows\\Hyper-V",
+    "C:\\Program Files\\Common Files",
+    "C:\\Program Files (x86)",
+    "C:\\Recovery\\WindowsRE",
+    "C:\\System Volume Information",
+    "C:\\PerfLogs",
+    "C:\\Documents and Settings",
+    "C:\\$Recycle.Bin",
+)
+SYSTEM_FILES = (
+    ("C:\\Windows\\System32\\ntoskrnl.exe", b"\0" * 128),
+    ("C:\\Recovery\\WindowsRE\\Winre.wim", b"\0" * 256),
+    ("C:\\Recovery\\WindowsRE\\ReAgent.xml", '<WindowsRE version="2.0" />'),
+    ("C:\\Users\\Administrator\\Documents\\notes.txt", "the administrator's own file"),
+)
+
 
 @dataclasses.dataclass
 class ImageSpec:
@@ -263,13 +287,10 @@ def _build_host(world: World, host: Machine, profile: HostProfile) -> None:
     host.fs = FileSystem(clock=world.clock)
     c = Volume("", profile.c_file_system, profile.c_size, used_base=profile.c_size - profile.c_free)
     host.fs.add_drive("C", c)
-    for folder in (
-        "C:\\Windows\\System32",
-        "C:\\Users\\Public\\Documents\\Hyper-V\\Virtual Hard Disks",
-        "C:\\ProgramData\\Microsoft\\Windows\\Hyper-V",
-        "C:\\Program Files",
-    ):
+    for folder in SYSTEM_FOLDERS:
         host.fs.mkdir(folder)
+    for path, content in SYSTEM_FILES:
+        host.fs.write(path, content)
     host.features = {
         "Hyper-V": "Installed" if profile.hyperv_installed else "Available",
         "Hyper-V-PowerShell": "Installed" if profile.hyperv_installed else "Available",
