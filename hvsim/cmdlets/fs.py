@@ -33,6 +33,11 @@ def _paths(call: Call) -> list[str]:
     return [str(p) for p in as_list(call.get("Path") or call.get("LiteralPath"))]
 
 
+def _is_registry(path: str) -> bool:
+    low = path.strip().lower()
+    return low.startswith(("hklm:", "registry::"))
+
+
 def _has_wildcard(path: str) -> bool:
     return any(ch in path for ch in "*?[")
 
@@ -142,6 +147,10 @@ def test_path(ctx: Context, call: Call) -> Iterable[Any]:
                 yield True
             except FsError:
                 yield False
+            continue
+        if _is_registry(raw):
+            # The Registry provider: a key is a container (values are not items).
+            yield kind != "Leaf" and ctx.machine.reg_key(raw) is not None
             continue
         try:
             found = [p for p in _expand(ctx, raw) if fs.exists(p)]
