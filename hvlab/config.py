@@ -22,6 +22,7 @@ from hvlab.errors import ConfigError
 from hvlab.secrets import Secret
 
 AUTHS = ("negotiate", "ntlm", "kerberos", "credssp", "basic")
+_BOOLEANS = ("cert_validation", "allow_basic_over_http")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -83,6 +84,12 @@ class Settings:
             values["user"] = env["HVLAB_USER"]
         if env.get("HVLAB_AUTH"):
             values["auth"] = env["HVLAB_AUTH"]
+        for key in _BOOLEANS:
+            # Invoke turns INVOKE_HVLAB_<KEY> into a boolean itself, and any text but
+            # "0" and "" becomes True ("false" too): read the variable and parse it here.
+            raw = env.get(f"INVOKE_HVLAB_{key.upper()}")
+            if raw is not None:
+                values[key] = _flag(raw, f"INVOKE_HVLAB_{key.upper()}")
         if env.get("HVLAB_CERT_VALIDATION"):
             values["cert_validation"] = _flag(env["HVLAB_CERT_VALIDATION"], "HVLAB_CERT_VALIDATION")
         password = env.get("HVLAB_PASSWORD") or None
@@ -170,6 +177,19 @@ def _section(config: Any) -> dict[str, Any]:
         return {k: getattr(section, k) for k in DEFAULTS if hasattr(section, k)}
 
 
+def flag_setting(
+    config: Any, key: str, default: bool, env: Mapping[str, str] | None = None
+) -> bool:
+    """A true/false setting of the hvlab section that is not a connection setting
+    (hard_reset), parsed as strictly as those are."""
+    env = os.environ if env is None else env
+    raw = env.get(f"INVOKE_HVLAB_{key.upper()}")
+    if raw is not None:
+        return _flag(raw, f"INVOKE_HVLAB_{key.upper()}")
+    value = _section(config).get(key)
+    return default if value is None else _flag(value, f"hvlab.{key}")
+
+
 def _flag(value: Any, name: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -178,7 +198,9 @@ def _flag(value: Any, name: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise ConfigError(f"{name} must be true or false, not {value!r}")
+    raise ConfigError(
+        f"{name} must be one of true/false, yes/no, on/off, 1/0, not {str(value)[:20]!r}"
+    )
 
 
 def _number(value: Any, name: str, minimum: int) -> int:

@@ -247,6 +247,12 @@ class Run:
             result.status = "failed"
             result.error = str(err)
             raise
+        except StepError as err:
+            # Said once: "step boot:x failed: wait x: ...", never "step .. failed: step .. failed".
+            result.status = "failed"
+            reason = err.reason if err.step == step.name else f"{err.step}: {err.reason}"
+            result.error = reason
+            raise StepError(step.name, reason) from err
         except HvlabError as err:
             result.status = "failed"
             result.error = str(err)

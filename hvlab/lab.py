@@ -78,13 +78,12 @@ def on_host(
 def services(
     spec: Any, session: Session, secrets: Any, state: LabState, config: Any = None
 ) -> dict[str, Any]:
-    from hvlab.cli import _config_value
+    from hvlab.config import flag_setting
     from hvlab.render import render_unattend
 
-    hard_reset = _config_value(config, "hard_reset")
     return {
         # One power cycle for a first boot that never answers; hvlab.hard_reset.
-        "hard_reset": True if hard_reset is None else bool(hard_reset),
+        "hard_reset": flag_setting(config, "hard_reset", True),
         "host": session.host,
         "lab": spec,
         "secrets": secrets,
