@@ -12,19 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hvlab.paths import DEFAULT_LAB, ROOT
+from hvlab import paths
 
 
 def lab_path(config: Any = None, lab: str | None = None) -> Path:
-    """The lab file: `lab` as given, else the config's hvlab.lab (relative to the
-    project root), else labs/s2d-2node.yaml in the project."""
-    if lab:
-        return Path(lab)
-    configured = _config_value(config, "lab")
-    if configured:
-        path = Path(str(configured))
-        return path if path.is_absolute() else ROOT / path
-    return DEFAULT_LAB
+    """The lab file a task works on (hvlab.paths.lab_path)."""
+    return paths.lab_path(config, lab)[0]
 
 
 def _config_value(config: Any, key: str) -> Any:
@@ -44,6 +37,12 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def described(path: Path, how: str) -> str:
+    """The lab file as a task's first line names it: where it is, and when it is the
+    copy inside the package, that it is."""
+    return f"{_shown(path)} ({how})" if "shipped" in how else _shown(path)
+
+
 def _emit(text: str) -> None:
     """Print, and stay quiet when the reader went away (`invoke lab.schema | head`)."""
     try:
@@ -54,13 +53,13 @@ def _emit(text: str) -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
-def validate(lab: str | None = None) -> None:
+def validate(config: Any = None, lab: str | None = None) -> None:
     """Print a one-line summary of a valid lab (and its warnings), or raise SpecError."""
     from hvlab.spec import load_lab
 
-    path = lab_path(None, lab)
+    path, how = paths.lab_path(config, lab)
     spec = load_lab(path)
-    print(f"{_shown(path)}: lab {spec.name} is valid: {spec.totals().summary()}")
+    print(f"{described(path, how)}: lab {spec.name} is valid: {spec.totals().summary()}")
     for warning in spec.warnings:
         print(f"warning: {warning}", file=sys.stderr)
 
@@ -77,16 +76,27 @@ def schema() -> None:
     _emit(json.dumps(document, indent=2, sort_keys=True))
 
 
-def render(lab: str | None = None, out: str | None = None) -> None:
-    """Write unattend.xml and guest.json per VM into `out`; print only where they went."""
+def render(
+    config: Any = None, lab: str | None = None, out: str | None = None, diagram: bool = False
+) -> None:
+    """Write unattend.xml and guest.json per VM into `out`; print only where they went.
+    With `diagram`, write only the lab's topology picture (needs no password)."""
     from hvlab.errors import ConfigError
     from hvlab.render import render_all
     from hvlab.secrets import resolve_secrets
     from hvlab.spec import load_lab
 
+    if diagram:
+        from hvlab import pictures
+
+        spec = load_lab(lab_path(config, lab))
+        folder = Path(out or ".")
+        written = pictures.topology(spec, folder / f"{spec.name}-topology.svg")
+        print(f"wrote the topology of lab {spec.name} to {written}")
+        return
     if not out:
-        raise ConfigError("lab.render needs --out FOLDER")
-    spec = load_lab(lab_path(None, lab))
+        raise ConfigError("lab.render needs --out FOLDER (or --diagram for a picture)")
+    spec = load_lab(lab_path(config, lab))
     secrets = resolve_secrets(spec, prompt=sys.stdin.isatty())
     try:
         written = render_all(spec, secrets, out)
@@ -168,3 +178,48 @@ def status(config: Any = None, lab: str | None = None, as_json: bool = False) ->
     from hvlab import status as lab_status
 
     lab_status.status(config, lab=lab, as_json=as_json)
+
+
+def rule(number: str) -> None:
+    """Print one entry of the rule reference (hvlab/rules.md)."""
+    from hvlab import rules
+
+    _emit(rules.lookup(number))
+
+
+def report(
+    config: Any = None,
+    lab: str | None = None,
+    timeline: str | None = None,
+    report_file: str | None = None,
+) -> None:
+    """Summarise the last lab.up's report; with `timeline`, draw it (SVG or PNG)."""
+    from hvlab.errors import ConfigError
+    from hvlab.spec import load_lab
+
+    if report_file:
+        source = Path(report_file)
+    else:
+        spec = load_lab(lab_path(config, lab))
+        source = paths.state_dir(spec.name, paths.home(config)) / "report.json"
+    try:
+        data = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"no report at {source}: run lab.up first") from None
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot read the report {source}: {err}") from None
+    if timeline:
+        from hvlab import pictures
+
+        written = pictures.timeline(data, timeline)
+        print(f"wrote the timeline of lab {data.get('lab')} to {written}")
+        return
+    steps = data.get("steps", [])
+    clock = "modelled s" if data.get("clock") == "modelled" else "s"
+    _emit(
+        f"lab {data.get('lab')}: {data.get('result')}, {len(steps)} steps, "
+        f"{data.get('changed', 0)} changed, {data.get('wall_seconds', 0):.1f} s wall"
+    )
+    longest = sorted(steps, key=lambda s: -(s.get("host_seconds") or 0.0))[:5]
+    for s in longest:
+        _emit(f"  {s['step']:<22} {s.get('host_seconds') or 0:9.1f} {clock}  {s['status']}")

@@ -199,7 +199,7 @@ def _flag(value: Any, name: str) -> bool:
     if text in _FALSE:
         return False
     raise ConfigError(
-        f"{name} must be one of true/false, yes/no, on/off, 1/0, not {str(value)[:20]!r}"
+        f"{name} must be true or false (or yes/no, on/off, 1/0), not {str(value)[:20]!r}"
     )
 
 

@@ -43,6 +43,10 @@ class StepResult:
     reasons: list[str] = dataclasses.field(default_factory=list)
     error: str | None = None
     wall_s: float = 0.0
+    # On the host's clock (modelled seconds on a simulated host), from the run's start:
+    # what a timeline of the run draws.
+    start_s: float | None = None
+    host_s: float = 0.0
 
     @property
     def changed(self) -> bool:
@@ -59,6 +63,8 @@ class StepResult:
             "reasons": self.reasons,
             "error": self.error,
             "wall_seconds": round(self.wall_s, 3),
+            "start_seconds": None if self.start_s is None else round(self.start_s, 3),
+            "host_seconds": round(self.host_s, 3),
         }
 
 
@@ -149,6 +155,7 @@ class Run:
         time_factor: float = 1.0,
         min_deadline: float = 30.0,
         on_step_done: Callable[[StepResult], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.steps = {s.name: s for s in steps}
         for step in self.steps.values():
@@ -162,6 +169,9 @@ class Run:
         self.time_factor = time_factor
         self.min_deadline = min_deadline
         self.on_step_done = on_step_done
+        # The host's clock: modelled time on a simulated host, real time otherwise.
+        self.clock = clock or time.monotonic
+        self.t0 = self.clock()
         self.cancelled = threading.Event()
         self.results = {s.name: StepResult(s.name, s.scope, s.phase) for s in self.steps.values()}
 
@@ -172,6 +182,7 @@ class Run:
     def execute(self) -> list[StepResult]:
         """Run every step once its needs are done. Returns results in step order."""
         done: set[str] = set()
+        self.t0 = self.clock()
         running: dict[Future[None], str] = {}
         failure: BaseException | None = None
         pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="hvlab-step")
@@ -233,6 +244,8 @@ class Run:
         ctx = StepContext(self, result)
         self.reporter.started(result)
         start = time.monotonic()
+        host_start = self.clock()
+        result.start_s = host_start - self.t0
         try:
             step.fn(ctx)
             result.status = "changed" if result.changes else "ok"
@@ -263,6 +276,7 @@ class Run:
             raise StepError(step.name, result.error) from err
         finally:
             result.wall_s = time.monotonic() - start
+            result.host_s = self.clock() - host_start
             self.reporter.finished(result)
             if self.on_step_done is not None:
                 self.on_step_done(result)

@@ -12,7 +12,7 @@ import functools
 from typing import Any
 
 from hvlab.errors import HostError
-from hvlab.paths import template
+from hvlab.resources import template
 
 NOT_READY = "not-ready"  # VM off, booting, or the session dropped
 BAD_CREDENTIAL = "bad-credential"  # wrong password, or OOBE not finished

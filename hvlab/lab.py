@@ -15,7 +15,7 @@ from hvlab import report as progress
 from hvlab.creds import CredentialBook
 from hvlab.engine import Run, StepResult
 from hvlab.errors import ConfigError, HvlabError
-from hvlab.paths import state_dir
+from hvlab.paths import home, state_dir
 from hvlab.session import Session, open_session
 from hvlab.state import LabState
 from hvlab.steps import build as build_steps
@@ -26,10 +26,17 @@ READ_ONLY_VERBS = frozenset({"status", "plan"})
 
 
 def load_spec(config: Any, lab: str | None) -> Any:
-    from hvlab.cli import lab_path
+    return load_spec_from(config, lab)[0]
+
+
+def load_spec_from(config: Any, lab: str | None) -> tuple[Any, str]:
+    """The lab, and which file it came from as the task's first line shows it."""
+    from hvlab.cli import described
+    from hvlab.paths import lab_path
     from hvlab.spec import load_lab
 
-    return load_lab(lab_path(config, lab))
+    path, how = lab_path(config, lab)
+    return load_lab(path), described(path, how)
 
 
 def lab_secrets(spec: Any, session: Session) -> Any:
@@ -60,7 +67,7 @@ def on_host(
 ) -> Iterator[tuple[Any, Session, IO[str]]]:
     """Load the lab, open the host, and say first which host it is (simulated or not).
     With --json the text goes to stderr so stdout holds only the report."""
-    spec = load_spec(config, lab)
+    spec, source = load_spec_from(config, lab)
     out = sys.stderr if as_json else sys.stdout
     with open_session(
         config,
@@ -71,7 +78,7 @@ def on_host(
         notice=lambda line: say(sys.stderr, line),
         vms=[vm.name for vm in spec.vms] + [h.name for h in spec.ha_vms],
     ) as session:
-        say(out, f"hvlab lab.{verb} {spec.name} on {session.description}")
+        say(out, f"hvlab lab.{verb} {spec.name} from {source} on {session.description}")
         yield spec, session, out
 
 
@@ -105,7 +112,7 @@ def up(
 ) -> dict[str, Any]:
     started = time.monotonic()
     with on_host("up", config, lab, as_json, state_base, parallel) as (spec, session, out):
-        folder = state_dir(spec.name, state_base)
+        folder = state_dir(spec.name, state_base or home(config))
         state = LabState(folder)
         if not session.simulated and not yes:
             confirm(f"Build lab {spec.name} on {session.description}?")
@@ -120,6 +127,7 @@ def up(
             time_factor=session.time_factor,
             min_deadline=min_wait(),
             on_step_done=state.record_step,
+            clock=session.clock,
         )
         error: HvlabError | None = None
         try:
@@ -178,6 +186,8 @@ def _report(
         "steps": [r.to_json() for r in results],
     }
     modelled = session.modelled_seconds()
+    # Which clock the steps' start_seconds and host_seconds were read from.
+    payload["clock"] = "real" if modelled is None else "modelled"
     if modelled is not None:
         payload["modelled_clock_seconds"] = round(modelled, 1)
     return payload
@@ -253,7 +263,7 @@ def plan(
     """The same steps with every change recorded instead of made."""
     with on_host("plan", config, lab, as_json, state_base) as (spec, session, out):
         secrets = lab_secrets(spec, session)
-        state = LabState(state_dir(spec.name, state_base))
+        state = LabState(state_dir(spec.name, state_base or home(config)))
         run = Run(
             build_steps(spec),
             services(spec, session, secrets, state, config),

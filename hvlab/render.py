@@ -21,11 +21,11 @@ from typing import Any
 
 import jinja2
 
+from hvlab import resources
 from hvlab.errors import ConfigError, HvlabError
 from hvlab.secrets import Secrets
 from hvlab.spec.models import VM, Lab
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "unattend"
 TEMPLATE_NAME = "unattend.xml.j2"
 
 NS = "urn:schemas-microsoft-com:unattend"
@@ -87,7 +87,9 @@ def encode_admin_password(password: str) -> str:
 
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        # The template ships inside the package (hvlab.unattend); a missing one is a
+        # broken install (hvlab.resources.ResourceError), reported as such.
+        loader=jinja2.FunctionLoader(lambda name: resources.text("unattend", name)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import os
 import secrets as pysecrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,17 @@ class Session:
             return None
         return float(self.world.clock.now())
 
+    def clock(self) -> float:
+        """The host's clock: modelled seconds on the embedded host, real ones otherwise."""
+        modelled = self.modelled_seconds()
+        return time.monotonic() if modelled is None else modelled
+
 
 def sim_state_path(base: Path | None = None) -> Path:
-    return (base or Path.cwd() / ".hvlab") / "sim" / "host.state"
+    """The embedded simulated host's state, under hvlab's home (hvlab.paths.home)."""
+    from hvlab.paths import home
+
+    return (base or home()) / "sim" / "host.state"
 
 
 def embedded_timescale(env: dict[str, str] | None = None) -> float:
@@ -180,11 +189,19 @@ def open_session(
             yield Session(host, False, f"host {settings.host}", factor)
         return
 
+    from hvsim import catalog as sim_catalog
     from hvsim import persist
     from hvsim.server import serve_in_thread
 
     timescale = embedded_timescale()
-    path = sim_state_path(state_base)
+    try:
+        # Every call is bound against the catalog: a broken install fails here, at once.
+        sim_catalog.catalog()
+    except sim_catalog.CatalogError as err:
+        raise ConfigError(str(err)) from None
+    from hvlab.paths import home
+
+    path = sim_state_path(state_base or home(config))
     with host_state_lock(path, verb, notice):
         world = load_embedded_world(path, timescale, vms)
         journal = persist.Journal(world, path) if writes else None

@@ -17,7 +17,7 @@ from typing import Any
 
 from hvlab.errors import HostError, StepError
 from hvlab.lab import confirm, on_host, say
-from hvlab.paths import state_dir
+from hvlab.paths import home, state_dir
 from hvlab.state import LabState
 from hvlab.steps.common import (
     SILENT,
@@ -45,7 +45,7 @@ def down(
     left: list[dict[str, Any]] = []
     with on_host("down", config, lab, as_json, state_base) as (spec, session, out):
         host = session.host
-        local = LabState(state_dir(spec.name, state_base))
+        local = LabState(state_dir(spec.name, state_base or home(config)))
         hint = local.get_fact("host", "creating_folders")
         plan = find_owned(spec, host, hint or [])
         if plan.note:

@@ -1,5 +1,6 @@
-"""The cmdlet catalog: signatures of Windows PowerShell cmdlets, read from
-../shared/reference/powershell-cmdlets.json (see that folder's README.md).
+"""The cmdlet catalog: signatures of Windows PowerShell cmdlets, shipped inside the
+package as hvsim/data/powershell-cmdlets.json (its README.md there says where the
+data comes from and how it is laid out; NOTICE carries its CC BY 4.0 attribution).
 
 The file is parsed once per process, lazily, and each cmdlet's lookup tables are
 built the first time that cmdlet is asked for: a server that binds a few dozen
@@ -20,6 +21,7 @@ import os
 import threading
 import time
 from functools import cached_property
+from importlib import resources
 from json.decoder import scanstring
 from pathlib import Path
 from typing import Any
@@ -32,13 +34,25 @@ class CatalogError(Exception):
     """The catalog file is missing or unreadable."""
 
 
+CATALOG_FILE = "powershell-cmdlets.json"
+
+
+def packaged_path() -> Path:
+    """The catalog that ships inside the package (importlib.resources, never a path
+    relative to a source tree): the same file in a checkout, an editable install and
+    an installed wheel."""
+    resource = resources.files("hvsim") / "data" / CATALOG_FILE
+    # A package installed from a wheel or a checkout lives on the file system; only a
+    # zipped install would not, and the catalog is opened and stat()ed by path.
+    return Path(str(resource))
+
+
 def default_path() -> Path:
-    """<project root>/../shared/reference/powershell-cmdlets.json, or $HVSIM_CATALOG."""
+    """The packaged catalog, or $HVSIM_CATALOG when set."""
     override = os.environ.get(ENV_VAR)
     if override:
         return Path(override)
-    project_root = Path(__file__).resolve().parent.parent
-    return project_root.parent / "shared" / "reference" / "powershell-cmdlets.json"
+    return packaged_path()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -340,6 +354,12 @@ def _parse(raw: bytes) -> dict[str, Any]:
         return json.loads(text)
 
 
+def _remedy() -> str:
+    if os.environ.get(ENV_VAR):
+        return f"Check the file {ENV_VAR} names, or unset {ENV_VAR} to use the packaged one."
+    return "The installation is broken: reinstall it (pip install --force-reinstall hvlab)."
+
+
 def load(path: Path | None = None) -> Catalog:
     """Parse a catalog file (no caching)."""
     target = path or default_path()
@@ -348,11 +368,10 @@ def load(path: Path | None = None) -> Catalog:
             data = _parse(fh.read())
     except FileNotFoundError:
         raise CatalogError(
-            f"cmdlet catalog not found at {target}: hvsim binds every call against it. "
-            f"Put the shared/ folder next to the project or set {ENV_VAR} to the file."
+            f"cmdlet catalog not found at {target}: hvsim binds every call against it. {_remedy()}"
         ) from None
     except (OSError, ValueError) as err:
-        raise CatalogError(f"cmdlet catalog {target} cannot be read: {err}") from None
+        raise CatalogError(f"cmdlet catalog {target} cannot be read ({err}). {_remedy()}") from None
     return Catalog(data, Path(target))
 
 

@@ -181,7 +181,7 @@ class Faults:
                 raise FaultSpecError(f"fault spec: once= must be 1 or 0 in {entry!r}")
             if "drive" in opts and not re.fullmatch(r"[A-Za-z]:?", opts["drive"]):
                 raise FaultSpecError(f"fault spec: drive= must be a drive letter in {entry!r}")
-            if "cmdlet" in opts and not re.fullmatch(r"[A-Za-z]+-[A-Za-z0-9]+", opts["cmdlet"]):
+            if "cmdlet" in opts and not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", opts["cmdlet"]):
                 raise FaultSpecError(
                     f"fault spec: cmdlet= must be a cmdlet name such as New-VHD in {entry!r}"
                 )

@@ -20,16 +20,33 @@ DEFAULT = ROOT / "labs" / "s2d-2node.yaml"
 PW = "Cl1-Test-Pass!"
 
 
-def test_lab_path_resolution() -> None:
-    assert cli.lab_path() == DEFAULT
+def test_lab_path_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from hvlab import paths
+
+    # In a checkout the default is labs/s2d-2node.yaml in the current folder.
+    monkeypatch.chdir(ROOT)
+    assert cli.lab_path() == Path("labs/s2d-2node.yaml")
+    assert paths.lab_path()[1] == "default"
+    # Paths are taken as given, relative to the current folder; --lab wins over the setting.
     assert cli.lab_path(None, "x/y.yaml") == Path("x/y.yaml")
-    assert cli.lab_path({"hvlab": {"lab": "labs/s2d-4node.yaml"}}) == ROOT / "labs/s2d-4node.yaml"
+    assert cli.lab_path({"hvlab": {"lab": "labs/s2d-4node.yaml"}}) == Path("labs/s2d-4node.yaml")
     assert cli.lab_path({"hvlab": {"lab": "/abs/lab.yaml"}}) == Path("/abs/lab.yaml")
-    assert cli.lab_path({"hvlab": {}}, None) == DEFAULT
     assert cli.lab_path({"hvlab": {"lab": "labs/a.yaml"}}, "b.yaml") == Path("b.yaml")
     config = Config(overrides={"hvlab": {"lab": "labs/s2d-4node.yaml"}})
-    assert cli.lab_path(config) == ROOT / "labs" / "s2d-4node.yaml"
-    assert cli.lab_path(Config()) == DEFAULT
+    assert cli.lab_path(config) == Path("labs/s2d-4node.yaml")
+    # In a folder without labs/, the copy that ships inside the package.
+    monkeypatch.chdir(tmp_path)
+    path, how = paths.lab_path(Config())
+    assert how == "default, shipped with hvlab"
+    assert path.read_text(encoding="utf-8") == DEFAULT.read_text(encoding="utf-8")
+    # A shipped lab by name, unless a file of that name is here.
+    named, how = paths.lab_path(None, "s2d-4node")
+    assert how == "shipped with hvlab"
+    assert named.read_bytes() == (ROOT / "labs" / "s2d-4node.yaml").read_bytes()
+    (tmp_path / "s2d-4node").write_text("name: mine\n")
+    assert paths.lab_path(None, "s2d-4node") == (Path("s2d-4node"), "given")
+    with pytest.raises(ConfigError, match=r"ships no lab of that name .*s2d-2node"):
+        paths.lab_path(None, "s2d-9node")
 
 
 def test_validate_prints_one_line(
@@ -48,7 +65,7 @@ def test_validate_prints_one_line(
 def test_validate_prints_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "de.yaml"
     path.write_text(DEFAULT.read_text().replace("locale: en-US", "locale: de-DE"))
-    cli.validate(str(path))
+    cli.validate(None, str(path))
     out, err = capsys.readouterr()
     assert "lab s2d-2node is valid" in out
     assert err.startswith("warning: locale de-DE")
@@ -58,7 +75,7 @@ def test_validate_raises_spec_error(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(DEFAULT.read_text().replace("cpus: 4,", "cpus: 0,"))
     with pytest.raises(SpecError) as info:
-        cli.validate(str(path))
+        cli.validate(None, str(path))
     assert info.value.problems[0].startswith("defaults.node.cpus (line")
 
 
@@ -151,7 +168,7 @@ def test_render_writes_files_and_prints_no_secret(
     monkeypatch.setenv("HVLAB_ADMIN_PASSWORD", PW)
     monkeypatch.setenv("HVLAB_DSRM_PASSWORD", "Dsrm-Passw0rd")
     monkeypatch.delenv("HVLAB_DOMAIN_PASSWORD", raising=False)
-    cli.render(out=str(tmp_path / "r"))
+    cli.render(None, out=str(tmp_path / "r"))
     out = capsys.readouterr().out
     assert out.startswith("wrote 6 files for 3 VMs of lab s2d-2node to ")
     assert PW not in out
@@ -170,7 +187,7 @@ def test_render_into_a_file_is_a_clear_error(
     target = tmp_path / "taken"
     target.write_text("x")
     with pytest.raises(ConfigError) as info:
-        cli.render(out=str(target))
+        cli.render(None, out=str(target))
     assert str(info.value) == (
         f"{target} is not a folder (a link or a file); hvlab writes only into folders"
     )
@@ -184,7 +201,7 @@ def test_render_without_passwords_names_the_variables(
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(sys.stdin, "isatty", lambda: False)
     with pytest.raises(ConfigError, match="HVLAB_ADMIN_PASSWORD"):
-        cli.render(out=str(tmp_path / "r"))
+        cli.render(None, out=str(tmp_path / "r"))
     assert not (tmp_path / "r").exists()
 
 

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from project import ROOT
 
 from hvlab import lab as labs
 from hvlab import status as lab_status
 from hvlab import teardown
-from hvlab.paths import ROOT
 from hvlab.session import open_session, sim_state_path
 
 PASSWORDS = {

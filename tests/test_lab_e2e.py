@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from project import LABS, ROOT
 
 from hvlab import lab as labs
 from hvlab import status as lab_status
 from hvlab import teardown
 from hvlab.errors import OwnershipError, PreflightError, StepError
-from hvlab.paths import LABS, ROOT
 
 PASSWORDS = {
     "HVLAB_ADMIN_PASSWORD": "Adm1n-Xyzzy-7731!",
@@ -252,7 +252,8 @@ def test_cli_exit_codes(workdir: Path) -> None:
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     ok = subprocess.run([*invoke, "lab.up"], env=env, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr[-2000:]
-    assert ok.stdout.splitlines()[0].startswith("hvlab lab.up s2d-2node on simulated host")
+    first = ok.stdout.splitlines()[0]
+    assert first.startswith("hvlab lab.up s2d-2node from ") and " on simulated host" in first
     down = subprocess.run(
         [*invoke, "lab.down", "--yes"], env=env, capture_output=True, text=True, timeout=300
     )

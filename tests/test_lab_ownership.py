@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from project import LABS
 
 from hvlab import lab as labs
 from hvlab import teardown
 from hvlab.errors import EXIT_BAD_INPUT, HvlabError, SpecError
-from hvlab.paths import LABS
 from hvlab.session import sim_state_path
 
 PASSWORDS = {

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
+from project import ROOT
 
 from hvlab import lab as labs
-from hvlab.paths import ROOT
 
 TIMESCALE = 0.002  # the default lab takes about 3 s of real time on the host's clock
 USER, PASSWORD = "hvadmin", "Resume-Host-Pa55!"

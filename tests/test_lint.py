@@ -6,8 +6,7 @@ import shutil
 import subprocess
 
 import pytest
-
-from hvlab.paths import ROOT
+from project import ROOT
 
 
 def _ruff() -> list[str]:

@@ -13,11 +13,11 @@ import json
 import os
 
 import pytest
+from project import LABS
 
 from hvlab import lab as labs
 from hvlab import status as lab_status
 from hvlab import teardown
-from hvlab.paths import LABS
 
 LIVE = os.environ.get("HVLAB_LIVE_HOST")
 

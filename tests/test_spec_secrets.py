@@ -167,8 +167,9 @@ def test_a_password_put_where_a_variable_name_goes_is_refused_unechoed(
 ) -> None:
     """`admin: Winter2025xyz` under secrets is a password, not a variable name: refused
     at the spec boundary, and the value appears in no message."""
+    from project import LABS
+
     from hvlab.errors import SpecError
-    from hvlab.paths import LABS
     from hvlab.spec import load_lab
 
     text = (LABS / "s2d-2node.yaml").read_text() + f"\nsecrets:\n  admin: '{value}'\n"
@@ -182,7 +183,8 @@ def test_a_password_put_where_a_variable_name_goes_is_refused_unechoed(
 
 @pytest.mark.parametrize("value", ["HVLAB_ADMIN_PASSWORD", "lab2_admin_pw", "ADMIN_PW_2"])
 def test_variable_names_in_one_case_are_accepted(tmp_path, value: str) -> None:
-    from hvlab.paths import LABS
+    from project import LABS
+
     from hvlab.spec import load_lab
 
     text = (LABS / "s2d-2node.yaml").read_text() + f"\nsecrets:\n  admin: {value}\n"

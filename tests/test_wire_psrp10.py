@@ -1,8 +1,9 @@
 """hvsim driven by pypsrp 1.0.0b1's asyncio API (the `psrp` package).
 
 pypsrp 1.0.0b1 cannot be installed beside 0.9.1 in one environment, so it is
-installed once into pytest's cache folder and runs in a child process. Without
-network (pip fails) the test is skipped.
+installed once into pytest's cache folder and runs in a child process. This is
+the one part of the suite that needs the network (PyPI, the first time): without
+it the tests are skipped and say so.
 """
 
 from __future__ import annotations
@@ -66,11 +67,15 @@ def psrp10(request: pytest.FixtureRequest) -> Path:
             timeout=300,
         )
         if proc.returncode != 0 or not (folder / "psrp" / "__init__.py").exists():
-            pytest.skip(f"pypsrp 1.0.0b1 could not be installed (offline?): {proc.stderr[-300:]}")
+            pytest.skip(
+                "needs the network: pypsrp 1.0.0b1 could not be installed from PyPI "
+                f"({proc.stderr.strip().splitlines()[-1:] or 'no output'})"
+            )
     return folder
 
 
 @pytest.mark.slow
+@pytest.mark.network
 @pytest.mark.parametrize("auth", ["ntlm", "ntlm-url", "basic"])
 def test_asyncio_client(sim_server: Any, psrp10: Path, tmp_path: Path, auth: str) -> None:
     server = sim_server(auth=auth.split("-")[0])

@@ -28,7 +28,7 @@ from hvsim.model.vhd import ImageInfo, windows_image
 
 IMAGES_DIR = "C:\\hvlab\\images"
 
-# What a Windows Server 2022 installation has at the top of C: (a lab tool must keep
+# What a Windows Server 2022 installation has at the top of C: (R-101; a lab tool must keep
 # its hands off all of it). "Documents and Settings" is a junction to C:\\Users in
 # Windows; the model has no junctions and keeps it as a folder.
 SYSTEM_FOLDERS = (

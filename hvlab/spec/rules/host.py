@@ -8,7 +8,7 @@ from hvlab.spec.models import WINDOWS_BUILDS, Lab
 from hvlab.spec.names import show
 from hvlab.spec.rules.common import Loc, Problem
 
-# Top-level folders of Windows itself (and the junctions it keeps for old paths): a
+# Top-level folders of Windows itself (and the junctions it keeps for old paths, R-101): a
 # lab folder there, or one of them as the lab folder, would put Windows' own files in
 # reach of lab.down. C:\\Users may hold a lab deeper down, never a profile itself.
 _SYSTEM_FOLDERS = {

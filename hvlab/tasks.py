@@ -1,0 +1,215 @@
+"""hvlab's tasks: `hvlab --list` (or `invoke --list` in a checkout) shows every task,
+`hvlab --help TASK` its options.
+
+Tasks parse their arguments, call one function of the package, and turn its
+errors into exit codes (hvlab.errors). No logic lives here. The same collection
+serves the `hvlab` command (hvlab.main), `python -m hvlab` and `invoke` in a
+checkout (the top-level tasks.py imports it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from invoke import Collection, Exit, task
+
+LAB_HELP = (
+    "Lab file, or the name of a lab shipped with hvlab (s2d-2node, s2d-4node, example-full). "
+    "Default: labs/s2d-2node.yaml here, else the shipped s2d-2node."
+)
+
+
+def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    from hvlab.errors import EXIT_INTERRUPTED, HvlabError
+
+    try:
+        fn(*args, **kwargs)
+    except HvlabError as err:
+        raise Exit(str(err), code=err.exit_code) from None
+    except KeyboardInterrupt:
+        raise Exit(
+            "interrupted; run the same command again to resume", code=EXIT_INTERRUPTED
+        ) from None
+
+
+@task(
+    help={
+        "lab": LAB_HELP,
+        "parallel": "How many VMs to work on at once (default: all).",
+        "json": "Print a JSON report on stdout; progress goes to stderr.",
+        "yes": "Do not ask before creating resources on a real host.",
+        "trace": "Write every host call (cmdlet, parameter names, duration) to this file.",
+    }
+)
+def up(c, lab=None, parallel=0, json=False, yes=False, trace=None):
+    """Build the lab: switches, VMs, domain, cluster, S2D, CSV and an HA VM.
+
+    Every step reads the host first and changes only what is missing: run it again
+    to resume after a failure or an interrupt; on a complete lab it changes nothing.
+    With no HVLAB_HOST set it works on the embedded simulated host (hvsim).
+    Passwords come from HVLAB_ADMIN_PASSWORD and HVLAB_DSRM_PASSWORD (or a prompt).
+    Exit codes: 0 done, 1 a step failed, 2 bad input or settings, 130 interrupted.
+    """
+    from hvlab import cli
+
+    _run(cli.up, c.config, lab=lab, parallel=parallel, as_json=json, yes=yes, trace=trace)
+
+
+@task(help={"lab": LAB_HELP, "yes": "Do not ask for confirmation.", "json": "Print a JSON report."})
+def down(c, lab=None, yes=False, json=False):
+    """Remove what the lab created, and nothing else.
+
+    Only resources that carry the lab's mark are removed (VM and switch Notes
+    'hvlab:<lab>', the lab folder's .hvlab-lab file); it lists them and asks first.
+    """
+    from hvlab import cli
+
+    _run(cli.down, c.config, lab=lab, yes=yes, as_json=json)
+
+
+@task(help={"lab": LAB_HELP, "json": "Print the lab's state as JSON on stdout."})
+def status(c, lab=None, json=False):
+    """Show VMs, cluster nodes, witness, S2D pool, CSVs and HA VMs."""
+    from hvlab import cli
+
+    _run(cli.status, c.config, lab=lab, as_json=json)
+
+
+@task(
+    help={
+        "lab": LAB_HELP,
+        "json": "Print the plan as JSON.",
+        "offline": "Do not contact a host; list everything the lab would create.",
+    }
+)
+def plan(c, lab=None, json=False, offline=False):
+    """Show what lab.up would change and why, without changing anything.
+
+    Against a host each step reports its first change, or why it has none; steps
+    after a change show as pending. --offline lists everything the lab holds.
+    """
+    from hvlab import cli
+
+    _run(cli.plan, c.config, lab=lab, as_json=json, offline=offline)
+
+
+@task(help={"lab": LAB_HELP})
+def validate(c, lab=None):
+    """Check a lab file; print a one-line summary or every problem found."""
+    from hvlab import cli
+
+    _run(cli.validate, c.config, lab=lab)
+
+
+@task(
+    help={
+        "lab": LAB_HELP,
+        "out": "Folder to write the rendered files to (with --diagram: default here).",
+        "diagram": "Write only a picture of the lab's topology, <lab>-topology.svg.",
+    }
+)
+def render(c, out=None, lab=None, diagram=False):
+    """Write every rendered file (unattend.xml, guest data) per VM, for inspection.
+
+    With --diagram, draw the lab instead: host, switches and subnets, VMs and their
+    NICs, the cluster, its CSVs and HA VMs (needs matplotlib: hvlab[pictures]).
+    """
+    from hvlab import cli
+
+    _run(cli.render, c.config, lab=lab, out=out, diagram=diagram)
+
+
+@task(
+    help={
+        "lab": LAB_HELP,
+        "timeline": "Draw the run as a chart of steps per VM over time, to this .svg or .png file.",
+        "report": "A report.json to read instead of the lab's last one.",
+    }
+)
+def report(c, lab=None, timeline=None, report=None):
+    """Summarise the last lab.up: result, steps, where the time went.
+
+    With --timeline FILE, draw it: one row per VM, a bar per step coloured by phase,
+    on the host's clock (modelled seconds on the simulated host).
+    """
+    from hvlab import cli
+
+    _run(cli.report, c.config, lab=lab, timeline=timeline, report_file=report)
+
+
+@task
+def schema(c):
+    """Print the JSON Schema of lab files (for editor completion)."""
+    from hvlab import cli
+
+    _run(cli.schema)
+
+
+@task(
+    help={
+        "port": "TCP port (default 5985, or 5986 with --https).",
+        "https": "Serve HTTPS with a self-signed certificate (or --cert/--key).",
+        "auth": "basic or ntlm (default ntlm).",
+        "user": "Account clients log on with (default: the environment's HVSIM_USER or 'vagrant').",
+        "password": "Its password (default: HVSIM_PASSWORD).",
+        "cert": "PEM certificate for --https.",
+        "key": "PEM private key for --https.",
+        "state": "Keep the host in this file across restarts.",
+        "timescale": "Real seconds per modelled second (0 = instant; default HVSIM_TIMESCALE or 0).",
+        "faults": "Fault injection spec (see hvsim/faults.py), or HVSIM_FAULTS.",
+    }
+)
+def serve(
+    c,
+    port=0,
+    https=False,
+    auth="ntlm",
+    user=None,
+    password=None,
+    cert=None,
+    key=None,
+    state=None,
+    timescale=None,
+    faults=None,
+):
+    """Serve the simulated Hyper-V host over WinRM on 127.0.0.1."""
+    from hvsim import cli
+
+    _run(
+        cli.serve,
+        port=port,
+        https=https,
+        auth=auth,
+        user=user,
+        password=password,
+        cert=cert,
+        key=key,
+        state=state,
+        timescale=timescale,
+        faults=faults,
+    )
+
+
+@task(help={"state": "State file of the simulated host (default: the embedded host's)."})
+def show(c, state=None):
+    """Print the simulated host as a tree."""
+    from hvsim import cli
+
+    _run(cli.show, state=state)
+
+
+@task(help={"number": "A rule number as messages cite it: R-38, or 38."})
+def rule(c, number):
+    """Explain a rule that messages cite, such as R-38.
+
+    Prints its entry in hvlab's rule reference: what Windows does, where that is
+    documented, and what hvlab and its simulated host do about it."""
+    from hvlab import cli
+
+    _run(cli.rule, number)
+
+
+lab = Collection("lab", up, down, status, plan, validate, render, report, schema)
+sim = Collection("sim", serve, show)
+ns = Collection(lab, sim, rule)
