@@ -112,3 +112,14 @@ class StepError(HvlabError):
 
 class Interrupted(HvlabError):
     exit_code = EXIT_INTERRUPTED
+
+
+# Windows errors that say "try again": RPC_S_SERVER_UNAVAILABLE (1722), RPC_S_CALL_FAILED
+# (1726), ERROR_TIMEOUT (1460) and ERROR_NOT_READY (21) as HRESULTs (R-102).
+TRANSIENT_HRESULTS = ("0x800706BA", "0x800706BE", "0x800705B4", "0x80070015")
+
+
+def is_transient(err: HostError) -> bool:
+    """Does Windows class this failure as transient (the same call may succeed later)?"""
+    text = err.message.upper()
+    return any(h.upper() in text for h in TRANSIENT_HRESULTS)

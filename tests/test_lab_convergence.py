@@ -123,3 +123,21 @@ def test_a_state_file_with_faults_of_an_older_run_says_so_first(
     lab_status.status(None)
     first_line = capsys.readouterr().out.splitlines()[0]
     assert "the state file carried injected faults of an earlier run" in first_line
+
+
+def test_a_transient_error_is_retried_by_its_step_and_said(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The second New-VHD fails once with "The RPC server is unavailable".
+    monkeypatch.setenv("HVSIM_FAULTS", "transient:cmdlet=New-VHD,nth=2")
+    report = labs.up(None, as_json=True)
+    assert report["result"] == "ok"
+    assert "transient error, running the step again" in capsys.readouterr().err
+
+
+def test_the_run_fails_only_when_the_retries_are_spent(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HVSIM_FAULTS", "transient:cmdlet=New-VMSwitch,rate=1")
+    with pytest.raises(HvlabError, match=r"still failing after 3 retries"):
+        labs.up(None)
