@@ -188,6 +188,7 @@ def test_standard_image_is_refused_in_preflight(workdir: Path) -> None:
     with pytest.raises(PreflightError) as info:
         labs.up(None, lab=str(bad))
     assert "Datacenter" in str(info.value) and "R-55" in str(info.value)
+    assert info.value.exit_code == 2, "the lab's own setting is bad input"
     assert sim_world(workdir).snapshot() == fresh_snapshot()
 
 
