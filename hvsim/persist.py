@@ -327,7 +327,7 @@ class Journal:
             if world.revision == self.saved or world.busy:
                 return
             revision = world.revision
-            save(world, self.path)
+            save(world, self.path, durable=False)
             self.saved = revision
             self.saves += 1
 
@@ -366,8 +366,12 @@ def _legacy_message(data: bytes, source: str) -> str:
     return text
 
 
-def save(world: Any, path: str | os.PathLike[str]) -> int:
-    """Write the world to `path` atomically (temp file + fsync + os.replace); its size."""
+def save(world: Any, path: str | os.PathLike[str], *, durable: bool = True) -> int:
+    """Write the world to `path` atomically (temp file + fsync + os.replace); its size.
+
+    `durable=False` leaves out the fsyncs: the rename is still atomic and a killed
+    process loses nothing written, only a crash of the machine itself could (the
+    journal's saves after each call; the task's last save is durable)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     data = dumps(world)
@@ -376,12 +380,15 @@ def save(world: Any, path: str | os.PathLike[str]) -> int:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    if not durable:
+        return len(data)
     with contextlib.suppress(OSError):
         dir_fd = os.open(target.parent, os.O_RDONLY)
         try:
