@@ -35,6 +35,7 @@ PASSWORDS = {
     "HVLAB_DSRM_PASSWORD": "Kill-Dsrm-Pa55!",
 }
 TIMESCALE = "0.002"
+UP_WINDOW = 8.0  # seconds after its start within which an up is stopped
 SIM_USER, SIM_PASSWORD = "hvadmin", "Kill-Host-Pa55!"
 
 
@@ -65,6 +66,8 @@ def killed(args: list[str], cwd: Path, env: dict[str, str], delay: float, sig: i
 class Server:
     def __init__(self, folder: Path) -> None:
         self.state = folder / "served.state"
+        self.log = folder / "served.log"
+        self.stuck = False
         self.proc: subprocess.Popen[str] | None = None
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -88,13 +91,14 @@ class Server:
             ],
             env=env,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            # Into a file: a pipe nobody reads would block the server once it is full.
+            stderr=self.log.open("a"),
             text=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if "listening" not in line:
-            raise RuntimeError(f"sim.serve did not start: {line} {self.proc.stderr.read()}")
+            raise RuntimeError(f"sim.serve did not start: {line} {self.log.read_text()[-500:]}")
 
     def kill(self) -> None:
         if self.proc is not None:
@@ -105,7 +109,12 @@ class Server:
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.send_signal(signal.SIGINT)
-            self.proc.wait(timeout=60)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.stuck = True  # reported with the trial
+                self.proc.kill()
+                self.proc.wait(timeout=30)
             self.proc = None
 
     def env(self) -> dict[str, str]:
@@ -135,7 +144,7 @@ def trial(mode: str, n: int, rng: random.Random, folder: Path) -> dict[str, Any]
             if built.returncode != 0:
                 return {"trial": n, "mode": mode, "verb": verb, "ok": False, "why": "setup"}
         started = time.monotonic()
-        whole = 12.0 if verb == "up" else 1.5
+        whole = UP_WINDOW if verb == "up" else 1.5
         delay = rng.uniform(0.1, whole)
         sig = rng.choice([signal.SIGKILL, signal.SIGINT])
         code = killed(args, work, env, delay, sig)
@@ -171,6 +180,8 @@ def trial(mode: str, n: int, rng: random.Random, folder: Path) -> dict[str, Any]
     finally:
         if server is not None:
             server.stop()
+            if server.stuck:
+                print(json.dumps({"trial": n, "note": "sim.serve ignored SIGINT for 60 s"}))
 
 
 def main() -> None:
