@@ -46,15 +46,31 @@ def base_env() -> dict[str, str]:
     return env
 
 
+def _signals_as_usual() -> None:
+    """A child started from a background job inherits SIGINT ignored; Ctrl-C must act."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def task(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) -> Any:
     return subprocess.run(
-        [*INVOKE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        [*INVOKE, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=_signals_as_usual,
     )
 
 
 def killed(args: list[str], cwd: Path, env: dict[str, str], delay: float, sig: int) -> int:
     proc = subprocess.Popen(
-        [*INVOKE, *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [*INVOKE, *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_signals_as_usual,
     )
     try:
         proc.wait(timeout=delay)
@@ -94,6 +110,7 @@ class Server:
             # Into a file: a pipe nobody reads would block the server once it is full.
             stderr=self.log.open("a"),
             text=True,
+            preexec_fn=_signals_as_usual,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
