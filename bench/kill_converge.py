@@ -35,7 +35,7 @@ PASSWORDS = {
     "HVLAB_DSRM_PASSWORD": "Kill-Dsrm-Pa55!",
 }
 TIMESCALE = "0.002"
-UP_WINDOW = 8.0  # seconds after its start within which an up is stopped
+UP_WINDOW = float(os.environ.get("KILL_UP_WINDOW", "8"))  # seconds within which an up is stopped
 SIM_USER, SIM_PASSWORD = "hvadmin", "Kill-Host-Pa55!"
 
 
