@@ -12,6 +12,7 @@ they are independent, and stops scheduling new work at the first failure.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -29,6 +30,8 @@ from hvlab.errors import (
     WaitTimeout,
     is_transient,
 )
+
+log = logging.getLogger("hvlab.run")
 
 
 class PlanStop(Exception):
@@ -112,8 +115,10 @@ class StepContext:
     def ok(self, reason: str) -> None:
         """Record why nothing had to change here."""
         self.result.reasons.append(reason)
+        log.debug("[%s] no change: %s", self.result.name, reason)
 
     def note(self, text: str) -> None:
+        log.info("[%s] %s", self.result.name, text)
         self.run.reporter.note(self.result, text)
 
     def change(self, what: str, do: Callable[[], Any]) -> Any:
@@ -145,9 +150,16 @@ class StepContext:
         while True:
             self.run.check_cancelled()
             done, last = probe()
+            log.debug("[%s] %s: %s", self.result.name, what, last)
             if done:
+                log.info(
+                    "[%s] %s: done after %.1fs", self.result.name, what, time.monotonic() - start
+                )
                 return last
             if time.monotonic() - start > limit:
+                log.warning(
+                    "[%s] gave up waiting for %s after %.0fs", self.result.name, what, limit
+                )
                 raise WaitTimeout(what, limit, last)
             self.run.cancelled.wait(interval)
 
@@ -194,6 +206,9 @@ class Run:
         """Run every step once its needs are done. Returns results in step order."""
         done: set[str] = set()
         self.t0 = self.clock()
+        begin = getattr(self.reporter, "begin", None)
+        if begin is not None:  # reporters that estimate what is left want the graph
+            begin(list(self.steps.values()))
         running: dict[Future[None], str] = {}
         failure: BaseException | None = None
         pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="hvlab-step")
@@ -275,6 +290,7 @@ class Run:
     def _run_step(self, step: Step) -> None:
         result = self.results[step.name]
         ctx = StepContext(self, result)
+        log.info("[%s] start", step.name)
         self.reporter.started(result)
         start = time.monotonic()
         host_start = self.clock()
@@ -310,6 +326,13 @@ class Run:
         finally:
             result.wall_s = time.monotonic() - start
             result.host_s = self.clock() - host_start
+            (log.error if result.status == "failed" else log.info)(
+                "[%s] %s in %.1fs%s",
+                step.name,
+                result.status,
+                result.wall_s,
+                f": {result.error}" if result.error else "",
+            )
             self.reporter.finished(result)
             if self.on_step_done is not None:
                 self.on_step_done(result)

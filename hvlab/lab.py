@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from hvlab import log as hvlog
 from hvlab import report as progress
 from hvlab.creds import CredentialBook
 from hvlab.engine import Run, StepResult
@@ -53,7 +54,10 @@ def credential(user: str, secret: Any) -> Any:
 
 
 def say(stream: IO[str], line: str) -> None:
-    print(line, file=stream, flush=True)
+    """A line for the person at the terminal (and the run log); -q keeps it off screen."""
+    hvlog.log.info("%s", line)
+    if not hvlog.quiet():
+        print(line, file=stream, flush=True)
 
 
 @contextlib.contextmanager
@@ -69,15 +73,19 @@ def on_host(
     With --json the text goes to stderr so stdout holds only the report."""
     spec, source = load_spec_from(config, lab)
     out = sys.stderr if as_json else sys.stdout
-    with open_session(
-        config,
-        parallel=parallel,
-        state_base=state_base,
-        writes=verb not in READ_ONLY_VERBS,
-        verb=verb,
-        notice=lambda line: say(sys.stderr, line),
-        vms=[vm.name for vm in spec.vms] + [h.name for h in spec.ha_vms],
-    ) as session:
+    folder = state_dir(spec.name, state_base or home(config))
+    with (
+        hvlog.run_log(folder, f"lab.{verb} {spec.name} from {source}"),
+        open_session(
+            config,
+            parallel=parallel,
+            state_base=state_base,
+            writes=verb not in READ_ONLY_VERBS,
+            verb=verb,
+            notice=lambda line: say(sys.stderr, line),
+            vms=[vm.name for vm in spec.vms] + [h.name for h in spec.ha_vms],
+        ) as session,
+    ):
         say(out, f"hvlab lab.{verb} {spec.name} from {source} on {session.description}")
         yield spec, session, out
 
@@ -118,7 +126,10 @@ def up(
             confirm(f"Build lab {spec.name} on {session.description}?")
         say(out, "Nested virtualization is for labs and evaluation, not production clusters.")
         secrets = lab_secrets(spec, session)
-        reporter = progress.reporter(out)
+        last = state.read_json("report.json")
+        reporter = progress.reporter(
+            out, progress.Estimate(progress.expected_from(last), session.time_factor)
+        )
         run = Run(
             build_steps(spec),
             services(spec, session, secrets, state, config),

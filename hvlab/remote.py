@@ -561,6 +561,15 @@ class Host:
         }
         with self._trace_lock:
             self.trace.append(entry)
+        log.debug(
+            "%s: %s -%s: %s in %.0f ms%s",
+            self.name,
+            label,
+            " -".join(names) if names else "",
+            outcome,
+            seconds * 1000,
+            f" after {attempts} attempts" if attempts > 1 else "",
+        )
 
     def write_trace(self, path: str | os.PathLike[str]) -> None:
         """Write the trace as JSON lines, atomically (a reader never sees half a file)."""

@@ -140,7 +140,7 @@ def load_embedded_world(path: Path, timescale: float, vms: list[str] | None = No
                 "Its VMs are simulated; nothing real is lost."
             ) from None
     else:
-        world = World.create(timescale=timescale)
+        world = World.create(profile=embedded_profile(), timescale=timescale)
     spec = os.environ.get("HVSIM_FAULTS", "")
     if spec.strip():
         try:
@@ -165,6 +165,43 @@ def fault_notes(world: Any) -> str:
     return "; ".join(notes)
 
 
+def ask_password(settings: Any, ask: Any = None) -> Any:
+    """HVLAB_PASSWORD unset: ask on a terminal (once, not echoed); elsewhere (CI) say what
+    to set. The answer lives in this process only."""
+    import getpass
+    import sys
+
+    from hvlab.secrets import Secret
+
+    if settings.secret() or not settings.user:
+        return settings
+    if ask is None:
+        if not sys.stdin.isatty():
+            raise ConfigError(
+                f"no password for {settings.user} on {settings.host}: set HVLAB_PASSWORD "
+                "(hvlab asks for it only on a terminal)"
+            )
+        ask = getpass.getpass
+    answer = ask(f"Password for {settings.user} on {settings.host}: ")
+    if not answer:
+        raise ConfigError("no password given; nothing was changed")
+    return dataclasses.replace(settings, password=Secret(answer))
+
+
+def embedded_profile() -> Any:
+    """The embedded host's profile: the default, with HVSIM_VOLUMES as its data volumes
+    when set (used when the host is first made; a saved host keeps its volumes)."""
+    from hvsim.model.world import HostProfile, parse_volumes
+
+    raw = os.environ.get("HVSIM_VOLUMES")
+    if not raw:
+        return HostProfile()
+    try:
+        return HostProfile(volumes=parse_volumes(raw))
+    except ValueError as err:
+        raise ConfigError(f"HVSIM_VOLUMES: {err}") from None
+
+
 @contextlib.contextmanager
 def open_session(
     config: Any = None,
@@ -184,6 +221,7 @@ def open_session(
     settings = Settings.load(config)
     pool = max(4, parallel or 8)
     if settings.host:
+        settings = ask_password(settings)
         factor = float(os.environ.get("HVLAB_TIME_FACTOR", "1") or 1)
         with Host.connect(settings, max_runspaces=pool) as host:
             yield Session(host, False, f"host {settings.host}", factor)

@@ -92,5 +92,12 @@ class LabState:
         atomic_write(path, content)
         return path
 
+    def read_json(self, name: str) -> Any:
+        """An artifact written by write_json, or None when it is missing or unreadable."""
+        try:
+            return json.loads((self.folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
     def write_json(self, name: str, payload: Any) -> Path:
         return self.write_artifact(name, json.dumps(payload, indent=2, sort_keys=True, default=str))

@@ -20,9 +20,26 @@ LAB_HELP = (
 )
 
 
-def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+VERBOSITY = {
+    "verbose": "More on the terminal: -v for steps, waits and retries, -vv for every host call.",
+    "quiet": "Only problems on the terminal (.hvlab/<lab>/run.log still records everything).",
+}
+
+
+def hvlab_task(*args: Any, **kwargs: Any) -> Any:
+    """@task with -v (counts: -vv) and -q explained, as every hvlab task takes them."""
+    kwargs["help"] = {**kwargs.get("help", {}), **VERBOSITY}
+    kwargs.setdefault("incrementable", ["verbose"])
+    return task(*args, **kwargs)
+
+
+def _run(
+    fn: Callable[..., Any], *args: Any, verbosity: tuple[int, bool] = (0, False), **kwargs: Any
+) -> None:
+    from hvlab import log
     from hvlab.errors import EXIT_INTERRUPTED, HvlabError
 
+    log.configure(*verbosity)
     try:
         fn(*args, **kwargs)
     except HvlabError as err:
@@ -33,7 +50,7 @@ def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         ) from None
 
 
-@task(
+@hvlab_task(
     help={
         "lab": LAB_HELP,
         "parallel": "How many VMs to work on at once (default: all).",
@@ -42,7 +59,7 @@ def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         "trace": "Write every host call (cmdlet, parameter names, duration) to this file.",
     }
 )
-def up(c, lab=None, parallel=0, json=False, yes=False, trace=None):
+def up(c, lab=None, parallel=0, json=False, yes=False, trace=None, verbose=0, quiet=False):
     """Build the lab: switches, VMs, domain, cluster, S2D, CSV and an HA VM.
 
     Every step reads the host first and changes only what is missing: run it again
@@ -53,11 +70,22 @@ def up(c, lab=None, parallel=0, json=False, yes=False, trace=None):
     """
     from hvlab import cli
 
-    _run(cli.up, c.config, lab=lab, parallel=parallel, as_json=json, yes=yes, trace=trace)
+    _run(
+        cli.up,
+        c.config,
+        lab=lab,
+        parallel=parallel,
+        as_json=json,
+        yes=yes,
+        trace=trace,
+        verbosity=(verbose, quiet),
+    )
 
 
-@task(help={"lab": LAB_HELP, "yes": "Do not ask for confirmation.", "json": "Print a JSON report."})
-def down(c, lab=None, yes=False, json=False):
+@hvlab_task(
+    help={"lab": LAB_HELP, "yes": "Do not ask for confirmation.", "json": "Print a JSON report."}
+)
+def down(c, lab=None, yes=False, json=False, verbose=0, quiet=False):
     """Remove what the lab created, and nothing else.
 
     Only resources that carry the lab's mark are removed (VM and switch Notes
@@ -65,25 +93,38 @@ def down(c, lab=None, yes=False, json=False):
     """
     from hvlab import cli
 
-    _run(cli.down, c.config, lab=lab, yes=yes, as_json=json)
+    _run(
+        cli.down,
+        c.config,
+        lab=lab,
+        yes=yes,
+        as_json=json,
+        verbosity=(verbose, quiet),
+    )
 
 
-@task(help={"lab": LAB_HELP, "json": "Print the lab's state as JSON on stdout."})
-def status(c, lab=None, json=False):
+@hvlab_task(help={"lab": LAB_HELP, "json": "Print the lab's state as JSON on stdout."})
+def status(c, lab=None, json=False, verbose=0, quiet=False):
     """Show VMs, cluster nodes, witness, S2D pool, CSVs and HA VMs."""
     from hvlab import cli
 
-    _run(cli.status, c.config, lab=lab, as_json=json)
+    _run(
+        cli.status,
+        c.config,
+        lab=lab,
+        as_json=json,
+        verbosity=(verbose, quiet),
+    )
 
 
-@task(
+@hvlab_task(
     help={
         "lab": LAB_HELP,
         "json": "Print the plan as JSON.",
         "offline": "Do not contact a host; list everything the lab would create.",
     }
 )
-def plan(c, lab=None, json=False, offline=False):
+def plan(c, lab=None, json=False, offline=False, verbose=0, quiet=False):
     """Show what lab.up would change and why, without changing anything.
 
     Against a host each step reports its first change, or why it has none; steps
@@ -91,25 +132,37 @@ def plan(c, lab=None, json=False, offline=False):
     """
     from hvlab import cli
 
-    _run(cli.plan, c.config, lab=lab, as_json=json, offline=offline)
+    _run(
+        cli.plan,
+        c.config,
+        lab=lab,
+        as_json=json,
+        offline=offline,
+        verbosity=(verbose, quiet),
+    )
 
 
-@task(help={"lab": LAB_HELP})
-def validate(c, lab=None):
+@hvlab_task(help={"lab": LAB_HELP})
+def validate(c, lab=None, verbose=0, quiet=False):
     """Check a lab file; print a one-line summary or every problem found."""
     from hvlab import cli
 
-    _run(cli.validate, c.config, lab=lab)
+    _run(
+        cli.validate,
+        c.config,
+        lab=lab,
+        verbosity=(verbose, quiet),
+    )
 
 
-@task(
+@hvlab_task(
     help={
         "lab": LAB_HELP,
         "out": "Folder to write the rendered files to (with --diagram: default here).",
         "diagram": "Write only a picture of the lab's topology, <lab>-topology.svg.",
     }
 )
-def render(c, out=None, lab=None, diagram=False):
+def render(c, out=None, lab=None, diagram=False, verbose=0, quiet=False):
     """Write every rendered file (unattend.xml, guest data) per VM, for inspection.
 
     With --diagram, draw the lab instead: host, switches and subnets, VMs and their
@@ -117,17 +170,24 @@ def render(c, out=None, lab=None, diagram=False):
     """
     from hvlab import cli
 
-    _run(cli.render, c.config, lab=lab, out=out, diagram=diagram)
+    _run(
+        cli.render,
+        c.config,
+        lab=lab,
+        out=out,
+        diagram=diagram,
+        verbosity=(verbose, quiet),
+    )
 
 
-@task(
+@hvlab_task(
     help={
         "lab": LAB_HELP,
         "timeline": "Draw the run as a chart of steps per VM over time, to this .svg or .png file.",
         "report": "A report.json to read instead of the lab's last one.",
     }
 )
-def report(c, lab=None, timeline=None, report=None):
+def report(c, lab=None, timeline=None, report=None, verbose=0, quiet=False):
     """Summarise the last lab.up: result, steps, where the time went.
 
     With --timeline FILE, draw it: one row per VM, a bar per step coloured by phase,
@@ -135,30 +195,42 @@ def report(c, lab=None, timeline=None, report=None):
     """
     from hvlab import cli
 
-    _run(cli.report, c.config, lab=lab, timeline=timeline, report_file=report)
+    _run(
+        cli.report,
+        c.config,
+        lab=lab,
+        timeline=timeline,
+        report_file=report,
+        verbosity=(verbose, quiet),
+    )
 
 
-@task
-def schema(c):
+@hvlab_task
+def schema(c, verbose=0, quiet=False):
     """Print the JSON Schema of lab files (for editor completion)."""
     from hvlab import cli
 
-    _run(cli.schema)
+    _run(
+        cli.schema,
+        verbosity=(verbose, quiet),
+    )
 
 
-@task(
+@hvlab_task(
     help={
         "port": "TCP port (default 5985, or 5986 with --https).",
         "https": "Serve HTTPS with a self-signed certificate (or --cert/--key).",
         "auth": "basic or ntlm (default ntlm).",
-        "user": "Account clients log on with (default: the environment's HVSIM_USER or 'vagrant').",
+        "user": "Account clients log on with (default: HVSIM_USER, else 'hvadmin').",
         "password": "Its password (default: HVSIM_PASSWORD).",
         "cert": "PEM certificate for --https.",
         "key": "PEM private key for --https.",
         "state": "Keep the host in this file across restarts.",
         "timescale": "Real seconds per modelled second (0 = instant; default HVSIM_TIMESCALE or 0).",
         "faults": "Fault injection spec (see hvsim/faults.py), or HVSIM_FAULTS.",
-    }
+    },
+    # No one-letter flags: -h would be --https, where everyone expects help.
+    auto_shortflags=False,
 )
 def serve(
     c,
@@ -172,6 +244,8 @@ def serve(
     state=None,
     timescale=None,
     faults=None,
+    verbose=0,
+    quiet=False,
 ):
     """Serve the simulated Hyper-V host over WinRM on 127.0.0.1."""
     from hvsim import cli
@@ -188,26 +262,35 @@ def serve(
         state=state,
         timescale=timescale,
         faults=faults,
+        verbosity=(verbose, quiet),
     )
 
 
-@task(help={"state": "State file of the simulated host (default: the embedded host's)."})
-def show(c, state=None):
+@hvlab_task(help={"state": "State file of the simulated host (default: the embedded host's)."})
+def show(c, state=None, verbose=0, quiet=False):
     """Print the simulated host as a tree."""
     from hvsim import cli
 
-    _run(cli.show, state=state)
+    _run(
+        cli.show,
+        state=state,
+        verbosity=(verbose, quiet),
+    )
 
 
-@task(help={"number": "A rule number as messages cite it: R-38, or 38."})
-def rule(c, number):
+@hvlab_task(help={"number": "A rule number as messages cite it: R-38, or 38."})
+def rule(c, number, verbose=0, quiet=False):
     """Explain a rule that messages cite, such as R-38.
 
     Prints its entry in hvlab's rule reference: what Windows does, where that is
     documented, and what hvlab and its simulated host do about it."""
     from hvlab import cli
 
-    _run(cli.rule, number)
+    _run(
+        cli.rule,
+        number,
+        verbosity=(verbose, quiet),
+    )
 
 
 lab = Collection("lab", up, down, status, plan, validate, render, report, schema)

@@ -24,15 +24,16 @@ def serve(
 ) -> None:
     """Serve the simulated host on 127.0.0.1 until interrupted.
 
-    Prints exactly one line, `hvsim listening on <url>`, once connections are
-    accepted. Without a password (--password or HVSIM_PASSWORD) it exits with
+    Prints exactly one line, `hvsim listening on <url> (user ..., ...)`, once
+    connections are accepted: the URL, then which account clients log on with. Without a password (--password or HVSIM_PASSWORD) it exits with
     code 2 and says how to give one.
     """
     from hvsim import persist, server
     from hvsim.faults import Faults
-    from hvsim.model.world import World
+    from hvsim.model.world import HostProfile, World, parse_volumes
 
     user = user or os.environ.get("HVSIM_USER") or DEFAULT_USER
+    password_given = bool(password)
     password = password or os.environ.get("HVSIM_PASSWORD")
     if not password:
         _exit(
@@ -79,7 +80,9 @@ def serve(
                     file=sys.stderr,
                 )
         else:
-            world = World.create(timescale=scale, faults=fault_spec or None)
+            volumes = os.environ.get("HVSIM_VOLUMES")
+            profile = HostProfile(volumes=parse_volumes(volumes)) if volumes else None
+            world = World.create(profile=profile, timescale=scale, faults=fault_spec or None)
     except (ValueError, persist.StateFileError) as exc:
         _exit(f"cannot start the simulated host: {exc}")
     if fault_spec.strip():
@@ -101,7 +104,12 @@ def serve(
         )
     except OSError as exc:
         _exit(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}")
-    print(f"hvsim listening on {running.url}", flush=True)
+    # One line; the URL first (scripts read it), then how to log on.
+    source = "--password" if password_given else "HVSIM_PASSWORD"
+    print(
+        f"hvsim listening on {running.url} (user {user}, password from {source}, auth {auth})",
+        flush=True,
+    )
     try:
         running.serve_forever()
     except KeyboardInterrupt:
@@ -130,8 +138,10 @@ def show(state: str | None = None) -> None:
     from hvsim.show import build_tree
 
     path = state or os.environ.get("HVSIM_STATE")
-    # Without one, the state the embedded host of `invoke lab.*` keeps in this folder.
-    embedded = os.path.join(os.getcwd(), ".hvlab", "sim", "host.state")
+    # Without one, the state the embedded host of `hvlab lab.*` keeps under HVLAB_HOME
+    # (default .hvlab/ in this folder).
+    home = os.environ.get("HVLAB_HOME") or os.path.join(os.getcwd(), ".hvlab")
+    embedded = os.path.join(home, "sim", "host.state")
     if not path and os.path.exists(embedded):
         path = embedded
     if path:

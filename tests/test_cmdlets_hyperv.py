@@ -299,8 +299,11 @@ def test_get_disk_on_host_lists_mounted_vhds(world: World) -> None:
         PartitionNumber=3,
         AssignDriveLetter=True,
     )
+    [part] = out(world, "Get-Partition", DiskNumber=v["DiskNumber"], PartitionNumber=3)
+    letter = str(part["DriveLetter"])
+    assert letter == "E"  # D: is the host's data volume
     with pytest.raises(PSError, match="write protected"):
-        run(world, "Set-Content", Path="D:\\x.txt", Value="x")
+        run(world, "Set-Content", Path=f"{letter}:\\x.txt", Value="x")
     out(world, "Dismount-VHD", Path=IMG)
     assert out(world, "Get-Disk", Number=0)[0]["IsBoot"] is True
     assert len(out(world, "Get-Disk")) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import socket
 import time
@@ -301,3 +302,26 @@ def test_nobody_listening_is_a_transport_error() -> None:
     with pytest.raises(TransportError, match=r"127\.0\.0\.1: connect failed after 2 attempt"):
         Host.connect(settings)
     assert time.monotonic() - t0 < 10
+
+
+def test_an_unset_host_password_is_asked_on_a_terminal_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hvlab.config import Settings
+    from hvlab.session import ask_password
+
+    section = {"hvlab": {"host": "https://hv01:5986/wsman", "user": "HV01\\a"}}
+    settings = Settings.load(section, env={})
+    asked: list[str] = []
+    answered = ask_password(settings, ask=lambda q: asked.append(q) or "S3cret-pw!")
+    assert answered.secret() == "S3cret-pw!" and "S3cret-pw!" not in repr(answered)
+    assert asked == ["Password for HV01\\a on https://hv01:5986/wsman: "]
+    with pytest.raises(ConfigError, match="no password given"):
+        ask_password(settings, ask=lambda q: "")
+    # Not a terminal (CI): say what to set, never wait for an answer.
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    with pytest.raises(ConfigError, match="set HVLAB_PASSWORD"):
+        ask_password(settings)
+    # Already given: nothing is asked.
+    given = Settings.load(section, env={"HVLAB_PASSWORD": "x"})
+    assert ask_password(given, ask=lambda q: pytest.fail("asked")) is given

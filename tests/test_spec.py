@@ -438,6 +438,16 @@ CASES: list[tuple[str, Callable[[Data], None], str]] = [
         "cluster.witness.account: a cloud witness needs account: the storage account name (3-24 lowercase letters or digits)",
     ),
     (
+        "witness server with a bad DNS label",
+        setp("cluster.witness.server", "fs01.-corp.example.com"),
+        "cluster.witness.server: witness server 'fs01.-corp.example.com' has an invalid label '-corp': labels are 1-63 letters, digits and inner hyphens",
+    ),
+    (
+        "witness server name too long for NetBIOS",
+        setp("cluster.witness.server", "fileserver-number-01"),
+        "cluster.witness.server: witness server 'fileserver-number-01' is 20 characters; at most 15 (R-24)",
+    ),
+    (
         "bad share name",
         setp("cluster.witness.share", "wit ness$"),
         "cluster.witness.share: share name 'wit ness$' must be 1-80 letters, digits, _ or -",
@@ -809,3 +819,13 @@ def test_cluster_networks_carry_roles() -> None:
         ("Storage1", "10.10.1.0", "Cluster", 1),
         ("Storage2", "10.10.2.0", "Cluster", 1),
     ]
+
+
+def test_witness_on_a_server_named_by_its_fqdn() -> None:
+    # A file share witness outside the lab is named as DNS knows it; only NetBIOS
+    # names stop at 15 characters.
+    data = base()
+    data["cluster"]["witness"]["server"] = "fs01.corp.example.com"
+    assert problems(data) == []
+    lab = parse_lab(yaml.safe_dump(data, sort_keys=False), display="t.yaml")
+    assert lab.cluster.witness.server == "fs01.corp.example.com"

@@ -57,7 +57,10 @@ def test_serves_prints_one_line_and_saves_state_on_interrupt(tmp_path: Path) -> 
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()  # bounded by the pytest timeout
-        assert line == f"hvsim listening on http://127.0.0.1:{port}/wsman\n"
+        assert line == (
+            f"hvsim listening on http://127.0.0.1:{port}/wsman "
+            "(user labadmin, password from HVSIM_PASSWORD, auth basic)\n"
+        )
         wsman = WSMan(
             "127.0.0.1",
             port=port,
@@ -98,7 +101,9 @@ def test_https_with_a_generated_certificate() -> None:
     )
     try:
         assert proc.stdout is not None
-        assert proc.stdout.readline() == f"hvsim listening on https://127.0.0.1:{port}/wsman\n"
+        assert proc.stdout.readline().startswith(
+            f"hvsim listening on https://127.0.0.1:{port}/wsman "
+        )
         wsman = WSMan(
             "127.0.0.1",
             port=port,

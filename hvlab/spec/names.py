@@ -69,6 +69,23 @@ def check_computer_name(value: str, what: str = "computer name") -> None:
         raise ValueError(f"{what} {show(value)} must not start or end with a hyphen")
 
 
+def check_server_name(value: str, what: str = "server") -> None:
+    """A server to reach over the network: a computer name (R-24), or a fully qualified
+    DNS name such as fs01.corp.example.com, whose labels follow RFC 1123 (the host label
+    of an FQDN is a DNS label, up to 63 characters; only the NetBIOS name stops at 15)."""
+    if "." not in value:
+        check_computer_name(value, what)
+        return
+    if len(value.rstrip(".")) > 253:
+        raise ValueError(f"{what} {show(value)} is {len(value)} characters; at most 253")
+    for label in value.rstrip(".").split("."):
+        if not _LABEL_RE.match(label):
+            raise ValueError(
+                f"{what} {show(value)} has an invalid label {show(label)}: labels are 1-63 "
+                "letters, digits and inner hyphens"
+            )
+
+
 def check_netbios_domain(value: str) -> None:
     """NetBIOS domain name: the same 15-character rule as computer names (R-40, R-24)."""
     check_computer_name(value, "NetBIOS domain name")

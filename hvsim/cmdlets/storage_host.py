@@ -39,7 +39,7 @@ def _disks(ctx: Context) -> list[tuple[int, VHD | None]]:
         out.append((0, disk if isinstance(disk, VHD) else None))
     else:
         out.append((0, None))
-    for _, f in m.fs.files("C:\\"):
+    for _, f in m.fs.local_files():
         if isinstance(f.content, VHD) and f.content.mounted and f.content.disk_number is not None:
             out.append((f.content.disk_number, f.content))
     return sorted(out, key=lambda t: t[0])

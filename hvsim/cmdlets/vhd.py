@@ -99,7 +99,7 @@ def get_vhd(ctx: Context, call: Call) -> Iterable[Any]:
     hv = hyperv_of(ctx, call.name)
     if "DiskNumber" in call:
         want = int(call.get("DiskNumber"))
-        for _, f in ctx.machine.fs.files("C:\\"):
+        for _, f in ctx.machine.fs.local_files():
             if isinstance(f.content, VHD) and f.content.disk_number == want:
                 yield S.vhd_obj(ctx.machine, f.content)
                 return
@@ -136,7 +136,7 @@ def get_vhd(ctx: Context, call: Call) -> Iterable[Any]:
 def _host_disk_numbers(ctx: Context) -> set[int]:
     """Disk numbers in use on this machine: 0 is its boot disk, then mounted VHDs."""
     used = {0}
-    for _, f in ctx.machine.fs.files("C:\\"):
+    for _, f in ctx.machine.fs.local_files():
         if isinstance(f.content, VHD) and f.content.disk_number is not None:
             used.add(f.content.disk_number)
     return used
@@ -223,7 +223,7 @@ def dismount_vhd(ctx: Context, call: Call) -> Iterable[Any]:
         want = int(call.params["DiskNumber"])
         disks = [
             f.content
-            for _, f in ctx.machine.fs.files("C:\\")
+            for _, f in ctx.machine.fs.local_files()
             if isinstance(f.content, VHD) and f.content.disk_number == want
         ]
         if not disks:

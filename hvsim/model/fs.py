@@ -356,6 +356,13 @@ class FileSystem:
             return list(self.volume_of(path).root.children.values())
         raise FsError("not_found", normalize(path))
 
+    def local_files(self) -> Iterator[tuple[str, File]]:
+        """Every file on the machine's own volumes (C:, data volumes), not on volumes
+        inside mounted virtual disks: where VHDX files live."""
+        for letter, volume in sorted(self.drives.items()):
+            if volume.owner is None:
+                yield from self.files(f"{letter}:\\")
+
     def files(self, path: str = "C:\\") -> Iterator[tuple[str, File]]:
         """Every file under `path`, with its full path."""
         node = self.node(path)

@@ -3,7 +3,8 @@
 `World.create()` builds the default host profile (hyperv-facts R-02, R-03,
 R-79): Windows Server 2022 Datacenter build 20348 on GenuineIntel, 32 logical
 processors, 64 GiB memory (4 GiB kept by the host OS), a 2 TiB NTFS C: with
-1.5 TiB free, the Hyper-V role installed, configuration versions up to 10.0,
+1.5 TiB free, a 4 TiB NTFS data volume D: (HostProfile.volumes, or HVSIM_VOLUMES
+for the embedded host and sim.serve), the Hyper-V role installed, configuration versions up to 10.0,
 and two generalized base images under C:\\hvlab\\images.
 
 Tests reach the model through `world.host`, `world.vm(name)`,
@@ -83,6 +84,51 @@ def _default_images() -> list[ImageSpec]:
 
 
 @dataclasses.dataclass
+class VolumeSpec:
+    """A data volume of the host besides C: (a second disk, formatted)."""
+
+    letter: str
+    size: int
+    free: int
+    file_system: str = "NTFS"
+    label: str = "Data"
+
+
+def _default_volumes() -> list[VolumeSpec]:
+    # Many Hyper-V hosts keep VMs on a data volume; labs may put their root there.
+    return [VolumeSpec("D", 4 * TiB, 4 * TiB - 64 * GiB)]
+
+
+def parse_volumes(text: str) -> list[VolumeSpec]:
+    """`D=4TiB,E=ReFS:1TiB` (letter = [file system:] size, free = all of it) for
+    HVSIM_VOLUMES and `sim.serve --volumes`."""
+    units = {"GIB": GiB, "GB": GiB, "TIB": TiB, "TB": TiB}
+    volumes: list[VolumeSpec] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        letter, _, rest = item.partition("=")
+        letter = letter.strip().upper().rstrip(":")
+        fs, _, size_text = rest.rpartition(":")
+        number = size_text.strip().upper()
+        unit = next((u for u in units if number.endswith(u)), None)
+        if (
+            len(letter) != 1
+            or not letter.isalpha()
+            or letter in "ABC"
+            or unit is None
+            or not number[: -len(unit)].strip().isdigit()
+            or (fs and fs.strip().upper() not in ("NTFS", "REFS"))
+        ):
+            raise ValueError(
+                f"volume {item!r}: write LETTER=SIZE or LETTER=NTFS|ReFS:SIZE, "
+                "such as D=4TiB or E=ReFS:1TiB (letters D to Z, sizes in GiB or TiB)"
+            )
+        size = int(number[: -len(unit)]) * units[unit]
+        file_system = {"NTFS": "NTFS", "REFS": "ReFS"}[fs.strip().upper()] if fs else "NTFS"
+        volumes.append(VolumeSpec(letter, size, size, file_system))
+    return volumes
+
+
+@dataclasses.dataclass
 class HostProfile:
     """What the L0 host is. Change a field to model another host (AMD, small disk...)."""
 
@@ -93,6 +139,7 @@ class HostProfile:
     c_size: int = 2 * TiB
     c_free: int = 3 * TiB // 2
     c_file_system: str = "NTFS"
+    volumes: list[VolumeSpec] = dataclasses.field(default_factory=_default_volumes)
     hyperv_installed: bool = True
     default_version: str = "10.0"
     max_version: str = "10.0"
@@ -287,6 +334,9 @@ def _build_host(world: World, host: Machine, profile: HostProfile) -> None:
     host.fs = FileSystem(clock=world.clock)
     c = Volume("", profile.c_file_system, profile.c_size, used_base=profile.c_size - profile.c_free)
     host.fs.add_drive("C", c)
+    for spec in profile.volumes:
+        volume = Volume(spec.label, spec.file_system, spec.size, used_base=spec.size - spec.free)
+        host.fs.add_drive(spec.letter, volume)
     for folder in SYSTEM_FOLDERS:
         host.fs.mkdir(folder)
     for path, content in SYSTEM_FILES:

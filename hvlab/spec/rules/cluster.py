@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from hvlab.spec.models import Lab, Volume
-from hvlab.spec.names import check_computer_name, show
+from hvlab.spec.names import check_server_name, show
 from hvlab.spec.rules.common import (
     MAX_VCPUS,
     MAX_VHDX,
@@ -68,7 +68,7 @@ def check_cluster(lab: Lab, p: list[Problem], warnings: list[str]) -> None:
                 )
         else:
             try:
-                check_computer_name(w.server, "witness server")
+                check_server_name(w.server, "witness server")
             except ValueError as err:
                 p.append((("cluster", "witness", "server"), str(err)))
     elif w.share is not None or w.server is not None:
