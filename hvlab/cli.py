@@ -100,6 +100,11 @@ def render(
     secrets = resolve_secrets(spec, prompt=sys.stdin.isatty())
     try:
         written = render_all(spec, secrets, out)
+    except FileExistsError as err:
+        raise ConfigError(
+            f"cannot write the rendered files to {out}: {err.filename} appeared "
+            "while writing; run again"
+        ) from None
     except OSError as err:
         raise ConfigError(
             f"cannot write the rendered files to {out}: {err.strerror or err}"

@@ -5,6 +5,7 @@
     HVLAB_PASSWORD          its password (only ever from the environment or a prompt)
     HVLAB_AUTH              negotiate (default), ntlm, kerberos, credssp or basic
     HVLAB_CERT_VALIDATION   true/false: verify the host's HTTPS certificate (default true)
+    HVLAB_CA_FILE           PEM file of the CA that signed the host's certificate
 
 Basic sends the password in every request; over plain HTTP anyone on the path
 reads it, so it is refused unless `allow_basic_over_http: true` says otherwise.
@@ -13,6 +14,7 @@ reads it, so it is refused unless `allow_basic_over_http: true` says otherwise.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import urllib.parse
 from collections.abc import Mapping
@@ -22,6 +24,7 @@ from hvlab.errors import ConfigError
 from hvlab.secrets import Secret
 
 AUTHS = ("negotiate", "ntlm", "kerberos", "credssp", "basic")
+_BOOLEANS = ("cert_validation", "allow_basic_over_http")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -34,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "operation_timeout": 60,
     "retries": 3,
     "call_timeout": 3600,
+    "ca_file": None,
 }
 
 
@@ -67,6 +71,8 @@ class Settings:
     retries: int = 3
     # Longest a single call may run before hvlab gives up on it (seconds).
     call_timeout: int = 3600
+    # PEM file of the CA that signed the host's certificate (HVLAB_CA_FILE).
+    ca_file: str | None = None
 
     @classmethod
     def load(cls, config: Any = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -83,8 +89,16 @@ class Settings:
             values["user"] = env["HVLAB_USER"]
         if env.get("HVLAB_AUTH"):
             values["auth"] = env["HVLAB_AUTH"]
+        for key in _BOOLEANS:
+            # Invoke turns INVOKE_HVLAB_<KEY> into a boolean itself, and any text but
+            # "0" and "" becomes True ("false" too): read the variable and parse it here.
+            raw = env.get(f"INVOKE_HVLAB_{key.upper()}")
+            if raw is not None:
+                values[key] = _flag(raw, f"INVOKE_HVLAB_{key.upper()}")
         if env.get("HVLAB_CERT_VALIDATION"):
             values["cert_validation"] = _flag(env["HVLAB_CERT_VALIDATION"], "HVLAB_CERT_VALIDATION")
+        if env.get("HVLAB_CA_FILE"):
+            values["ca_file"] = env["HVLAB_CA_FILE"]
         password = env.get("HVLAB_PASSWORD") or None
         settings = cls(
             host=values["host"] or None,
@@ -98,15 +112,30 @@ class Settings:
             operation_timeout=_number(values["operation_timeout"], "hvlab.operation_timeout", 1),
             retries=_number(values["retries"], "hvlab.retries", 0),
             call_timeout=_number(values["call_timeout"], "hvlab.call_timeout", 1),
+            ca_file=str(values["ca_file"]) if values["ca_file"] else None,
         )
         if settings.auth not in AUTHS:
             raise ConfigError(
                 f"unknown authentication {settings.auth!r} (HVLAB_AUTH or hvlab.auth); "
                 f"use one of {', '.join(AUTHS)}"
             )
+        if settings.auth == "credssp" and importlib.util.find_spec("requests_credssp") is None:
+            raise ConfigError(
+                "HVLAB_AUTH=credssp needs the requests-credssp package, which is not installed: "
+                "pip install requests-credssp, or use auth negotiate"
+            )
+        if settings.ca_file and not os.path.isfile(settings.ca_file):
+            raise ConfigError(f"ca_file {settings.ca_file} does not exist (HVLAB_CA_FILE)")
         if settings.host:
             settings.endpoint()  # fail early on a bad URL
         return settings
+
+    def verify(self) -> bool | str:
+        """What the transport checks the host's certificate against: the CA file when
+        one is given, else the system's trust store, or nothing when validation is off."""
+        if not self.cert_validation:
+            return False
+        return self.ca_file or True
 
     def secret(self) -> str:
         """The password as text, for the transport only."""
@@ -170,6 +199,19 @@ def _section(config: Any) -> dict[str, Any]:
         return {k: getattr(section, k) for k in DEFAULTS if hasattr(section, k)}
 
 
+def flag_setting(
+    config: Any, key: str, default: bool, env: Mapping[str, str] | None = None
+) -> bool:
+    """A true/false setting of the hvlab section that is not a connection setting
+    (hard_reset), parsed as strictly as those are."""
+    env = os.environ if env is None else env
+    raw = env.get(f"INVOKE_HVLAB_{key.upper()}")
+    if raw is not None:
+        return _flag(raw, f"INVOKE_HVLAB_{key.upper()}")
+    value = _section(config).get(key)
+    return default if value is None else _flag(value, f"hvlab.{key}")
+
+
 def _flag(value: Any, name: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -178,7 +220,9 @@ def _flag(value: Any, name: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise ConfigError(f"{name} must be true or false, not {value!r}")
+    raise ConfigError(
+        f"{name} must be true or false (or yes/no, on/off, 1/0), not {str(value)[:20]!r}"
+    )
 
 
 def _number(value: Any, name: str, minimum: int) -> int:

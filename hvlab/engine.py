@@ -21,12 +21,14 @@ from typing import Any, Protocol
 
 from hvlab.errors import (
     ConfigError,
+    HostError,
     HvlabError,
     Interrupted,
     OwnershipError,
     PreflightError,
     StepError,
     WaitTimeout,
+    is_transient,
 )
 
 log = logging.getLogger("hvlab.run")
@@ -84,6 +86,15 @@ class Step:
     phase: str  # preflight, network, vms, boot, domain, roles, cluster, s2d, ha
     fn: Callable[[StepContext], None]
     needs: tuple[str, ...] = ()
+    # Every step reads the host before it changes it, so running it again after a
+    # transient error is safe; a step that is not must say so.
+    retry: bool = True
+
+
+# A step that failed on a transient host error runs again this many times, after
+# these host seconds (doubling), before the run fails (R-102).
+STEP_RETRIES = 3
+STEP_BACKOFF_S = 5.0
 
 
 class StepContext:
@@ -254,6 +265,28 @@ class Run:
             ready.append(name)
         return ready
 
+    def _attempts(self, step: Step, ctx: StepContext) -> None:
+        """Run the step; on an error Windows classes as transient, run it again a
+        bounded number of times with backoff, saying so (R-102)."""
+        for retry in range(STEP_RETRIES + 1):
+            try:
+                step.fn(ctx)
+                return
+            except HostError as err:
+                if self.planning or not step.retry or not is_transient(err):
+                    raise
+                if retry == STEP_RETRIES:
+                    raise StepError(
+                        step.name, f"{err} (still failing after {STEP_RETRIES} retries, R-102)"
+                    ) from err
+                wait = STEP_BACKOFF_S * 2**retry
+                ctx.note(
+                    f"transient error, running the step again in {wait:g}s "
+                    f"(retry {retry + 1} of {STEP_RETRIES}, R-102): {err.message[:120]}"
+                )
+                self.cancelled.wait(max(wait * self.time_factor, 0.05))
+                self.check_cancelled()
+
     def _run_step(self, step: Step) -> None:
         result = self.results[step.name]
         ctx = StepContext(self, result)
@@ -263,7 +296,7 @@ class Run:
         host_start = self.clock()
         result.start_s = host_start - self.t0
         try:
-            step.fn(ctx)
+            self._attempts(step, ctx)
             result.status = "changed" if result.changes else "ok"
         except PlanStop:
             result.status = "would-change"
@@ -276,6 +309,12 @@ class Run:
             result.status = "failed"
             result.error = str(err)
             raise
+        except StepError as err:
+            # Said once: "step boot:x failed: wait x: ...", never "step .. failed: step .. failed".
+            result.status = "failed"
+            reason = err.reason if err.step == step.name else f"{err.step}: {err.reason}"
+            result.error = reason
+            raise StepError(step.name, reason) from err
         except HvlabError as err:
             result.status = "failed"
             result.error = str(err)

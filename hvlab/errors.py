@@ -75,13 +75,26 @@ class WaitTimeout(HvlabError):
 
 
 class PreflightError(HvlabError):
-    """The host cannot carry the lab. Nothing was created."""
+    """The host cannot carry the lab. Nothing was created. When a problem lies in the
+    lab's own settings (a root on a missing drive or a folder that is not the lab's, a
+    Standard image), it is bad input: exit 2."""
 
-    def __init__(self, problems: list[str], numbers: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        problems: list[str],
+        numbers: dict[str, Any] | None = None,
+        *,
+        bad_input: bool = False,
+    ) -> None:
         self.problems = problems
         self.numbers = numbers or {}
+        self.bad_input = bad_input
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"preflight failed, nothing was created:\n{lines}")
+
+    @property
+    def exit_code(self) -> int:  # type: ignore[override]
+        return EXIT_BAD_INPUT if self.bad_input else EXIT_FAILED
 
 
 class OwnershipError(HvlabError):
@@ -99,3 +112,14 @@ class StepError(HvlabError):
 
 class Interrupted(HvlabError):
     exit_code = EXIT_INTERRUPTED
+
+
+# Windows errors that say "try again": RPC_S_SERVER_UNAVAILABLE (1722), RPC_S_CALL_FAILED
+# (1726), ERROR_TIMEOUT (1460) and ERROR_NOT_READY (21) as HRESULTs (R-102).
+TRANSIENT_HRESULTS = ("0x800706BA", "0x800706BE", "0x800705B4", "0x80070015")
+
+
+def is_transient(err: HostError) -> bool:
+    """Does Windows class this failure as transient (the same call may succeed later)?"""
+    text = err.message.upper()
+    return any(h.upper() in text for h in TRANSIENT_HRESULTS)

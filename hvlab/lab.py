@@ -22,6 +22,9 @@ from hvlab.state import LabState
 from hvlab.steps import build as build_steps
 from hvlab.steps.common import SILENT, text, val
 
+# Tasks that only read the host: on the embedded host they never write its state.
+READ_ONLY_VERBS = frozenset({"status", "plan"})
+
 
 def load_spec(config: Any, lab: str | None) -> Any:
     return load_spec_from(config, lab)[0]
@@ -73,7 +76,15 @@ def on_host(
     folder = state_dir(spec.name, state_base or home(config))
     with (
         hvlog.run_log(folder, f"lab.{verb} {spec.name} from {source}"),
-        open_session(config, parallel=parallel, state_base=state_base) as session,
+        open_session(
+            config,
+            parallel=parallel,
+            state_base=state_base,
+            writes=verb not in READ_ONLY_VERBS,
+            verb=verb,
+            notice=lambda line: say(sys.stderr, line),
+            vms=[vm.name for vm in spec.vms] + [h.name for h in spec.ha_vms],
+        ) as session,
     ):
         say(out, f"hvlab lab.{verb} {spec.name} from {source} on {session.description}")
         yield spec, session, out
@@ -82,13 +93,12 @@ def on_host(
 def services(
     spec: Any, session: Session, secrets: Any, state: LabState, config: Any = None
 ) -> dict[str, Any]:
-    from hvlab.cli import _config_value
+    from hvlab.config import flag_setting
     from hvlab.render import render_unattend
 
-    hard_reset = _config_value(config, "hard_reset")
     return {
         # One power cycle for a first boot that never answers; hvlab.hard_reset.
-        "hard_reset": True if hard_reset is None else bool(hard_reset),
+        "hard_reset": flag_setting(config, "hard_reset", True),
         "host": session.host,
         "lab": spec,
         "secrets": secrets,

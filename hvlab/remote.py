@@ -237,7 +237,7 @@ class _Slot:
             auth=s.auth,
             username=s.user,
             password=s.secret(),
-            cert_validation=s.cert_validation,
+            cert_validation=s.verify(),
             # pypsrp only sends Basic over HTTP with encryption off (it cannot seal Basic).
             encryption="never" if basic else "auto",
             operation_timeout=min(s.operation_timeout, 60),
@@ -263,6 +263,26 @@ class _Slot:
             self.pool.close()
         with contextlib.suppress(Exception):
             self.wsman.close()
+
+
+def _untrusted_certificate(exc: BaseException) -> bool:
+    """A TLS handshake that failed because the host's certificate did not verify."""
+    import ssl
+
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(
+            seen
+        ):
+            return True
+        seen = (
+            seen.__cause__
+            or seen.__context__
+            or (seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None)
+        )
+    return False
 
 
 def _transient_errors() -> tuple[type[BaseException], ...]:
@@ -312,6 +332,13 @@ class Host:
                 try:
                     slot = host._checkout("connect")
                 except transient as exc:
+                    if _untrusted_certificate(exc):
+                        # Trying again cannot help: say what to trust, at once.
+                        raise ConfigError(
+                            f"{host.name}: the host's HTTPS certificate is not trusted "
+                            f"({_short(exc)}). Give the CA that signed it with hvlab.ca_file "
+                            "or HVLAB_CA_FILE (a PEM file), or add it to the system's trust store"
+                        ) from None
                     if attempt == attempts:
                         raise TransportError(
                             f"{host.name}: connect failed after {attempts} attempt(s): "

@@ -11,8 +11,10 @@ file: nodes join with Add-Computer after boot (R-29, R-42).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import stat
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 import jinja2
 
 from hvlab import resources
-from hvlab.errors import HvlabError
+from hvlab.errors import ConfigError, HvlabError
 from hvlab.secrets import Secrets
 from hvlab.spec.models import VM, Lab
 
@@ -263,14 +265,17 @@ def render_all(lab: Lab, secrets: Secrets, out_dir: str | Path) -> list[Path]:
     """Write <out>/<vm>/unattend.xml and guest.json for every VM; the paths written.
 
     Folders are 0700 and files 0600: unattend.xml holds the encoded (not encrypted)
-    administrator password (R-25, R-32).
+    administrator password (R-25, R-32). An output folder others can write to is
+    refused, a link is never followed, and no existing file is written into: each
+    file is created new (O_EXCL | O_NOFOLLOW) under a temporary name and renamed into
+    place, which replaces whatever was at the name without touching it.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _private_folder(out, create_parents=True)
     written: list[Path] = []
     for vm in lab.vms:
         folder = out / vm.name
-        folder.mkdir(exist_ok=True, mode=0o700)
+        _private_folder(folder)
         xml = render_unattend(lab, vm, secrets)
         written.append(_write_private(folder / "unattend.xml", xml))
         guest = json.dumps(render_guest_data(lab, vm), indent=2, sort_keys=True) + "\n"
@@ -278,9 +283,51 @@ def render_all(lab: Lab, secrets: Secrets, out_dir: str | Path) -> list[Path]:
     return written
 
 
+class UnsafeOutput(ConfigError):
+    """The output folder could let someone else read or redirect the rendered files."""
+
+
+def _private_folder(folder: Path, *, create_parents: bool = False) -> None:
+    """A folder of our own that only we can write to: made 0700 when missing; an
+    existing one must be a real folder (not a link), ours, and not writable by others."""
+    try:
+        st = os.lstat(folder)
+    except FileNotFoundError:
+        if create_parents:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(folder, 0o700)
+        st = os.lstat(folder)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise UnsafeOutput(
+            f"{folder} is not a folder (a link or a file); hvlab writes only into folders"
+        )
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise UnsafeOutput(f"{folder} belongs to another user; render into a folder of your own")
+    if st.st_mode & 0o022:
+        raise UnsafeOutput(
+            f"{folder} can be written by others (mode {stat.filemode(st.st_mode)}); they could "
+            "swap the rendered files. Render into a private folder (chmod 700)"
+        )
+
+
 def _write_private(path: Path, text: str) -> Path:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    tmp = path.with_name(f".{path.name}.{secrets_token()}.tmp")
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
     return path
+
+
+def secrets_token() -> str:
+    import secrets as pysecrets
+
+    return pysecrets.token_hex(6)

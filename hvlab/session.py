@@ -2,7 +2,9 @@
 
 With no HVLAB_HOST (nor hvlab.host in invoke.yaml), hvlab starts hvsim in-process
 on loopback, talks to it over real WinRM with NTLM and message encryption, and
-keeps the simulated host's state under .hvlab/sim/ between invocations.
+keeps the simulated host's state under .hvlab/sim/ between invocations: one task at
+a time holds it (a file lock), read-only tasks never write it, and a task that
+changes the host writes each change as it is made.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from hvlab.errors import ConfigError
 # Real seconds per modelled second on the embedded host: the default lab builds in
 # well under a minute while waits and parallelism still happen for real.
 DEFAULT_TIMESCALE = 0.02
+# Longest a task waits for another to release the embedded host (HVLAB_SIM_LOCK_WAIT).
+DEFAULT_LOCK_WAIT = 900.0
 
 
 @dataclasses.dataclass
@@ -63,6 +67,104 @@ def embedded_timescale(env: dict[str, str] | None = None) -> float:
     return value
 
 
+def lock_wait_seconds(env: dict[str, str] | None = None) -> float:
+    """How long a task waits for another one to release the embedded host."""
+    env = dict(os.environ if env is None else env)
+    raw = env.get("HVLAB_SIM_LOCK_WAIT", "")
+    if not raw:
+        return DEFAULT_LOCK_WAIT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"HVLAB_SIM_LOCK_WAIT must be a number of seconds, not {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"HVLAB_SIM_LOCK_WAIT must be >= 0, not {raw!r}")
+    return value
+
+
+@contextlib.contextmanager
+def host_state_lock(path: Path, verb: str, notice: Any = None) -> Iterator[None]:
+    """Hold the embedded host's state for the whole task: one task at a time reads or
+    changes it (a file lock the operating system releases when the process dies)."""
+    from filelock import FileLock, Timeout
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path) + ".lock")
+    owner = Path(str(path) + ".owner")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        wait = lock_wait_seconds()
+        holder = _read_owner(owner)
+        if notice is not None:
+            notice(
+                f"waiting up to {wait:g}s for the embedded simulated host: another hvlab task "
+                f"uses it ({holder})"
+            )
+        try:
+            lock.acquire(timeout=wait)
+        except Timeout:
+            raise ConfigError(
+                f"the embedded simulated host is still in use by another hvlab task ({holder}) "
+                f"after {wait:g}s; run again when it has finished (HVLAB_SIM_LOCK_WAIT sets the wait)"
+            ) from None
+    try:
+        with contextlib.suppress(OSError):
+            owner.write_text(f"lab.{verb}, pid {os.getpid()}", encoding="utf-8")
+        yield
+    finally:
+        lock.release()
+
+
+def _read_owner(owner: Path) -> str:
+    try:
+        return owner.read_text(encoding="utf-8").strip()[:80] or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def load_embedded_world(path: Path, timescale: float, vms: list[str] | None = None) -> Any:
+    """The embedded host as the last task left it, or a new one; faults come only
+    from this process's HVSIM_FAULTS, never from the file."""
+    from hvsim import persist
+    from hvsim.faults import Faults, FaultSpecError
+    from hvsim.model.world import World
+
+    persist.remove_leftovers(path)
+    if path.exists():
+        try:
+            world = persist.load(path, timescale=timescale)
+        except persist.StateFileError as err:
+            raise ConfigError(
+                f"the embedded simulated host cannot be loaded: {err} "
+                "Its VMs are simulated; nothing real is lost."
+            ) from None
+    else:
+        world = World.create(profile=embedded_profile(), timescale=timescale)
+    spec = os.environ.get("HVSIM_FAULTS", "")
+    if spec.strip():
+        try:
+            world.faults = Faults.parse(spec, seed=world.seed, vms=vms)
+        except FaultSpecError as err:
+            raise ConfigError(f"HVSIM_FAULTS: {err}") from None
+        world.faults.install(world)
+    return world
+
+
+def fault_notes(world: Any) -> str:
+    """What the first line of a task says about faults on the embedded host."""
+    notes = []
+    if world.faults.faults:
+        notes.append("faults injected by HVSIM_FAULTS: " + "; ".join(world.faults.describe()[1:]))
+    if world.dropped_faults:
+        notes.append(
+            "the state file carried injected faults of an earlier run ("
+            + ", ".join(world.dropped_faults)
+            + "); they were dropped: faults apply only to the task that asks for them"
+        )
+    return "; ".join(notes)
+
+
 def ask_password(settings: Any, ask: Any = None) -> Any:
     """HVLAB_PASSWORD unset: ask on a terminal (once, not echoed); elsewhere (CI) say what
     to set. The answer lives in this process only."""
@@ -102,8 +204,17 @@ def embedded_profile() -> Any:
 
 @contextlib.contextmanager
 def open_session(
-    config: Any = None, *, parallel: int = 0, state_base: Path | None = None
+    config: Any = None,
+    *,
+    parallel: int = 0,
+    state_base: Path | None = None,
+    writes: bool = True,
+    verb: str = "task",
+    notice: Any = None,
+    vms: list[str] | None = None,
 ) -> Iterator[Session]:
+    """The host a task works on. On the embedded host, `writes=False` (status, plan)
+    never writes its state; a task that writes saves each change as it is made."""
     from hvlab.config import Settings
     from hvlab.remote import Host
 
@@ -117,9 +228,7 @@ def open_session(
         return
 
     from hvsim import catalog as sim_catalog
-    from hvsim import faults as sim_faults
     from hvsim import persist
-    from hvsim.model.world import World
     from hvsim.server import serve_in_thread
 
     timescale = embedded_timescale()
@@ -131,39 +240,32 @@ def open_session(
     from hvlab.paths import home
 
     path = sim_state_path(state_base or home(config))
-    if path.exists():
+    with host_state_lock(path, verb, notice):
+        world = load_embedded_world(path, timescale, vms)
+        journal = persist.Journal(world, path) if writes else None
+        world.journal = journal
+        # A throwaway account for this process only: the embedded host lives as long as the task.
+        user = "hvlab"
+        password = pysecrets.token_urlsafe(18) + "aA1!"
+        mode = "" if writes else ", read only"
+        faults = fault_notes(world)
+        description = (
+            f"simulated host (hvsim, embedded, timescale {timescale:g}, state {path}{mode})"
+            + (f" [{faults}]" if faults else "")
+        )
         try:
-            world = persist.load(path, timescale=timescale)
-        except persist.StateFileError as err:
-            raise ConfigError(
-                f"the embedded simulated host cannot be loaded: {err} "
-                "Its VMs are simulated; nothing real is lost."
-            ) from None
-    else:
-        world = World.create(profile=embedded_profile(), timescale=timescale)
-    spec = os.environ.get("HVSIM_FAULTS")
-    if spec:
-        world.faults = sim_faults.parse(spec)
-    # A throwaway account for this process only: the embedded host lives as long as the task.
-    user = "hvlab"
-    password = pysecrets.token_urlsafe(18) + "aA1!"
-    try:
-        with serve_in_thread(world, auth="ntlm", user=user, password=password) as server:
-            local = dataclasses.replace(
-                settings,
-                host=server.url,
-                user=user,
-                password=password,
-                auth="ntlm",
-                cert_validation=False,
-            )
-            with Host.connect(local, max_runspaces=pool) as host:
-                yield Session(
-                    host,
-                    True,
-                    f"simulated host (hvsim, embedded, timescale {timescale:g}, state {path})",
-                    timescale,
-                    world,
+            with serve_in_thread(world, auth="ntlm", user=user, password=password) as server:
+                local = dataclasses.replace(
+                    settings,
+                    host=server.url,
+                    user=user,
+                    password=password,
+                    auth="ntlm",
+                    cert_validation=False,
                 )
-    finally:
-        persist.save(world, path)
+                with Host.connect(local, max_runspaces=pool) as host:
+                    yield Session(host, True, description, timescale, world)
+        finally:
+            world.journal = None
+            if journal is not None:
+                journal.flush()

@@ -30,11 +30,34 @@ def atomic_write(path: Path, data: str) -> None:
         raise
 
 
+# A temporary file younger than this may belong to a write in progress.
+LEFTOVER_AGE_S = 60.0
+
+
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Temporary files a killed write left (.<name>.<random>), once they are old enough
+    that no write in progress can own them."""
+    removed = []
+    now = time.time()
+    for path in folder.glob(".*.*"):
+        if not path.is_file():
+            continue
+        try:
+            if now - path.stat().st_mtime > LEFTOVER_AGE_S:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
 class LabState:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.file = folder / "state.json"
         self._lock = threading.Lock()
+        if folder.is_dir():
+            remove_leftovers(folder)
         try:
             self.data: dict[str, Any] = json.loads(self.file.read_text(encoding="utf-8"))
         except (FileNotFoundError, ValueError):

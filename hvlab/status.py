@@ -157,6 +157,12 @@ def _seconds(value: Any) -> float | None:
 
 
 def _print_status(out: IO[str], data: dict[str, Any]) -> None:
+    if data["vms"] and all(vm["state"] == "Missing" for vm in data["vms"]):
+        say(
+            out,
+            f"lab {data['lab']} is not on the host: none of its VMs exists ('lab.up' builds it)",
+        )
+        return
     say(out, f"lab {data['lab']}")
     for vm in data["vms"]:
         ips = ", ".join(ip for n in vm.get("nics", []) for ip in n["ips"])

@@ -1,4 +1,13 @@
-"""lab.down: remove what carries the lab's mark, and nothing else."""
+"""lab.down: remove what the lab provably created, and nothing else.
+
+What counts as the lab's: VMs and switches that carry its mark in their Notes (removed
+by Id: names need not be unique, R-20, R-71); a VM without Notes only when its name is
+one of the lab's and its configuration lives in that VM's folder of the marked lab
+folder (a run stopped between New-VM and Set-VM); and the files, folders and NAT the
+record next to the mark lists (hvlab.steps.common.record_created), which the host
+keeps, so the host is the truth. Folders go only when empty: anything the lab did not
+create stays where it is, and down says what it left and why.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +17,18 @@ from typing import Any
 
 from hvlab.errors import HostError, StepError
 from hvlab.lab import confirm, on_host, say
-from hvlab.steps.common import SILENT, has_mark, lab_folder_is_ours, owns_vm, text, val
+from hvlab.paths import home, state_dir
+from hvlab.state import LabState
+from hvlab.steps.common import (
+    SILENT,
+    has_mark,
+    lab_folder_is_ours,
+    owns_vm,
+    parse_record,
+    same_path,
+    text,
+    val,
+)
 
 
 def down(
@@ -19,35 +39,38 @@ def down(
     as_json: bool = False,
     state_base: Path | None = None,
 ) -> dict[str, Any]:
-    """Remove what carries this lab's mark; leave everything else as it is."""
+    """Remove what this lab created; leave everything else as it is."""
     removed: list[str] = []
     problems: list[str] = []
+    left: list[dict[str, Any]] = []
     with on_host("down", config, lab, as_json, state_base) as (spec, session, out):
         host = session.host
-        targets = find_marked(spec, host)
-        if not any(targets.values()):
-            say(out, "nothing of this lab is on the host")
+        local = LabState(state_dir(spec.name, state_base or home(config)))
+        hint = local.get_fact("host", "creating_folders")
+        plan = find_owned(spec, host, hint or [])
+        if plan.note:
+            say(out, plan.note)
+        if plan.empty:
+            say(out, f"nothing of lab {spec.name} is on the host")
         else:
-            for kind, names in targets.items():
-                for name in names:
-                    shown = f"{name[1]} ({name[0]})" if isinstance(name, tuple) else name
-                    say(out, f"  will remove {kind} {shown}")
+            for line in plan.listing():
+                say(out, f"  will remove {line}")
             if not yes:
-                confirm(
-                    f"Remove {sum(len(v) for v in targets.values())} resources of lab {spec.name}?"
-                )
+                confirm(f"Remove {plan.count} resources of lab {spec.name}?")
 
-        def attempt(what: str, fn: Any) -> None:
+        def attempt(what: str, fn: Any) -> bool:
             # Keep going when parts are already gone: down must always finish.
             try:
                 fn()
-                removed.append(what)
-                say(out, f"  removed {what}")
             except HostError as err:
                 problems.append(f"{what}: {err}")
                 say(out, f"  could not remove {what}: {err.message}")
+                return False
+            removed.append(what)
+            say(out, f"  removed {what}")
+            return True
 
-        for vm_id, name in targets["vm"]:
+        for vm_id, name in plan.vms:
             # By Id through the pipeline: another VM may share the name (R-20) and is not ours.
             attempt(
                 f"VM {name}",
@@ -58,18 +81,50 @@ def down(
                     host.pipeline([("Get-VM", {"Id": i}), ("Remove-VM", {"Force": True})]),
                 ),
             )
-        for folder in targets["folder"]:
-            attempt(
-                f"folder {folder}",
-                lambda f=folder: host.run("Remove-Item", Path=f, Recurse=True, Force=True),
-            )
-        for nat in targets["nat"]:
+        for nat in plan.nats:
             attempt(f"NAT {nat}", lambda n=nat: host.run("Remove-NetNat", Name=n, Confirm=False))
-        for switch in targets["switch"]:
+        for sw_id, name in plan.switches:
             attempt(
-                f"switch {switch}", lambda s=switch: host.run("Remove-VMSwitch", Name=s, Force=True)
+                f"switch {name}",
+                lambda i=sw_id: host.pipeline(
+                    [("Get-VMSwitch", {"Id": i}), ("Remove-VMSwitch", {"Force": True})]
+                ),
             )
-    payload = {"lab": spec.name, "removed": removed, "problems": problems}
+        for path in plan.files:
+            attempt(f"file {path}", lambda p=path: host.run("Remove-Item", Path=p, Force=True))
+
+        def remove_folder(path: str) -> bool:
+            children = host.run("Get-ChildItem", Path=path, Force=True, **SILENT)
+            if children:
+                names = sorted(text(val(c, "Name")) for c in children)
+                left.append({"path": path, "holds": names})
+                shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+                say(out, f"  left {path}: it holds what lab {spec.name} did not create: {shown}")
+                return False
+            return attempt(f"folder {path}", lambda: host.run("Remove-Item", Path=path))
+
+        for path in plan.folders_in_root:
+            remove_folder(path)
+        if plan.root_is_ours:
+            if problems:
+                # Keep the mark and the record: a later lab.down can finish the job.
+                say(out, f"  kept the mark of {spec.root}: some of the lab's resources remain")
+            else:
+                for path in (spec.record_path, spec.marker_path):
+                    attempt(
+                        f"file {path}",
+                        lambda p=path: host.run("Remove-Item", Path=p, Force=True, **SILENT),
+                    )
+                if plan.root_created:
+                    remove_folder(spec.root)
+                else:
+                    say(out, f"  kept {spec.root}: it was there before the lab")
+        for path in plan.parents:
+            if not left and not problems:
+                remove_folder(path)
+        if not problems and hint:
+            local.set_fact("host", "creating_folders", None)
+    payload = {"lab": spec.name, "removed": removed, "left": left, "problems": problems}
     if as_json:
         print(json.dumps(payload, indent=2))
     if problems:
@@ -78,21 +133,117 @@ def down(
     return payload
 
 
-def find_marked(spec: Any, host: Any) -> dict[str, list[Any]]:
-    """Everything on the host that carries this lab's mark."""
-    targets: dict[str, list[Any]] = {"vm": [], "folder": [], "nat": [], "switch": []}
-    root = spec.root
+class Owned:
+    """What lab.down will remove, in removal order."""
+
+    def __init__(self) -> None:
+        self.vms: list[tuple[str, str]] = []
+        self.switches: list[tuple[str, str]] = []
+        self.nats: list[str] = []
+        self.files: list[str] = []
+        self.folders_in_root: list[str] = []  # deepest first
+        self.parents: list[str] = []  # folders above the root the lab made, deepest first
+        self.root_is_ours = False
+        self.root_created = False
+        self.note = ""
+
+    @property
+    def count(self) -> int:
+        return (
+            len(self.vms)
+            + len(self.switches)
+            + len(self.nats)
+            + len(self.files)
+            + len(self.folders_in_root)
+            + int(self.root_is_ours)
+        )
+
+    @property
+    def empty(self) -> bool:
+        return self.count == 0
+
+    def listing(self) -> list[str]:
+        lines = [f"VM {name} ({i})" for i, name in self.vms]
+        lines += [f"switch {name} ({i})" for i, name in self.switches]
+        lines += [f"NAT {n}" for n in self.nats]
+        lines += [f"file {f}" for f in self.files]
+        lines += [f"folder {f} (when empty)" for f in self.folders_in_root]
+        if self.root_is_ours:
+            what = "folder" if self.root_created else "mark of the folder"
+            lines.append(f"{what} {self.root_label}")
+        return lines
+
+    root_label = ""
+
+
+def find_owned(spec: Any, host: Any, hint: list[str]) -> Owned:
+    """What on the host this lab created: read only."""
+    owned = Owned()
+    owned.root_label = spec.root
     folder_is_ours = lab_folder_is_ours(host, spec)
     for vm in host.run("Get-VM"):
-        # A VM without Notes counts only when the folder it lives in is ours.
         if owns_vm(vm, spec, folder_is_ours):
-            targets["vm"].append((text(val(vm, "Id")), text(val(vm, "Name"))))
-    if folder_is_ours:
-        targets["folder"].append(root)
-    for nat in host.run("Get-NetNat", **SILENT):
-        if text(val(nat, "Name")) == f"{spec.name}-nat":
-            targets["nat"].append(text(val(nat, "Name")))
+            owned.vms.append((text(val(vm, "Id")), text(val(vm, "Name"))))
     for sw in host.run("Get-VMSwitch"):
         if has_mark(val(sw, "Notes"), spec.name):
-            targets["switch"].append(text(val(sw, "Name")))
-    return targets
+            owned.switches.append((text(val(sw, "Id")), text(val(sw, "Name"))))
+    if not folder_is_ours:
+        # No mark: nothing in the folder is provably the lab's. A run stopped between
+        # creating the folder and marking it leaves it empty; local state remembers it.
+        for path in sorted(hint, key=len, reverse=True):
+            if _is_empty_folder(host, path):
+                owned.parents.append(path)
+        return owned
+    owned.root_is_ours = True
+    record = parse_record(host.run("Get-Content", Path=spec.record_path, **SILENT))
+    if not record:
+        owned.note = (
+            f"{spec.root} has no record of what lab {spec.name} created (an older hvlab made "
+            "it): only the lab's own disks and folders, by their names, are removed"
+        )
+        record = _by_name(spec)
+    root = spec.root.rstrip("\\").lower()
+    present_nats = {text(val(n, "Name")).lower() for n in host.run("Get-NetNat", **SILENT)}
+    folders: list[str] = []
+    for kind, what in record:
+        if kind == "nat":
+            if what.lower() in present_nats and what not in owned.nats:
+                owned.nats.append(what)
+        elif kind == "file":
+            owned.files.append(what)
+        elif same_path(what, spec.root):
+            owned.root_created = True
+        elif what.lower().startswith(root + "\\"):
+            folders.append(what)
+        else:
+            owned.parents.append(what)
+    present = host.map([("Test-Path", {"Path": p}) for p in owned.files + folders])
+    exists = {p for p, answer in zip(owned.files + folders, present, strict=True) if _yes(answer)}
+    owned.files = [f for f in dict.fromkeys(owned.files) if f in exists]
+    owned.folders_in_root = sorted(
+        (f for f in dict.fromkeys(folders) if f in exists), key=lambda p: (-p.count("\\"), p)
+    )
+    owned.parents = sorted(dict.fromkeys(owned.parents), key=lambda p: -p.count("\\"))
+    return owned
+
+
+def _by_name(spec: Any) -> list[tuple[str, str]]:
+    """What a lab made by an older hvlab (no record) holds by the lab's own names."""
+    out: list[tuple[str, str]] = []
+    for vm in spec.vms:
+        out.append(("file", spec.os_disk_path(vm)))
+        out += [("file", p) for p in spec.data_disk_paths(vm)]
+        out.append(("folder", f"{spec.vm_folder(vm)}\\Virtual Machines"))
+        out.append(("folder", spec.vm_folder(vm)))
+    out.append(("folder", spec.root))
+    return out
+
+
+def _yes(answer: list[Any]) -> bool:
+    return bool(answer) and answer[0] is True
+
+
+def _is_empty_folder(host: Any, path: str) -> bool:
+    if not _yes(host.run("Test-Path", Path=path, PathType="Container")):
+        return False
+    return not host.run("Get-ChildItem", Path=path, Force=True, **SILENT)

@@ -54,18 +54,42 @@ def serve(
     except ValueError:
         _exit(f"--timescale must be a number, not {scale_text!r}.")
     fault_spec = faults if faults is not None else os.environ.get("HVSIM_FAULTS", "")
+    lock = None
+    if state:
+        # One process at a time keeps this host (hvlab's embedded tasks take the same lock).
+        from filelock import FileLock, Timeout
+
+        os.makedirs(os.path.dirname(os.path.abspath(state)), exist_ok=True)
+        lock = FileLock(state + ".lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            _exit(f"cannot start the simulated host: {state} is in use by another process.")
+        persist.remove_leftovers(state)
     try:
         if state and os.path.exists(state):
             # The host as the last run left it (hvsim.persist); faults apply anew.
             world = persist.load(state, timescale=scale)
             if fault_spec:
                 world.faults = Faults.parse(fault_spec, seed=world.seed)
+                world.faults.install(world)
+            if world.dropped_faults:
+                print(
+                    f"{state} carried injected faults of an earlier run "
+                    f"({', '.join(world.dropped_faults)}); they were dropped",
+                    file=sys.stderr,
+                )
         else:
             volumes = os.environ.get("HVSIM_VOLUMES")
             profile = HostProfile(volumes=parse_volumes(volumes)) if volumes else None
             world = World.create(profile=profile, timescale=scale, faults=fault_spec or None)
     except (ValueError, persist.StateFileError) as exc:
         _exit(f"cannot start the simulated host: {exc}")
+    if fault_spec.strip():
+        print("faults injected: " + "; ".join(world.faults.describe()), file=sys.stderr)
+    journal = persist.Journal(world, state) if state else None
+    # Each change is written as it is made: a killed server loses at most one call.
+    world.journal = journal
     try:
         running = server.start(
             world,
@@ -92,8 +116,11 @@ def serve(
         pass
     finally:
         running.stop()
-        if state:
-            persist.save(world, state)
+        world.journal = None
+        if journal is not None:
+            journal.flush()
+        if lock is not None:
+            lock.release()
 
 
 def _exit(message: str) -> Any:

@@ -57,6 +57,18 @@ _ACCEPTED_COMMON = {
     "confirm",
 }
 _MODULE_LOCK = threading.Lock()
+# Verbs of cmdlets that only read (the Approved Verbs' Common/Data/Diagnostic reads):
+# a call of any other verb may change the world.
+READ_VERBS = frozenset({"get", "test", "measure", "select", "where", "sort", "resolve", "compare"})
+
+
+def _reads_only(script: str) -> bool:
+    """The PowerShell Direct command wrapper changes nothing itself: the cmdlet it runs
+    inside the guest is counted on its own. Every other script may change the world."""
+    from hvsim import scripts
+
+    known = scripts.find(script, "host")
+    return known is not None and known.file.endswith("Invoke-GuestCommand.ps1")
 
 
 def _pass_through() -> tuple[type[BaseException], ...]:
@@ -148,6 +160,7 @@ class _Lock:
     def __init__(self, world: Any) -> None:
         lock = getattr(world, "lock", None) if world is not None else None
         self.lock: Any = lock if lock is not None else _MODULE_LOCK
+        self.world = world if lock is not None else None
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
@@ -171,11 +184,16 @@ class _Lock:
             return
         stack = _OWNER.held
         _OWNER.held = [i for i in stack if i != id(self.lock)]
+        world = self.world
+        if world is not None:
+            world.busy = getattr(world, "busy", 0) + 1
         self.lock.release()
         try:
             yield
         finally:
             self.lock.acquire()
+            if world is not None:
+                world.busy -= 1
             _OWNER.held = stack
 
 
@@ -356,6 +374,8 @@ def _run_one(
     if cmd.is_script:
         ctx = Context(world, machine, user, piped or [], stream, _Common(), "script", lock)
         with lock.held():
+            if world is not None and not _reads_only(cmd.name):
+                world.revision = getattr(world, "revision", 0) + 1
             result = _run_script(ctx, cmd)
             if result is not None:
                 out.extend(result)
@@ -391,6 +411,9 @@ def _call_handler(
             # Seeded fault injection (hvsim.faults): a PSError, or DropConnection
             # which the transport turns into a cut connection.
             faults.check(ctx, call)
+        if world is not None and call.name.split("-", 1)[0].lower() not in READ_VERBS:
+            # The world may change from here on: the journal saves it after the pipeline.
+            world.revision = getattr(world, "revision", 0) + 1
         for run in _runs(call, entry, piped):
             if isinstance(run, PSError):
                 # An input object that bound nothing, or failed binding: written

@@ -36,12 +36,17 @@ Examples: `boot_hang:vm=hvhost02;seed=7`,
 
 Randomness comes from a generator seeded by `seed=` (or the world's seed), so
 a run with the same spec fails the same way each time.
+
+Faults belong to the process that asked for them: they are never written into a
+state file (hvsim.persist), and a process without a spec runs without faults.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from hvsim.errors import PSError
@@ -66,6 +71,12 @@ _ALLOWED = {
     "disk_full": {"after_bytes", "drive"},
     "ad_slow": {"factor"},
 }
+
+
+# The phases a guest's boot can hang in (hvsim.model.guest timelines, R-35/R-76).
+_PHASES = {p.lower(): p for p in ("Firmware", "Specialize", "OOBE", "Booting")}
+_COMPUTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,14}")
+_BOOL = {"1", "0", "true", "false", "yes", "no"}
 
 
 def _type_name(cmdlet: str) -> str:
@@ -111,7 +122,11 @@ class Faults:
         self.installed_in: Any = None  # the world whose state faults were applied to
 
     @classmethod
-    def parse(cls, spec: str, seed: int = 0) -> Faults:
+    def parse(cls, spec: str, seed: int = 0, vms: Iterable[str] | None = None) -> Faults:
+        """Faults from a spec string. With `vms`, a vm= or machine= value must name one
+        of them (the VMs of the lab the process builds); any value must be a computer
+        name, a phase= one of the boot phases a guest can hang in."""
+        known = {v.lower(): v for v in vms} if vms is not None else None
         faults: list[Fault] = []
         for raw in (spec or "").split(";"):
             entry = raw.strip()
@@ -145,6 +160,35 @@ class Faults:
             for key in _REQUIRED[kind]:
                 if key not in opts:
                     raise FaultSpecError(f"fault spec: {kind} needs {key}=... in {entry!r}")
+            for key in ("vm", "machine"):
+                if key in opts:
+                    name = opts[key]
+                    if not _COMPUTER_NAME.fullmatch(name):
+                        raise FaultSpecError(
+                            f"fault spec: {key}= must be a VM name (letters, digits, -; at most "
+                            f"15) in {entry!r}"
+                        )
+                    if known is not None and name.lower() not in known:
+                        raise FaultSpecError(
+                            f"fault spec: {key}={name} in {entry!r} is not a VM of this lab "
+                            f"(its VMs: {', '.join(sorted(known.values()))})"
+                        )
+            if "phase" in opts:
+                phase = _PHASES.get(opts["phase"].lower())
+                if phase is None:
+                    raise FaultSpecError(
+                        f"fault spec: phase={opts['phase']} in {entry!r} is not a boot phase; "
+                        f"use one of {', '.join(_PHASES.values())}"
+                    )
+                opts["phase"] = phase
+            if "once" in opts and opts["once"].lower() not in _BOOL:
+                raise FaultSpecError(f"fault spec: once= must be 1 or 0 in {entry!r}")
+            if "drive" in opts and not re.fullmatch(r"[A-Za-z]:?", opts["drive"]):
+                raise FaultSpecError(f"fault spec: drive= must be a drive letter in {entry!r}")
+            if "cmdlet" in opts and not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", opts["cmdlet"]):
+                raise FaultSpecError(
+                    f"fault spec: cmdlet= must be a cmdlet name such as New-VHD in {entry!r}"
+                )
             for key in ("nth", "after_bytes"):
                 if key in opts and not opts[key].isdigit():
                     raise FaultSpecError(f"fault spec: {key} must be a whole number in {entry!r}")
@@ -257,6 +301,6 @@ class Faults:
         return out
 
 
-def parse(spec: str, seed: int = 0) -> Faults:
+def parse(spec: str, seed: int = 0, vms: Iterable[str] | None = None) -> Faults:
     """Faults.parse as a function: `hvsim.faults.parse(os.environ["HVSIM_FAULTS"])`."""
-    return Faults.parse(spec, seed=seed)
+    return Faults.parse(spec, seed=seed, vms=vms)

@@ -314,6 +314,7 @@ class Shell:
             except PSError as err:
                 error = err
             except DropConnection:
+                self._journal(label)
                 with self.cond:
                     run.dropped = True
                     self.cond.notify_all()
@@ -321,6 +322,10 @@ class Shell:
             except Exception as exc:  # never let a model bug kill the worker silently
                 log.exception("pipeline %s failed", run.command_id)
                 error = executor.internal_error(executor.Command(label), exc)
+            # What the pipeline changed is on disk before the client hears of it.
+            journal_error = self._journal(label)
+            if journal_error is not None and error is None:
+                error = journal_error
             with self.cond:
                 if run.pipeline.state != PSInvocationState.Running:
                     return  # stopped by a signal or the shell was deleted
@@ -335,6 +340,22 @@ class Shell:
                     run.pipeline.complete()
                     run.finished = True
                     self.flush()
+
+    def _journal(self, label: str) -> PSError | None:
+        journal = getattr(self.service.world, "journal", None)
+        if journal is None:
+            return None
+        try:
+            journal()
+        except Exception as exc:  # a full or read-only disk: the client must know
+            log.exception("saving the host state after %s failed", label)
+            return PSError(
+                f"hvsim could not save its state after {label}: {type(exc).__name__}: {exc}",
+                fqid="hvsim.StateNotSaved",
+                category="WriteError",
+                exception="System.IO.IOException",
+            )
+        return None
 
     def _write_outputs(self, run: _Run, outputs: list[Any], label: str) -> None:
         for i, value in enumerate(outputs, 1):

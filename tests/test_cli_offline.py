@@ -188,7 +188,9 @@ def test_render_into_a_file_is_a_clear_error(
     target.write_text("x")
     with pytest.raises(ConfigError) as info:
         cli.render(None, out=str(target))
-    assert str(info.value) == f"cannot write the rendered files to {target}: File exists"
+    assert str(info.value) == (
+        f"{target} is not a folder (a link or a file); hvlab writes only into folders"
+    )
     assert PW not in str(info.value)
 
 

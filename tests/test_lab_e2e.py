@@ -188,6 +188,7 @@ def test_standard_image_is_refused_in_preflight(workdir: Path) -> None:
     with pytest.raises(PreflightError) as info:
         labs.up(None, lab=str(bad))
     assert "Datacenter" in str(info.value) and "R-55" in str(info.value)
+    assert info.value.exit_code == 2, "the lab's own setting is bad input"
     assert sim_world(workdir).snapshot() == fresh_snapshot()
 
 
@@ -279,12 +280,16 @@ def test_plan_against_the_host_changes_nothing(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     payload = labs.plan(None, as_json=True)
-    before = sim_world(workdir).snapshot()
-    assert before == fresh_snapshot(), "plan made no change on the host"
+    state = workdir / ".hvlab" / "sim" / "host.state"
+    assert not state.exists(), "plan only reads: it never writes the host's state"
     steps = {s["step"]: s for s in payload["steps"]}
     assert steps["preflight"]["status"] == "ok"
-    assert steps["switches"]["status"] == "would-change"
-    assert steps["switches"]["changes"] == ["New-VMSwitch s2d-2node-lab (Internal)"]
+    # The folder comes first: it keeps the record of what the lab creates.
+    assert steps["folder"]["status"] == "would-change"
+    assert steps["folder"]["changes"] == [
+        "New-Item C:\\hvlab\\s2d-2node and mark it as lab s2d-2node"
+    ]
+    assert steps["switches"]["status"] == "blocked"
     assert steps["cluster"]["status"] == "blocked"
     assert {r["name"] for r in steps["vm:hvhost01"]["resources"] if r["kind"] == "vhdx"} >= {
         "C:\\hvlab\\s2d-2node\\hvhost01\\hvhost01-data1.vhdx"

@@ -68,8 +68,11 @@ def test_load_state_in_place_keeps_faults(tmp_path: Path) -> None:
 
 def test_state_refuses_other_versions(tmp_path: Path) -> None:
     path = tmp_path / "old.bin"
-    path.write_bytes(b"HVSIM-STATE 0\n" + b"junk")
-    with pytest.raises(persist.StateFileError, match="format 0"):
+    path.write_bytes(b'{"format": "hvsim-state", "schema": 0, "objects": []}')
+    with pytest.raises(persist.StateFileError, match="schema 0"):
+        persist.load(path)
+    path.write_bytes(b"HVSIM-STATE 1 0123456789abcdef\n" + b"junk")
+    with pytest.raises(persist.StateFileError, match="never loads pickles"):
         persist.load(path)
     path.write_bytes(b"not a state file")
     with pytest.raises(persist.StateFileError, match="not an hvsim state file"):

@@ -258,3 +258,61 @@ def test_render_all_writes_private_files(lab: Lab, tmp_path: Path) -> None:
         else:
             json.loads(content)
     assert stat.S_IMODE((tmp_path / "out" / "dc01").stat().st_mode) == 0o700
+
+
+def _render(tmp_path, out):  # type: ignore[no-untyped-def]
+    from hvlab.render import render_all
+    from hvlab.secrets import Secret, Secrets
+
+    admin = Secret("Render-Adm1n-Pass!")
+    return render_all(load_lab(ROOT / "labs" / "s2d-2node.yaml"), Secrets(admin, admin, admin), out)
+
+
+def test_render_never_follows_a_link_into_another_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    out = tmp_path / "out"
+    (out / "dc01").mkdir(parents=True, mode=0o700)
+    out.chmod(0o700)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    os.symlink(victim, out / "dc01" / "unattend.xml")
+    _render(tmp_path, out)
+    assert victim.read_text() == "keep me"
+    assert not (out / "dc01" / "unattend.xml").is_symlink()
+
+
+def test_render_never_writes_into_an_existing_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    out = tmp_path / "out"
+    (out / "dc01").mkdir(parents=True, mode=0o700)
+    out.chmod(0o700)
+    theirs = out / "dc01" / "guest.json"
+    theirs.write_text("someone else's")
+    os.chmod(theirs, 0o644)
+    before = os.stat(theirs).st_ino
+    hard = tmp_path / "hardlink"
+    os.link(theirs, hard)
+    _render(tmp_path, out)
+    assert hard.read_text() == "someone else's", "the old file was replaced, not written into"
+    assert os.stat(theirs).st_ino != before
+    assert os.stat(theirs).st_mode & 0o777 == 0o600
+
+
+def test_render_refuses_a_folder_others_can_write(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from hvlab.errors import HvlabError
+
+    out = tmp_path / "shared"
+    out.mkdir()
+    out.chmod(0o777)
+    with pytest.raises(HvlabError, match="can be written by others") as info:
+        _render(tmp_path, out)
+    assert info.value.exit_code == 2
+    assert not any(out.iterdir())
+    link = tmp_path / "linked"
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    link.symlink_to(real)
+    with pytest.raises(HvlabError, match="not a folder"):
+        _render(tmp_path, link)

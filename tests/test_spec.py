@@ -306,7 +306,8 @@ CASES: list[tuple[str, Callable[[Data], None], str]] = [
     (
         "lab folder in a system folder",
         setp("host.root", "C:\\Windows\\lab"),
-        "host.root: C:\\Windows\\lab is inside a Windows system folder; use C:\\hvlab\\s2d-2node",
+        "host.root: C:\\Windows\\lab is a Windows system folder or inside one (C:\\Windows); "
+        "use a folder of its own such as C:\\hvlab\\s2d-2node",
     ),
     (
         "base image inside the lab folder",

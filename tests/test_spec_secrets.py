@@ -159,3 +159,35 @@ def test_existing_domain_needs_the_join_password() -> None:
         lab, env={"HVLAB_ADMIN_PASSWORD": PW, "HVLAB_DOMAIN_PASSWORD": "J0in-Account"}
     )
     assert isinstance(s, Secrets) and s.dsrm is None and s.domain.reveal() == "J0in-Account"
+
+
+@pytest.mark.parametrize("value", ["Winter2025xyz", "Summer-2024!", "P@ssw0rd", "Hvlab_Admin_1"])
+def test_a_password_put_where_a_variable_name_goes_is_refused_unechoed(
+    tmp_path, value: str
+) -> None:
+    """`admin: Winter2025xyz` under secrets is a password, not a variable name: refused
+    at the spec boundary, and the value appears in no message."""
+    from project import LABS
+
+    from hvlab.errors import SpecError
+    from hvlab.spec import load_lab
+
+    text = (LABS / "s2d-2node.yaml").read_text() + f"\nsecrets:\n  admin: '{value}'\n"
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_lab(lab)
+    assert "secrets.admin" in str(info.value)
+    assert value not in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["HVLAB_ADMIN_PASSWORD", "lab2_admin_pw", "ADMIN_PW_2"])
+def test_variable_names_in_one_case_are_accepted(tmp_path, value: str) -> None:
+    from project import LABS
+
+    from hvlab.spec import load_lab
+
+    text = (LABS / "s2d-2node.yaml").read_text() + f"\nsecrets:\n  admin: {value}\n"
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(text)
+    assert load_lab(lab).secrets.admin == value

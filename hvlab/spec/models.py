@@ -509,6 +509,11 @@ class Lab(_Model):
         """The file that marks the lab folder as this lab's."""
         return f"{self.root}\\.hvlab-lab"
 
+    @property
+    def record_path(self) -> str:
+        """The file that lists what the lab created on the host (lab.down's list)."""
+        return f"{self.root}\\.hvlab-created"
+
     # -- cluster --
 
     @property

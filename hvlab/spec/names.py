@@ -147,8 +147,19 @@ def check_image_name(value: str) -> None:
         raise ValueError(f"image name {show(value)} is reserved")
 
 
+def looks_like_password(value: str) -> bool:
+    """Capitals, small letters and digits together: the shape Windows' complexity rule
+    asks of a password (3 of 4 classes), never the shape of a variable name, which is
+    written in one case (HVLAB_ADMIN_PASSWORD, hvlab_admin_password)."""
+    return (
+        any(c.isupper() for c in value)
+        and any(c.islower() for c in value)
+        and any(c.isdigit() for c in value)
+    )
+
+
 def check_env_name(value: str) -> None:
-    if not _ENV_RE.match(value):
+    if not _ENV_RE.match(value) or looks_like_password(value):
         # Never show the value: a password put here by mistake must not be echoed.
         raise ValueError(
             "must name an environment variable (letters, digits, '_'), such as "

@@ -1,6 +1,6 @@
 """The steps of lab.up, one module per part of the lab, and their order.
 
-preflight -> switches, lab folder -> one VM step per VM (parallel) -> first boot
+preflight -> lab folder -> switches -> one VM step per VM (parallel) -> first boot
 per VM (parallel) -> the domain controller -> each node's join and roles
 (parallel) -> cluster -> S2D and volumes -> each HA VM.
 """
@@ -16,8 +16,9 @@ from hvlab.steps import cluster, guests, host, vms
 def build(lab: Any) -> list[Step]:
     steps = [
         Step("preflight", "lab", "preflight", host.preflight),
-        Step("switches", "lab", "network", host.switches, needs=("preflight",)),
+        # The folder first: it holds the record of what the lab creates (a NAT too).
         Step("folder", "lab", "network", host.lab_folder, needs=("preflight",)),
+        Step("switches", "lab", "network", host.switches, needs=("folder",)),
     ]
     for vm in lab.vms:
         steps.append(

@@ -39,22 +39,66 @@ def has_mark(notes: Any, lab_name: str) -> bool:
 
 def owns_vm(rec: Any, lab: Any, folder_is_ours: bool) -> bool:
     """Is this VM the lab's? It carries the mark in its Notes; or, created by a run
-    that stopped before it could mark it, it has no Notes and lives in the lab's
-    own marked folder. New-VM cannot set Notes, so the two calls are never atomic."""
+    that stopped before it could mark it, it has no Notes, its name is one of the
+    lab's VMs and its configuration lives in that VM's own folder in the lab's marked
+    folder. New-VM cannot set Notes, so the two calls are never atomic."""
     notes = val(rec, "Notes")
     if has_mark(notes, lab.name):
         return True
-    if not folder_is_ours:
+    if not folder_is_ours or text(notes).strip():
         return False
-    folder = text(val(rec, "Path")).rstrip("\\").lower()
-    root = lab.root.rstrip("\\").lower() + "\\"
-    return not text(notes).strip() and folder.startswith(root)
+    name = text(val(rec, "Name")).lower()
+    spec = next((vm for vm in lab.vms if vm.name.lower() == name), None)
+    return spec is not None and same_path(val(rec, "Path"), lab.vm_folder(spec))
+
+
+def other_lab(notes: Any) -> str | None:
+    """The lab whose mark a VM or switch carries, if any."""
+    first_line = text(notes).splitlines()[:1]
+    if first_line and first_line[0].startswith("hvlab:"):
+        return first_line[0][len("hvlab:") :].strip() or None
+    return None
+
+
+def mark_owner(lines: Iterable[Any]) -> str:
+    """The lab a folder's mark file names (its first line), or ''."""
+    for line in lines:
+        return text(line).strip()
+    return ""
 
 
 def lab_folder_is_ours(host: Any, lab: Any) -> bool:
     """The lab folder carries a mark file naming the lab (written by the folder step)."""
     marker = host.run("Get-Content", Path=lab.marker_path, ErrorAction="SilentlyContinue")
-    return "\n".join(text(m) for m in marker).strip() == lab.name
+    return mark_owner(marker) == lab.name
+
+
+# What the lab records creating, one line each in <root>\.hvlab-created: the kind and
+# the path (or name). lab.down removes what is recorded and nothing else.
+RECORD_KINDS = ("folder", "file", "nat")
+
+
+def record_line(kind: str, what: str) -> str:
+    assert kind in RECORD_KINDS
+    return f"{kind} {what}"
+
+
+def parse_record(lines: Iterable[Any]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for line in lines:
+        kind, _, what = text(line).strip().partition(" ")
+        if kind in RECORD_KINDS and what.strip():
+            out.append((kind, what.strip()))
+    return out
+
+
+def record_created(ctx: Any, kind: str, *items: str) -> None:
+    """Write down, on the host next to the mark, what the lab is about to create.
+    Called inside ctx.change, just before the call that creates it (a plan records
+    nothing): a run killed in between leaves a record of something that may not
+    exist, which lab.down skips, never something of ours without a record."""
+    lines = [record_line(kind, item) for item in items]
+    ctx.host.run("Add-Content", Path=ctx.lab.record_path, Value=lines)
 
 
 def notes_text(lab_name: str) -> str:

@@ -34,6 +34,7 @@ NODE_FEATURES = (
     "Hyper-V-PowerShell",
     "RSAT-Clustering-PowerShell",
 )
+NTDS_PARAMETERS = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\NTDS\\Parameters"
 SPACEPORT = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\spaceport\\Parameters"
 HW_TIMEOUT_MS = 30000  # 0x7530 for S2D in VMs
 WS2022_BUILD = 20348
@@ -143,13 +144,11 @@ def domain_controller(ctx: StepContext, vm: Any) -> None:
     system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
     role = int(val(system, "DomainRole", 0) or 0)  # 4, 5: a domain controller
     if role < 4:
-        pending = ctx.state.get_fact(vm.name, "promoted_boot")
-        os_info = first(
-            in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_OperatingSystem")
-        )
-        boot = text(val(os_info, "LastBootUpTime"))
-        if pending and pending == boot:
-            ctx.note(f"{vm.name} was promoted but not restarted yet")
+        # The host is the truth: a promotion that waits for its restart has configured
+        # the NTDS service already. Local state is never asked: it may hold a
+        # promotion the guest does not (a host restored from an older state).
+        if _test_path(ctx, vm.name, NTDS_PARAMETERS):
+            ctx.note(f"{vm.name} was promoted but not restarted yet (R-100)")
         else:
             ctx.change(
                 f"Install-ADDSForest {domain.fqdn} on {vm.name}",
@@ -165,11 +164,9 @@ def domain_controller(ctx: StepContext, vm: Any) -> None:
                     Force=True,
                 ),
             )
-            ctx.state.set_fact(vm.name, "promoted_boot", boot)
         # From here on the local SAM is gone: the domain account logs on.
         ctx.creds.use_domain(vm.name)
         restart_and_wait(ctx, vm.name, deadline=DC_PROMOTION_DEADLINE, why="finish the promotion")
-        ctx.state.set_fact(vm.name, "promoted_boot", None)
     else:
         ctx.creds.use_domain(vm.name)
         ctx.ok(f"{vm.name} is a domain controller of {val(system, 'Domain')}")

@@ -11,8 +11,11 @@ from hvlab.steps.common import (
     SILENT,
     first,
     has_mark,
+    mark_owner,
     notes_text,
+    other_lab,
     owns_vm,
+    record_created,
     text,
     val,
 )
@@ -53,18 +56,29 @@ def preflight(ctx: StepContext) -> None:
         ("Get-VMHostSupportedVersion", {"Default": True}),
         ("Get-Volume", {"DriveLetter": drive, **SILENT}),
         ("Get-Content", {"Path": lab.marker_path, **SILENT}),
+        ("Test-Path", {"Path": lab.root}),
+        ("Get-ChildItem", {"Path": lab.root, "Force": True, **SILENT}),
     ]
+    parents = ancestors(lab.root)
     reads = [
         *base,
         *[("Get-VHD", {"Path": image.vhdx, **SILENT}) for _, image in images],
+        *[("Get-Content", {"Path": f"{p}\\.hvlab-lab", **SILENT}) for p in parents],
         ("Get-VM", {"Name": [vm.name for vm in lab.vms], **SILENT}),
         ("Get-VMSwitch", {}),  # -Name takes one name (String): read all, pick ours
     ]
     answers = host.map(reads)
     vmhost, os_info, cpu, feature, supported, volume = (first(a) for a in answers[:6])
-    folder_is_ours = "\n".join(text(m) for m in answers[6]).strip() == lab.name
     image_vhds = answers[len(base) : len(base) + len(images)]
+    parent_marks = answers[len(base) + len(images) : len(base) + len(images) + len(parents)]
     all_vms, all_switches = answers[-2], answers[-1]
+    settings: list[str] = []  # problems of the lab's own settings: bad input (exit 2)
+    folder_is_ours = _check_folder(
+        host, lab, answers[6], _true(answers[7]), answers[8], parents, parent_marks, settings
+    )
+    if settings:
+        # Whose folder it is decides everything else: say it before anything about VMs.
+        raise PreflightError(settings, numbers, bad_input=True)
     vms_found = [
         [v for v in all_vms if text(val(v, "Name")).lower() == vm.name.lower()] for vm in lab.vms
     ]
@@ -95,7 +109,8 @@ def preflight(ctx: StepContext) -> None:
         )
 
     # Images: present, Datacenter where S2D needs it, en-US, sidecars (R-55, R-88, R-123).
-    problems.extend(image_checks.check(host, lab, images, image_vhds, numbers))
+    # The lab's own settings: bad input, nothing created (exit 2).
+    settings.extend(image_checks.check(host, lab, images, image_vhds, numbers))
 
     # Lab VMs already there: adopt ours, refuse others' (R-20, ownership).
     running_bytes = 0
@@ -107,9 +122,15 @@ def preflight(ctx: StepContext) -> None:
             )
         elif found:
             if not owns_vm(found[0], lab, folder_is_ours):
+                owner = other_lab(val(found[0], "Notes"))
+                whose = (
+                    f"it carries the mark of lab {owner!r}"
+                    if owner
+                    else "its Notes carry no hvlab mark"
+                )
                 raise OwnershipError(
                     f"a VM named {vm.name} already exists on the host and is not part of lab {lab.name} "
-                    "(its Notes carry no hvlab mark). Rename or remove it, or change the VM name in the lab file; "
+                    f"({whose}). Rename or remove it, or change the VM name in the lab file; "
                     "hvlab will not touch it."
                 )
             if text(val(found[0], "State")) != "Off":
@@ -118,9 +139,11 @@ def preflight(ctx: StepContext) -> None:
             missing.append(vm)
     for sw, existing in zip(lab.switches, switches_found, strict=True):
         if existing is not None and not has_mark(val(existing, "Notes"), lab.name):
+            owner = other_lab(val(existing, "Notes"))
+            whose = f" (it carries the mark of lab {owner!r})" if owner else ""
             raise OwnershipError(
-                f"a virtual switch named {sw.host_name} exists and is not part of lab {lab.name}; "
-                "hvlab will not touch it. Rename the lab or the switch."
+                f"a virtual switch named {sw.host_name} exists and is not part of lab {lab.name}"
+                f"{whose}; hvlab will not touch it. Rename the lab or the switch."
             )
 
     # Memory for every VM that is not running yet, plus a host reserve (R-10, R-79).
@@ -134,7 +157,7 @@ def preflight(ctx: StepContext) -> None:
         )
 
     if volume is None:
-        problems.append(f"the host has no volume {drive}: for the lab root {lab.root}")
+        settings.append(f"the host has no volume {drive}: for the lab root {lab.root}")
     else:
         fs = text(val(volume, "FileSystemType") or val(volume, "FileSystem"))
         free_disk = int(val(volume, "SizeRemaining", 0) or 0)
@@ -149,12 +172,67 @@ def preflight(ctx: StepContext) -> None:
             )
     numbers["host"] = text(val(vmhost, "ComputerName"))
     ctx.run.services["host_facts"] = numbers
-    if problems:
-        raise PreflightError(problems, numbers)
+    if problems or settings:
+        raise PreflightError(settings + problems, numbers, bad_input=bool(settings))
     ctx.ok(
         f"host {numbers['host']} can carry the lab: {_gib(free)} free memory, "
         f"configuration version {numbers['vm_config_version']}"
     )
+
+
+def ancestors(root: str) -> list[str]:
+    """The folders above the lab root, top first, without the drive root."""
+    parts = root.rstrip("\\").split("\\")
+    return ["\\".join(parts[:i]) for i in range(2, len(parts))]
+
+
+def _check_folder(
+    host: Any,
+    lab: Any,
+    mark: list[Any],
+    exists: bool,
+    children: list[Any],
+    parents: list[str],
+    parent_marks: list[list[Any]],
+    settings: list[str],
+) -> bool:
+    """Whose is the lab root? Ours when it carries our mark. A folder is never adopted
+    when it holds anything, nor when it lies inside another lab's folder, nor when it
+    carries another lab's mark: the lab would be built among files lab.down must not
+    touch. Returns whether the folder is ours."""
+    root = lab.root
+    owner = mark_owner(mark)
+    for parent, lines in zip(parents, parent_marks, strict=True):
+        other = mark_owner(lines)
+        if other:
+            settings.append(
+                f"{root} is inside {parent}, the folder of lab {other!r}; choose a host.root "
+                "outside every other lab's folder"
+            )
+    if owner and owner != lab.name:
+        settings.append(
+            f"{root} belongs to lab {owner!r}, not {lab.name!r}; choose another host.root"
+        )
+    if owner or not exists or not children:
+        return owner == lab.name
+    names = sorted(text(val(c, "Name")) for c in children)
+    nested = host.run(
+        "Get-ChildItem", Path=root, Recurse=True, Filter=".hvlab-lab", Force=True, **SILENT
+    )
+    labs = sorted(
+        {
+            mark_owner(host.run("Get-Content", Path=text(val(n, "FullName")), **SILENT))
+            for n in nested
+        }
+        - {""}
+    )
+    inside = f"; it holds the folder of lab {', '.join(map(repr, labs))}" if labs else ""
+    settings.append(
+        f"{root} exists and holds files hvlab did not create ({', '.join(names[:5])}"
+        f"{', ...' if len(names) > 5 else ''}){inside}. hvlab adopts an existing folder only "
+        "when it is empty: choose another host.root, or empty the folder yourself"
+    )
+    return False
 
 
 def switches(ctx: StepContext) -> None:
@@ -217,22 +295,20 @@ def _nat(ctx: StepContext, sw: Any) -> None:
     name = f"{lab.name}-nat"
     ctx.change(
         f"New-NetNat {name} for {prefix}",
-        lambda: host.run("New-NetNat", Name=name, InternalIPInterfaceAddressPrefix=prefix),
+        lambda: (
+            # A NAT has no Notes: only the record says it is the lab's.
+            record_created(ctx, "nat", name),
+            host.run("New-NetNat", Name=name, InternalIPInterfaceAddressPrefix=prefix),
+        ),
     )
 
 
 def lab_folder(ctx: StepContext) -> None:
-    """The lab root with its mark file, so lab.down knows the folder is the lab's."""
+    """The lab root with its mark file, so lab.down knows the folder is the lab's, and
+    the record of what the lab created, beginning with the folders it made for the root."""
     host, lab = ctx.host, ctx.lab
     root = lab.root
-    mark_file = lab.marker_path
-    if not _true(host.run("Test-Path", Path=root)):
-        ctx.change(
-            f"New-Item {root}",
-            lambda: host.run("New-Item", ItemType="Directory", Path=root, Force=True),
-        )
-    content = host.run("Get-Content", Path=mark_file, **SILENT)
-    current = "\n".join(text(c) for c in content).strip()
+    current = mark_owner(host.run("Get-Content", Path=lab.marker_path, **SILENT))
     if current == lab.name:
         ctx.ok(f"{root} is marked as lab {lab.name}")
         return
@@ -240,10 +316,38 @@ def lab_folder(ctx: StepContext) -> None:
         raise OwnershipError(
             f"{root} belongs to lab {current!r}, not {lab.name!r}; choose another host.root"
         )
-    ctx.change(
-        f"mark {root} as lab {lab.name}",
-        lambda: host.run("Set-Content", Path=mark_file, Value=lab.name),
-    )
+    chain = [*ancestors(root), root]
+    found = host.map([("Test-Path", {"Path": p}) for p in chain])
+    missing = [p for p, f in zip(chain, found, strict=True) if not _true(f)]
+    if missing:
+
+        def create() -> None:
+            # Local state first: a run killed before the record on the host is written
+            # still knows these folders were its own.
+            ctx.state.set_fact("host", "creating_folders", missing)
+            host.run("New-Item", ItemType="Directory", Path=root, Force=True)
+            host.run("Set-Content", Path=lab.marker_path, Value=lab.name)
+            record_created(ctx, "folder", *missing)
+
+        ctx.change(f"New-Item {root} and mark it as lab {lab.name}", create)
+        return
+    children = host.run("Get-ChildItem", Path=root, Force=True, **SILENT)
+    if children:
+        raise PreflightError(
+            [f"{root} exists and holds files hvlab did not create; it is not adopted"],
+            bad_input=True,
+        )
+    # An empty folder: made by a run that stopped before marking it (local state says
+    # so), or someone's empty folder, which is adopted but stays when the lab goes.
+    hint = ctx.state.get_fact("host", "creating_folders") or []
+    made = [p for p in hint if p in chain]
+
+    def adopt() -> None:
+        host.run("Set-Content", Path=lab.marker_path, Value=lab.name)
+        if made:
+            record_created(ctx, "folder", *made)
+
+    ctx.change(f"mark the empty folder {root} as lab {lab.name}", adopt)
 
 
 def _true(records: list[Any]) -> bool:

@@ -11,6 +11,7 @@ from hvlab.steps.common import (
     first,
     notes_text,
     owns_vm,
+    record_created,
     same_path,
     text,
     val,
@@ -41,14 +42,17 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
         _inject_unattend(ctx, vm, os_disk)
         ctx.change(
             f"New-VM {vm.name} (generation 2, {vm.memory_bytes // 2**20} MiB static)",
-            lambda: host.run(
-                "New-VM",
-                Name=vm.name,
-                Generation=2,
-                MemoryStartupBytes=vm.memory_bytes,
-                Path=lab.root,
-                VHDPath=os_disk,
-                SwitchName=mgmt_switch,
+            lambda: (
+                record_created(ctx, "folder", f"{folder}\\Virtual Machines")
+                or host.run(
+                    "New-VM",
+                    Name=vm.name,
+                    Generation=2,
+                    MemoryStartupBytes=vm.memory_bytes,
+                    Path=lab.root,
+                    VHDPath=os_disk,
+                    SwitchName=mgmt_switch,
+                )
             ),
         )
         current = first(host.run("Get-VM", Name=vm.name))
@@ -95,14 +99,20 @@ def _os_disk(ctx: StepContext, vm: Any, folder: str, os_disk: str, parent: str) 
     if not (exists and exists[0] is True):
         ctx.change(
             f"New-Item {folder}",
-            lambda: host.run("New-Item", ItemType="Directory", Path=folder, Force=True),
+            lambda: (
+                record_created(ctx, "folder", folder)
+                or host.run("New-Item", ItemType="Directory", Path=folder, Force=True)
+            ),
         )
     vhd = first(found)
     if vhd is None:
         # A differencing child of the sysprepped image, never a copy.
         ctx.change(
             f"New-VHD {os_disk} (differencing)",
-            lambda: host.run("New-VHD", Path=os_disk, ParentPath=parent, Differencing=True),
+            lambda: (
+                record_created(ctx, "file", os_disk)
+                or host.run("New-VHD", Path=os_disk, ParentPath=parent, Differencing=True)
+            ),
         )
     elif not same_path(val(vhd, "ParentPath"), parent):
         raise StepError(
@@ -365,11 +375,14 @@ def _data_disks(
         # Separate files, created side by side.
         ctx.change(
             f"New-VHD {len(missing)} x {vm.data_disk_bytes // 2**30} GiB dynamic for {vm.name}",
-            lambda: host.map(
-                [
-                    ("New-VHD", {"Path": p, "SizeBytes": vm.data_disk_bytes, "Dynamic": True})
-                    for p in missing
-                ]
+            lambda: (
+                record_created(ctx, "file", *missing)
+                or host.map(
+                    [
+                        ("New-VHD", {"Path": p, "SizeBytes": vm.data_disk_bytes, "Dynamic": True})
+                        for p in missing
+                    ]
+                )
             ),
         )
     for path in paths:

@@ -14,6 +14,8 @@ from hvsim.model.guest import GuestOS
 from hvsim.objects import PSObj, SecureString
 from hvsim.registry import Call, Context, cmdlet
 
+NTDS_PARAMETERS = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\NTDS\\Parameters"
+
 ADM = "Microsoft.ActiveDirectory.Management."
 DEPLOY = "Microsoft.DirectoryServices.Deployment."
 _NETBIOS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,14}$")
@@ -103,6 +105,12 @@ def install_addsforest(ctx: Context, call: Call) -> Iterable[PSObj]:
         "install_dns": True if install_dns is None else bool(install_dns),  # R-40 default
     }
     guest.feature_reboot_pending = True
+    # The promotion configures the NTDS service before the restart that completes it
+    # its parameters key is there while DomainRole still says member/standalone.
+    guest.registry[NTDS_PARAMETERS] = {
+        "DSA Database file": ("C:\\Windows\\NTDS\\ntds.dit", "String"),
+        "Database log files path": ("C:\\Windows\\NTDS", "String"),
+    }
     ctx.warning(
         "Windows Server 2022 domain controllers have a default for the security setting named "
         '"Allow cryptography algorithms compatible with Windows NT 4.0" that prevents weaker '

@@ -33,6 +33,11 @@ def _paths(call: Call) -> list[str]:
     return [str(p) for p in as_list(call.get("Path") or call.get("LiteralPath"))]
 
 
+def _is_registry(path: str) -> bool:
+    low = path.strip().lower()
+    return low.startswith(("hklm:", "registry::"))
+
+
 def _has_wildcard(path: str) -> bool:
     return any(ch in path for ch in "*?[")
 
@@ -143,6 +148,10 @@ def test_path(ctx: Context, call: Call) -> Iterable[Any]:
             except FsError:
                 yield False
             continue
+        if _is_registry(raw):
+            # The Registry provider: a key is a container (values are not items).
+            yield kind != "Leaf" and ctx.machine.reg_key(raw) is not None
+            continue
         try:
             found = [p for p in _expand(ctx, raw) if fs.exists(p)]
         except FsError:
@@ -240,6 +249,48 @@ def set_content(ctx: Context, call: Call) -> Iterable[Any]:
             raise fs_error_to_ps(err, call.name) from None
         if call.switch("PassThru"):
             yield from as_list(value)
+
+
+@cmdlet("Add-Content", params=["Path", "LiteralPath", "Value", "Encoding", "Force", "NoNewline"])
+def add_content(ctx: Context, call: Call) -> Iterable[Any]:
+    """Append lines to a file, creating it when missing (the folder must exist)."""
+    fs = ctx.machine.fs
+    value = call.get("Value") if "Value" in call else list(ctx.input)
+    text = _text_of(value, newline=not call.switch("NoNewline"))
+    for raw in _paths(call):
+        full = normalize(raw)
+        if _in_use(ctx, full):
+            raise _in_use_error(full, call.name, "write")
+        parent = full.rsplit("\\", 1)[0]
+        if not fs.is_dir(parent):
+            ctx.error(
+                PSError(
+                    f"Could not find a part of the path '{full}'.",
+                    fqid=f"System.IO.DirectoryNotFoundException,{_cls(call.name)}",
+                    category="ObjectNotFound",
+                    exception="System.IO.DirectoryNotFoundException",
+                    target=full,
+                )
+            )
+            continue
+        try:
+            old = fs.read(full) if fs.exists(full) else ""
+            if not isinstance(old, str):
+                raise not_modelled_binary(full)
+            # Appended as is: a last line without its newline is continued.
+            fs.write(full, old + text)
+        except FsError as err:
+            raise fs_error_to_ps(err, call.name) from None
+    return []
+
+
+def not_modelled_binary(path: str) -> PSError:
+    return PSError(
+        f"hvsim does not model text access to the binary file '{path}'.",
+        fqid="NotModelled,hvsim",
+        category="NotImplemented",
+        exception="System.NotImplementedException",
+    )
 
 
 @cmdlet(

@@ -47,8 +47,9 @@ def get_vmswitch(ctx: Context, call: Call) -> Iterable[Any]:
     hv = hyperv_of(ctx, call.name)
     kind = str(call.get("SwitchType") or "").lower()
     if "Id" in call:
-        want = str(call.params["Id"]).lower()
-        items = [s for s in hv.switches if str(s.id).lower() == want]
+        # Guid[]: each Id given, in order.
+        want = [str(i).lower() for i in as_list(call.params["Id"])]
+        items = [s for w in want for s in hv.switches if str(s.id).lower() == w]
     elif "Name" in call:
         items = []
         for name in as_list(call.params["Name"]):
@@ -132,6 +133,7 @@ def _add_vnic(m: Any, hv: HyperV, sw: VMSwitch) -> NetAdapter:
         alias, f"Hyper-V Virtual Ethernet Adapter #{len(m.net.adapters)}", hv.allocate_mac()
     )
     a.switch = sw.name
+    a.switch_id = str(sw.id)
     return a
 
 
@@ -158,7 +160,12 @@ def remove_vmswitch(ctx: Context, call: Call) -> Iterable[Any]:
             for a in vm.adapters:
                 if a.switch_id == str(sw.id):
                     a.switch, a.switch_id = None, None
-        for a in [a for a in m.net.adapters if a.switch == sw.name]:
+        ours = [
+            a
+            for a in m.net.adapters
+            if (a.switch_id == str(sw.id) if a.switch_id else a.switch == sw.name)
+        ]
+        for a in ours:
             if sw.switch_type == "External" and sw.net_adapter:
                 nic = m.net.adapter(sw.net_adapter)
                 if nic is not None:

@@ -93,8 +93,9 @@ class Volume:
     # file and mark differencing children corrupt (R-16).
     owner: Any = dataclasses.field(default=None, repr=False)
     # Bytes that may still be written before the volume reports full: set by the
-    # disk_full fault; None = only the size limits.
-    write_budget: int | None = None
+    # disk_full fault; None = only the size limits. A fault of the process that
+    # asked for it: never stored in the state file.
+    write_budget: int | None = dataclasses.field(default=None, metadata={"persist": False})
     read_only: bool = False
 
     def used(self) -> int:
@@ -122,6 +123,16 @@ def _before_write(vol: Volume, path: str, growth: int) -> None:
     if vol.owner is not None:
         vol.owner.before_partition_write(vol, path, growth)
     vol.consume(growth, path)
+
+
+def _discard(node: File | Dir) -> None:
+    """Tell the content of every file under `node` that it is gone (a VHD leaves its
+    parent's list of children)."""
+    files = [node] if isinstance(node, File) else [n for _, n in node.walk() if isinstance(n, File)]
+    for f in files:
+        hook = getattr(f.content, "discarded", None)
+        if callable(hook):
+            hook()
 
 
 def split_path(path: str) -> tuple[str, list[str]]:
@@ -309,6 +320,8 @@ class FileSystem:
         new.created = existing.created if isinstance(existing, File) else now
         new.written = now
         parent.put(new)
+        if isinstance(existing, File) and existing.content is not content:
+            _discard(existing)
         placed = getattr(content, "placed", None)
         if callable(placed):
             placed(vol, norm)
@@ -349,6 +362,7 @@ class FileSystem:
             raise FsError("read_only", norm)
         _before_write(vol, norm, 0)
         parent.pop(name)
+        _discard(node)
 
     def listdir(self, path: str) -> list[File | Dir]:
         node = self.node(path)

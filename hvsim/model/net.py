@@ -39,8 +39,10 @@ class NetAdapter:
     dns_servers: list[str] = dataclasses.field(default_factory=list)
     gateway: str | None = None
     dhcp: bool = False
-    # For a host vNIC of an internal switch: the switch name.
+    # For a host vNIC of an internal switch: the switch name and its Id (names
+    # need not be unique; the Id is).
     switch: str | None = None
+    switch_id: str | None = None
     # In a guest: the host-side VM adapter name, exposed as the advanced property
     # HyperVNetworkAdapterName when DeviceNaming was On at boot.
     hyperv_name: str | None = None

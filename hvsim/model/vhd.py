@@ -130,6 +130,12 @@ class VHD:
         self.home = volume
         self.path = path
 
+    def discarded(self) -> None:
+        """The file was removed (Remove-Item, or replaced): the parent keeps no reference
+        to it, so nothing of the deleted disk (its answer file) lives on in the image."""
+        if self.parent is not None:
+            self.parent.children = [c for c in self.parent.children if c is not self]
+
     def before_partition_write(self, volume: Volume, path: str, growth: int) -> None:
         """A write inside one of this disk's partitions (while mounted or as a guest's C:).
 

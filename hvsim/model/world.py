@@ -29,6 +29,30 @@ from hvsim.model.vhd import ImageInfo, windows_image
 
 IMAGES_DIR = "C:\\hvlab\\images"
 
+# What a Windows Server 2022 installation has at the top of C: (R-101; a lab tool must keep
+# its hands off all of it). "Documents and Settings" is a junction to C:\\Users in
+# Windows; the model has no junctions and keeps it as a folder.
+SYSTEM_FOLDERS = (
+    "C:\\Windows\\System32",
+    "C:\\Windows\\Panther",
+    "C:\\Users\\Public\\Documents\\Hyper-V\\Virtual Hard Disks",
+    "C:\\Users\\Administrator\\Documents",
+    "C:\\ProgramData\\Microsoft\\Windows\\Hyper-V",
+    "C:\\Program Files\\Common Files",
+    "C:\\Program Files (x86)",
+    "C:\\Recovery\\WindowsRE",
+    "C:\\System Volume Information",
+    "C:\\PerfLogs",
+    "C:\\Documents and Settings",
+    "C:\\$Recycle.Bin",
+)
+SYSTEM_FILES = (
+    ("C:\\Windows\\System32\\ntoskrnl.exe", b"\0" * 128),
+    ("C:\\Recovery\\WindowsRE\\Winre.wim", b"\0" * 256),
+    ("C:\\Recovery\\WindowsRE\\ReAgent.xml", '<WindowsRE version="2.0" />'),
+    ("C:\\Users\\Administrator\\Documents\\notes.txt", "the administrator's own file"),
+)
+
 
 @dataclasses.dataclass
 class ImageSpec:
@@ -134,9 +158,12 @@ class HostProfile:
 
 
 class World:
+    # The lock is made anew on load; faults belong to the process that asked for
+    # them (HVSIM_FAULTS), never to the state file (hvsim.persist).
+    PERSIST_SKIP = frozenset({"lock", "faults", "dropped_faults", "revision", "busy", "journal"})
+
     def __init__(self, host: Machine, clock: Clock, faults: Any, seed: int) -> None:
         self.clock = clock
-        self.lock = threading.Lock()
         self.host = host
         self.domains: dict[str, Any] = {}  # AD model (GUEST)
         self.clusters: dict[str, Any] = {}  # failover clusters (GUEST)
@@ -144,6 +171,23 @@ class World:
         self.seed = seed
         self.rng = random.Random(seed)
         self.profile: HostProfile | None = None
+        self.reset_process_state(faults)
+
+    def reset_process_state(self, faults: Any = None) -> None:
+        """What belongs to the running process, not to the host: the lock, the faults
+        this process injects, and the bookkeeping of changes (hvsim.persist.Journal)."""
+        from hvsim.faults import Faults
+
+        self.lock = threading.Lock()
+        self.faults = faults if faults is not None else Faults([], self.seed)
+        # What a loaded state file carried that is never loaded (faults of an older run).
+        self.dropped_faults: list[str] = []
+        # Bumped by every call that may change the world (hvsim.executor); `busy` counts
+        # handlers that let modelled time pass mid-change (their lock released).
+        self.revision = 0
+        self.busy = 0
+        # Called after each pipeline from the wire: saves the world when it changed.
+        self.journal: Any = None
 
     # -- construction ----------------------------------------------------------
 
@@ -293,13 +337,10 @@ def _build_host(world: World, host: Machine, profile: HostProfile) -> None:
     for spec in profile.volumes:
         volume = Volume(spec.label, spec.file_system, spec.size, used_base=spec.size - spec.free)
         host.fs.add_drive(spec.letter, volume)
-    for folder in (
-        "C:\\Windows\\System32",
-        "C:\\Users\\Public\\Documents\\Hyper-V\\Virtual Hard Disks",
-        "C:\\ProgramData\\Microsoft\\Windows\\Hyper-V",
-        "C:\\Program Files",
-    ):
+    for folder in SYSTEM_FOLDERS:
         host.fs.mkdir(folder)
+    for path, content in SYSTEM_FILES:
+        host.fs.write(path, content)
     host.features = {
         "Hyper-V": "Installed" if profile.hyperv_installed else "Available",
         "Hyper-V-PowerShell": "Installed" if profile.hyperv_installed else "Available",

@@ -27,11 +27,31 @@ from hvlab.spec.rules.network import check_addresses, check_macs, check_switches
 __all__ = ["Loc", "Problem", "finish", "mirror_copies", "usable_bytes"]
 
 
+def check_counts(lab: Lab, p: list[Problem]) -> bool:
+    """Every list within what Hyper-V and the lab can use; False when one is not."""
+    from hvlab.spec.rules.common import MAX_HA_VMS, MAX_SWITCHES, MAX_VMS, MAX_VOLUMES
+
+    ok = True
+    for key, items, limit in (
+        ("switches", lab.switches, MAX_SWITCHES),
+        ("vms", lab.vms, MAX_VMS),
+        ("volumes", lab.volumes, MAX_VOLUMES),
+        ("ha_vms", lab.ha_vms, MAX_HA_VMS),
+    ):
+        if len(items) > limit:
+            p.append(((key,), f"{len(items)} {key}; a lab uses at most {limit} (hvlab limit)"))
+            ok = False
+    return ok
+
+
 def finish(lab: Lab) -> list[Problem]:
     """Fill defaults and check every cross-field rule; the problems found, in file order."""
     p: list[Problem] = []
     warnings: list[str] = []
     lab.host.root = lab.host.root or f"C:\\hvlab\\{lab.name}"
+    if not check_counts(lab, p):
+        # Far more than a lab can use: say that alone, without checking thousands of items.
+        return p
     check_root(lab, p)
     check_images(lab, p, warnings)
     switches = check_switches(lab, p)

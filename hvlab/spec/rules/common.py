@@ -24,6 +24,12 @@ MAX_NICS = 8  # hvlab limit
 MAX_DATA_DISKS = 64  # hvlab limit (one SCSI controller holds 64 disks)
 MIN_DATA_DISK = 1 * GIB  # hvlab limit
 MAX_NODES = 16  # S2D supports 2 to 16 servers (WSD:storage-spaces-direct-overview)
+# hvlab limits on what a lab can use: every switch is a network of the lab's VMs,
+# each VM has at most MAX_NICS of them; volumes and HA VMs live in one small pool.
+MAX_SWITCHES = 16
+MAX_VOLUMES = 32
+MAX_HA_VMS = 32
+MAX_VMS = 1 + MAX_NODES
 # Lab tools size StartupBytes in 2 MB steps; Hyper-V's own refusal text is unconfirmed.
 MEMORY_STEP = 2 * MIB
 MIN_VOLUME = 1 * GIB  # hvlab limit

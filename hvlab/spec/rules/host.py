@@ -8,14 +8,29 @@ from hvlab.spec.models import WINDOWS_BUILDS, Lab
 from hvlab.spec.names import show
 from hvlab.spec.rules.common import Loc, Problem
 
-# Top-level folders of Windows itself; a lab folder there would be removed with the lab.
-_SYSTEM_FOLDERS = {"windows", "program files", "program files (x86)", "programdata", "users"}
+# Top-level folders of Windows itself (and the junctions it keeps for old paths, R-101): a
+# lab folder there, or one of them as the lab folder, would put Windows' own files in
+# reach of lab.down. C:\\Users may hold a lab deeper down, never a profile itself.
+_SYSTEM_FOLDERS = {
+    "windows",
+    "program files",
+    "program files (x86)",
+    "programdata",
+    "recovery",
+    "system volume information",
+    "perflogs",
+    "boot",
+    "documents and settings",
+    "application data",
+}
+_PROFILES = "users"
 
 
 def check_root(lab: Lab, p: list[Problem]) -> None:
-    """lab.down removes the lab folder recursively, so it must be a folder of its own."""
+    """The lab folder must be a folder of its own: never a drive root or Windows' own."""
     root = lab.root.rstrip("\\")
     parts = root.split("\\")
+    top = parts[1].lower() if len(parts) > 1 else ""
     if len(parts) < 2:
         p.append(
             (
@@ -23,11 +38,12 @@ def check_root(lab: Lab, p: list[Problem]) -> None:
                 f"{root}\\ is a drive root; use a folder such as C:\\hvlab\\{lab.name}",
             )
         )
-    elif parts[1].lower() in _SYSTEM_FOLDERS:
+    elif top in _SYSTEM_FOLDERS or (top == _PROFILES and len(parts) <= 3):
         p.append(
             (
                 ("host", "root"),
-                f"{root} is inside a Windows system folder; use C:\\hvlab\\{lab.name}",
+                f"{root} is a Windows system folder or inside one ({parts[0]}\\{parts[1]}); "
+                f"use a folder of its own such as C:\\hvlab\\{lab.name}",
             )
         )
     for key, image in lab.host.images.items():

@@ -50,16 +50,29 @@ def check_switches(lab: Lab, p: list[Problem]) -> dict[str, Switch]:
             )
     for n in nat_switches[1:]:
         p.append((("switches", n, "nat"), "only one NAT network per host is supported (R-73)"))
-    for i, a in enumerate(lab.switches):
-        for j in range(i):
-            b = lab.switches[j]
-            if a.subnet.overlaps(b.subnet):
+    # CIDR subnets overlap only when one holds the other: sorted by first address (the
+    # larger first), each overlaps the widest one still open before it. n log n.
+    order = sorted(
+        range(len(lab.switches)),
+        key=lambda k: (int(lab.switches[k].subnet.network_address), lab.switches[k].prefix),
+    )
+    open_k: int | None = None
+    for k in order:
+        net = lab.switches[k].subnet
+        if open_k is not None:
+            held = lab.switches[open_k].subnet
+            if int(net.network_address) <= int(held.broadcast_address):
+                i, j = max(k, open_k), min(k, open_k)
+                a, b = lab.switches[i], lab.switches[j]
                 p.append(
                     (
                         ("switches", i, "subnet"),
                         f"subnet {a.subnet} overlaps {b.subnet} of switch {b.name}",
                     )
                 )
+                if int(net.broadcast_address) <= int(held.broadcast_address):
+                    continue
+        open_k = k
     return {k.lower(): v for k, v in by_name.items()}
 
 
