@@ -128,7 +128,7 @@ def add_vm(
     folder = f"C:\\lab\\{name}"
     os_path = f"{folder}\\{name}-os.vhdx"
     parent = m.fs.read(base)
-    child = differencing_child(os_path, parent, ident=str(world.new_uuid()).upper())
+    child = differencing_child(os_path, parent)
     m.fs.write(os_path, child, create_parents=True)
     if xml is not None:
         offline = FileSystem()

@@ -86,11 +86,13 @@ def _nodes_up(ctx: StepContext) -> None:
 
 
 def _unique_disk_ids(ctx: StepContext) -> None:
-    """Copied VHDX files share an identifier and break S2D (R-15): check before validating."""
+    """Copied VHDX files share an identifier and break S2D (R-15): check before validating.
+
+    Data disks only: every OS disk is a differencing child of one image and carries
+    the image's identifier by design (MS-VHDX 2.6.1.2); validation ignores boot disks."""
     seen: dict[str, str] = {}
     host = ctx.host
-    drives = host.map([("Get-VMHardDiskDrive", {"VMName": vm.name}) for vm in ctx.lab.nodes])
-    paths = [text(val(d, "Path")) for found in drives for d in found]
+    paths = [p for vm in ctx.lab.nodes for p in ctx.lab.data_disk_paths(vm)]
     for path, found in zip(paths, host.map([("Get-VHD", {"Path": p}) for p in paths]), strict=True):
         ident = text(val(first(found), "DiskIdentifier"))
         if ident in seen:

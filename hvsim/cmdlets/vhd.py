@@ -62,7 +62,7 @@ def new_vhd(ctx: Context, call: Call) -> Iterable[Any]:
                 )
             if "SizeBytes" in call and int(call.get("SizeBytes")) != parent.size:
                 raise E.not_modelled_param(call.name, "-SizeBytes different from the parent's size")
-            disk = differencing_child(path, parent, str(ctx.world.new_uuid()).upper())
+            disk = differencing_child(path, parent)
             seconds = timing.seconds("vhd.create_dynamic")
         else:
             size = int(call.get("SizeBytes") or 0)

@@ -284,6 +284,7 @@ def _build_host(world: World, host: Machine, profile: HostProfile) -> None:
         path = f"{IMAGES_DIR}\\{spec.file}"
         image = windows_image(path, spec.info)
         image.disk_identifier = str(world.new_uuid()).upper()
+        image.disk_guid = "{" + str(world.new_uuid()).upper() + "}"
         host.fs.write(path, image, create_parents=True)
     # The profile's free space is what is free with the images in place.
     c.used_base = 0
