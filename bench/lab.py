@@ -45,7 +45,9 @@ def critical_path(lab_file: Path) -> float:
 
     Host side: the switches, then per VM its OS disk, the offline answer file
     (mount and dismount), New-VM and Start-VM; nodes also create their data disks
-    (side by side). Then the first boot. The DC's install and promotion reboot
+    (side by side). The mount-inject-dismount section runs one VM at a time on a
+    host (R-91): the DC can go first, so only the nodes wait for the other VMs'
+    sections. Then the first boot. The DC's install and promotion reboot
     (ad.promote covers both) and AD becoming ready; the nodes' roles with their
     double reboot once the DC is ready; validation, the cluster, the witness and the
     nodes' vSwitches (side by side); S2D and the volumes; the HA VMs (side by side)
@@ -56,7 +58,8 @@ def critical_path(lab_file: Path) -> float:
     switches = d["switch.create"] * len(spec.switches)
     per_vm = d["vhd.create_dynamic"] + 2 * d["vhd.mount"] + d["vm.create"] + d["vm.start"]
     dc_ready = switches + per_vm + d["vm.first_boot"] + d["ad.promote"] + d["ad.ready"]
-    node_boot = switches + per_vm + d["vhd.create_dynamic"] + d["vm.first_boot"]
+    serialized = (len(spec.vms) - 1) * 2 * d["vhd.mount"]  # the other VMs' mount sections
+    node_boot = switches + per_vm + serialized + d["vhd.create_dynamic"] + d["vm.first_boot"]
     roles = max(dc_ready, node_boot) + d["feature.hyperv_install"]
     cluster = d["cluster.test"] + d["cluster.create"] + d["cluster.quorum"] + d["switch.create"]
     s2d = d["s2d.enable"] + d["s2d.new_volume"] * len(spec.volumes)

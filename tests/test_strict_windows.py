@@ -96,3 +96,42 @@ def test_validation_ignores_boot_disks_that_share_an_identifier(wire: Any) -> No
 
     boots = {unique_id(guest_disks(world.guest(n))[0].vhd) for n in NODES}
     assert len(boots) == 1
+
+
+# -- item 2: sibling disks mounted at once collide (R-91) ------------------------------------
+
+
+def test_a_second_sibling_mounted_at_once_stays_offline_with_a_collision(wire: Any) -> None:
+    from hvlab.errors import HostError
+
+    world = World.create()
+    with wire(world) as host:
+        host.run("New-Item", ItemType="Directory", Path="C:\\lab", Force=True)
+        for name in ("a", "b"):
+            host.run(
+                "New-VHD", Path=f"C:\\lab\\{name}-os.vhdx", ParentPath=IMAGE, Differencing=True
+            )
+        first = host.run("Mount-VHD", Path="C:\\lab\\a-os.vhdx", Passthru=True)[0]
+        second = host.run("Mount-VHD", Path="C:\\lab\\b-os.vhdx", Passthru=True)[0]
+        disk = host.run("Get-Disk", Number=second["DiskNumber"])[0]
+        assert disk["IsOffline"] is True and disk["OfflineReason"] == "Collision"
+        assert host.run("Get-Disk", Number=first["DiskNumber"])[0]["IsOffline"] is False
+        with pytest.raises(HostError) as err:
+            host.run(
+                "Add-PartitionAccessPath",
+                DiskNumber=second["DiskNumber"],
+                PartitionNumber=3,
+                AssignDriveLetter=True,
+            )
+        assert "offline" in err.value.message
+        # One at a time works: dismount the first, then the second mounts online.
+        host.run("Dismount-VHD", Path="C:\\lab\\b-os.vhdx")
+        host.run("Dismount-VHD", Path="C:\\lab\\a-os.vhdx")
+        again = host.run("Mount-VHD", Path="C:\\lab\\b-os.vhdx", Passthru=True)[0]
+        assert host.run("Get-Disk", Number=again["DiskNumber"])[0]["IsOffline"] is False
+        host.run(
+            "Add-PartitionAccessPath",
+            DiskNumber=again["DiskNumber"],
+            PartitionNumber=3,
+            AssignDriveLetter=True,
+        )

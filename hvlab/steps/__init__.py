@@ -1,6 +1,7 @@
 """The steps of lab.up, one module per part of the lab, and their order.
 
-preflight -> switches, lab folder -> one VM step per VM (parallel) -> first boot
+preflight -> switches, lab folder, leftover mounts -> one VM step per VM (parallel;
+their OS-disk mounts one at a time, R-91) -> first boot
 per VM (parallel) -> the domain controller -> each node's join and roles
 (parallel) -> cluster -> S2D and volumes -> each HA VM.
 """
@@ -18,6 +19,7 @@ def build(lab: Any) -> list[Step]:
         Step("preflight", "lab", "preflight", host.preflight),
         Step("switches", "lab", "network", host.switches, needs=("preflight",)),
         Step("folder", "lab", "network", host.lab_folder, needs=("preflight",)),
+        Step("mounts", "lab", "network", host.leftover_mounts, needs=("folder",)),
     ]
     for vm in lab.vms:
         steps.append(
@@ -26,7 +28,7 @@ def build(lab: Any) -> list[Step]:
                 vm.name,
                 "vm",
                 lambda c, v=vm: vms.build_vm(c, v),
-                needs=("switches", "folder"),
+                needs=("switches", "mounts"),
             )
         )
         steps.append(

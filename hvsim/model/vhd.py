@@ -83,6 +83,8 @@ class VHD:
     mounted: bool = False
     mounted_read_only: bool = False
     disk_number: int | None = None
+    # Why the host left the mounted disk offline (MSFT_Disk OfflineReason), "" if online.
+    offline_reason: str = ""
     # A running VM that holds the file open (the VM's id), R-17.
     in_use_by: Any = None
     corrupt: bool = False
