@@ -39,6 +39,11 @@ _ROWS: dict[str, Duration] = {
         "old OS keeps answering after a restart request before it goes down",
         "hyperv-facts R-37 (2-10 s)",
     ),
+    "registry.lazy_flush": Duration(
+        5,
+        "a registry write reaches the hive on disk (the lazy flusher; shutdown flushes at once)",
+        "estimate (RegFlushKey docs name the lazy flusher and shutdown, no interval)",
+    ),
     "vm.shutdown": Duration(
         15, "graceful guest shutdown through the integration service", "estimate"
     ),

@@ -135,3 +135,83 @@ def test_a_second_sibling_mounted_at_once_stays_offline_with_a_collision(wire: A
             PartitionNumber=3,
             AssignDriveLetter=True,
         )
+
+
+# -- item 3: a hard reset leaves servicing undone (R-37, R-40) ---------------------------------
+
+LOCAL_ADMIN = Credential(".\\Administrator", Secret("Lab-Test-Pw1!"))
+SPACEPORT = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\spaceport\\Parameters"
+
+
+def _one_guest(name: str = "node1") -> World:
+    from guestlab import NicSpec, add_vm, start, unattend_xml
+
+    world = World.create()
+    xml = unattend_xml(name, {"00-15-5D-0A-00-11": "10.0.0.11/24"})
+    start(world, add_vm(world, name, [NicSpec("Mgmt", "lab-mgmt", "00155D0A0011")], xml=xml))
+    return world
+
+
+def _clean_restart(guest: Guest) -> None:
+    """Restart-Computer inside the guest: the session it ends is the expected answer."""
+    from hvlab.errors import HostError
+
+    with pytest.raises(HostError) as err:
+        guest.run("Restart-Computer", Force=True)
+    assert "The I/O operation has been aborted" in err.value.message  # R-82
+
+
+@pytest.mark.parametrize("hard", [True, False], ids=["Restart-VM", "Restart-Computer"])
+def test_a_hard_reset_rolls_back_a_pending_feature_and_loses_a_fresh_registry_value(
+    wire: Any, hard: bool
+) -> None:
+    world = _one_guest()
+    with wire(world) as host:
+        node = Guest(host, "node1", LOCAL_ADMIN)
+        node.run("Install-WindowsFeature", Name=["Hyper-V"], IncludeManagementTools=True)
+        node.run("Set-ItemProperty", Path=SPACEPORT, Name="HwTimeout", Value=30000, Type="DWord")
+        if hard:
+            host.run("Restart-VM", Name="node1", Force=True)
+        else:
+            _clean_restart(node)
+        state = str(node.run("Get-WindowsFeature", Name="Hyper-V")[0]["InstallState"])
+        value = node.run("Get-ItemProperty", Path=SPACEPORT, Name="HwTimeout")[0]["HwTimeout"]
+    if hard:
+        # The install never finished its restart: it rolled back; the value written a
+        # moment before the reset never reached the hive (R-37).
+        assert state == "Available" and value == 0x1770
+    else:
+        assert state == "Installed" and value == 30000
+
+
+@pytest.mark.parametrize("hard", [True, False], ids=["Restart-VM", "Restart-Computer"])
+def test_a_promotion_finished_by_a_hard_reset_leaves_ad_down(wire: Any, hard: bool) -> None:
+    from hvlab.errors import HostError
+
+    world = _one_guest("dc")
+    with wire(world) as host:
+        dc = Guest(host, "dc", LOCAL_ADMIN)
+        dc.run("Install-WindowsFeature", Name=["AD-Domain-Services"], IncludeManagementTools=True)
+        dc.run(
+            "Install-ADDSForest",
+            DomainName="lab.test",
+            DomainNetbiosName="LAB",
+            SafeModeAdministratorPassword=Secret("Dsrm-Test-Pw1!"),
+            InstallDns=True,
+            NoRebootOnCompletion=True,
+            Force=True,
+        )
+        if hard:
+            host.run("Restart-VM", Name="dc", Force=True)
+        else:
+            _clean_restart(dc)
+        world.clock.sleep(3600)  # long after AD would have been ready (R-40)
+        as_domain = Guest(host, "dc", DOMAIN_ADMIN)
+        ntds = str(as_domain.run("Get-Service", Name="NTDS")[0]["Status"])
+        if hard:
+            assert ntds == "Stopped"
+            with pytest.raises(HostError, match="Active Directory Web Services"):
+                as_domain.run("Get-ADDomainController")
+        else:
+            assert ntds == "Running"
+            assert as_domain.run("Get-ADDomainController")

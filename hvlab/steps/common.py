@@ -192,7 +192,22 @@ def wait_ready(ctx: StepContext, vm: str, *, deadline: float, after: str | None 
 
 
 def restart_and_wait(ctx: StepContext, vm: str, *, deadline: float, why: str) -> str:
-    """Restart from the host (R-37, R-40: not from inside the guest) and wait for the new boot."""
+    """A clean restart from inside the guest, then wait for the new boot (R-37).
+
+    Restart-VM is a hard reset: a feature install, a promotion or a registry write
+    waiting for this restart would be left undone. `Restart-Computer -Force` shuts
+    Windows down first; it ends the PowerShell Direct session that asked for it, and
+    that abort is the expected answer (R-82). The hard reset is kept for a guest that
+    never answered (first_boot)."""
     answered, before = boot_marker(ctx, vm)
-    ctx.change(f"Restart-VM {vm} ({why})", lambda: ctx.host.run("Restart-VM", Name=vm, Force=True))
+    ctx.change(f"Restart-Computer in {vm} ({why})", lambda: _restart_inside(ctx, vm))
     return wait_ready(ctx, vm, deadline=deadline, after=before if answered else None)
+
+
+def _restart_inside(ctx: StepContext, vm: str) -> None:
+    try:
+        in_guest(ctx, vm, "Restart-Computer", Force=True)
+    except HostError as err:
+        if classify(err) != NOT_READY:
+            raise
+        # The session ended because the guest went down: the restart is under way.

@@ -131,7 +131,7 @@ def _installed(ctx: StepContext, vm: str, names: tuple[str, ...]) -> dict[str, s
 
 
 def domain_controller(ctx: StepContext, vm: Any) -> None:
-    """AD DS, a new forest with DNS, one restart from the host, then AD ready (R-40, R-81)."""
+    """AD DS, a new forest with DNS, one clean restart (R-37), then AD ready (R-40, R-81)."""
     lab = ctx.lab
     domain = lab.domain
     features = _installed(ctx, vm.name, ("AD-Domain-Services",))
@@ -285,4 +285,15 @@ def node_roles(ctx: StepContext, vm: Any) -> None:
     if val(system, "PartOfDomain") is not True:
         raise StepError(
             f"roles:{vm.name}", f"{vm.name} is not a domain member after its restart (R-41, R-42)"
+        )
+    # Read back after the restart: a value written just before a hard reset may never
+    # reach the hive (R-37, R-61).
+    value = first(
+        in_guest(ctx, vm.name, "Get-ItemProperty", Path=SPACEPORT, Name="HwTimeout", **SILENT)
+    )
+    if int(val(value, "HwTimeout", 0) or 0) != HW_TIMEOUT_MS:
+        raise StepError(
+            f"roles:{vm.name}",
+            f"spaceport HwTimeout on {vm.name} is {val(value, 'HwTimeout')} after the restart, "
+            f"not {HW_TIMEOUT_MS} (R-61, R-37)",
         )

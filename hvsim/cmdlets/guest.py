@@ -360,6 +360,9 @@ def set_item_property(ctx: Context, call: Call) -> None:
     old = key.get(name)
     kind = str(call.get("Type") or (old[1] if old else "String"))
     key[name] = (_coerce_reg(call.get("Value"), kind), kind)
+    note = getattr(ctx.machine, "note_registry_write", None)
+    if callable(note):
+        note(path, name, old)  # on disk only once flushed
 
 
 @cmdlet("Get-ItemProperty", params=["Path", "Name"])

@@ -89,7 +89,7 @@ def dc_guest(world: Any, dom: Domain) -> Any:
 def reachable(world: Any, dom: Domain) -> bool:
     """The DC answers (its guest is Ready): LDAP, Kerberos and DNS work."""
     dc = dc_guest(world, dom)
-    return dc is not None and dc.is_ready()
+    return dc is not None and dc.is_ready() and not getattr(dc, "ad_damaged", False)
 
 
 def ad_ready(world: Any, dom: Domain) -> bool:
