@@ -24,9 +24,13 @@ from hvlab.errors import (
     Interrupted,
     OwnershipError,
     PreflightError,
+    ResponseLost,
     StepError,
     WaitTimeout,
 )
+
+# How often a step starts over after the answer to one of its changes was lost (R-92).
+CONVERGE_ATTEMPTS = 3
 
 
 class PlanStop(Exception):
@@ -228,13 +232,26 @@ class Run:
             ready.append(name)
         return ready
 
+    def _converge(self, step: Step, ctx: StepContext) -> None:
+        """Run the step; when the answer to one of its changes was lost, the change
+        may have happened (R-92): run the step again, which reads the facts first
+        (check-then-act, R-90) and does only what is still missing."""
+        for attempt in range(1, CONVERGE_ATTEMPTS + 1):
+            try:
+                step.fn(ctx)
+                return
+            except ResponseLost as err:
+                if attempt == CONVERGE_ATTEMPTS:
+                    raise
+                ctx.note(f"{err}; reading the facts again")
+
     def _run_step(self, step: Step) -> None:
         result = self.results[step.name]
         ctx = StepContext(self, result)
         self.reporter.started(result)
         start = time.monotonic()
         try:
-            step.fn(ctx)
+            self._converge(step, ctx)
             result.status = "changed" if result.changes else "ok"
         except PlanStop:
             result.status = "would-change"

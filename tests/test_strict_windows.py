@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import SIM_PASSWORD, SIM_USER
-from test_model_cluster import LAB, NODES, build_cluster, build_domain, build_nodes
+from test_model_cluster import NODES, build_domain, build_nodes
 
 from hvlab.config import Settings
 from hvlab.guest import Guest
@@ -215,3 +215,26 @@ def test_a_promotion_finished_by_a_hard_reset_leaves_ad_down(wire: Any, hard: bo
         else:
             assert ntds == "Running"
             assert as_domain.run("Get-ADDomainController")
+
+
+# -- item 4: a call whose response was lost has run (R-92) -------------------------------------
+
+
+def test_a_lost_response_hides_a_call_that_ran_and_repeating_it_is_not_safe(wire: Any) -> None:
+    from hvlab.errors import HostError, TransportError
+
+    world = World.create(faults="lost:cmdlet=New-VM,nth=1;lost:cmdlet=New-VHD,nth=1")
+    with wire(world) as host:
+        host.run("New-Item", ItemType="Directory", Path="C:\\lab", Force=True)
+        with pytest.raises(TransportError):
+            host.run("New-VM", Name="vm1", Generation=2, NoVHD=True)
+        # The client saw a transport error, but the VM exists.
+        assert [v["Name"] for v in host.run("Get-VM", Name="vm1")] == ["vm1"]
+        # Repeating the call is not safe: Hyper-V allows two VMs of one name.
+        host.run("New-VM", Name="vm1", Generation=2, NoVHD=True)
+        assert len(host.run("Get-VM", Name="vm1")) == 2
+        with pytest.raises(TransportError):
+            host.run("New-VHD", Path="C:\\lab\\d.vhdx", SizeBytes=2**30, Dynamic=True)
+        with pytest.raises(HostError, match="0x80070050"):  # the file exists
+            host.run("New-VHD", Path="C:\\lab\\d.vhdx", SizeBytes=2**30, Dynamic=True)
+    assert "lost New-VM call 1" in world.faults.log

@@ -183,34 +183,40 @@ def _witness(ctx: StepContext) -> None:
         # Not a VM of this lab: PowerShell Direct cannot reach it, the share is the
         # owner's to provide (with full access for the cluster's computer account).
         ctx.ok(f"witness share {unc} is provided by its server")
-    elif first(in_guest(ctx, dc, "Get-SmbShare", Name=share, **SILENT)) is None:
-        nb = lab.domain.netbios
-        ctx.change(
-            f"New-SmbShare {share} on {dc}",
-            lambda: (
-                in_guest(ctx, dc, "New-Item", ItemType="Directory", Path=folder, Force=True),
-                in_guest(
-                    ctx,
-                    dc,
-                    "New-SmbShare",
-                    Name=share,
-                    Path=folder,
-                    FullAccess=[f"{nb}\\{lab.cluster.name}$", f"{nb}\\Administrator"],
-                ),
-                in_guest(ctx, dc, "Set-SmbPathAcl", ShareName=share),
-            ),
-        )
-    else:
-        ctx.ok(f"share {share} exists on {dc}")
     quorum = first(in_guest(ctx, node, "Get-ClusterQuorum"))
     resource = text(val(quorum, "QuorumResource"))
     if resource and "witness" in resource.lower():
         ctx.ok(f"quorum witness {resource}")
-    else:
+        return
+    if lab.dc is not None and dc.lower() == lab.dc.name.lower():
+        if first(in_guest(ctx, dc, "Get-SmbShare", Name=share, **SILENT)) is None:
+            nb = lab.domain.netbios
+            ctx.change(
+                f"New-SmbShare {share} on {dc}",
+                lambda: (
+                    in_guest(ctx, dc, "New-Item", ItemType="Directory", Path=folder, Force=True),
+                    in_guest(
+                        ctx,
+                        dc,
+                        "New-SmbShare",
+                        Name=share,
+                        Path=folder,
+                        FullAccess=[f"{nb}\\{lab.cluster.name}$", f"{nb}\\Administrator"],
+                    ),
+                ),
+            )
+        else:
+            ctx.ok(f"share {share} exists on {dc}")
+        # The folder's ACL from the share's, also when an earlier run's answer to
+        # New-SmbShare was lost before this call; it is idempotent.
         ctx.change(
-            f"Set-ClusterQuorum -FileShareWitness {unc}",
-            lambda: in_guest(ctx, node, "Set-ClusterQuorum", FileShareWitness=unc),
+            f"Set-SmbPathAcl {share} on {dc}",
+            lambda: in_guest(ctx, dc, "Set-SmbPathAcl", ShareName=share),
         )
+    ctx.change(
+        f"Set-ClusterQuorum -FileShareWitness {unc}",
+        lambda: in_guest(ctx, node, "Set-ClusterQuorum", FileShareWitness=unc),
+    )
 
 
 def _networks(ctx: StepContext) -> None:

@@ -153,23 +153,19 @@ def domain_controller(ctx: StepContext, vm: Any) -> None:
         else:
             ctx.change(
                 f"Install-ADDSForest {domain.fqdn} on {vm.name}",
-                lambda: in_guest(
-                    ctx,
-                    vm.name,
-                    "Install-ADDSForest",
-                    DomainName=domain.fqdn,
-                    DomainNetbiosName=domain.netbios,
-                    SafeModeAdministratorPassword=ctx.secrets.dsrm,
-                    InstallDns=True,
-                    NoRebootOnCompletion=True,
-                    Force=True,
-                ),
+                lambda: _promote(ctx, vm.name, boot),
             )
-            ctx.state.set_fact(vm.name, "promoted_boot", boot)
         # From here on the local SAM is gone: the domain account logs on (R-38).
         ctx.creds.use_domain(vm.name)
         restart_and_wait(ctx, vm.name, deadline=DC_PROMOTION_DEADLINE, why="finish the promotion")
         ctx.state.set_fact(vm.name, "promoted_boot", None)
+        system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
+        if int(val(system, "DomainRole", 0) or 0) < 4:
+            raise StepError(
+                f"domain:{vm.name}",
+                f"{vm.name} is no domain controller after the promotion restart (R-40); "
+                "run lab.up again to promote it",
+            )
     else:
         ctx.creds.use_domain(vm.name)
         ctx.ok(f"{vm.name} is a domain controller of {val(system, 'Domain')}")
@@ -182,6 +178,29 @@ def domain_controller(ctx: StepContext, vm: Any) -> None:
         return dc is not None, f"domain controller {val(dc, 'HostName')}"
 
     ctx.wait(f"Active Directory on {vm.name}", ad_ready, deadline=AD_READY_DEADLINE, poll=AD_POLL)
+
+
+def _promote(ctx: StepContext, vm: str, boot: str) -> None:
+    """Install-ADDSForest, recorded against this boot before it is sent: if its answer
+    is lost the promotion may have run, and a second one would be refused until the
+    restart (R-92). A refusal clears the record."""
+    domain = ctx.lab.domain
+    ctx.state.set_fact(vm, "promoted_boot", boot)
+    try:
+        in_guest(
+            ctx,
+            vm,
+            "Install-ADDSForest",
+            DomainName=domain.fqdn,
+            DomainNetbiosName=domain.netbios,
+            SafeModeAdministratorPassword=ctx.secrets.dsrm,
+            InstallDns=True,
+            NoRebootOnCompletion=True,
+            Force=True,
+        )
+    except HostError:
+        ctx.state.set_fact(vm, "promoted_boot", None)
+        raise
 
 
 def _install(ctx: StepContext, vm: str, names: list[str]) -> None:

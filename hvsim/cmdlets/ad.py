@@ -75,6 +75,15 @@ def install_addsforest(ctx: Context, call: Call) -> Iterable[PSObj]:
             f"The domain name '{fqdn}' is not a valid fully qualified DNS name.",
             "Test.VerifyDomainName.Failed",
         )
+    if guest.pending_promotion is not None:
+        # Promoted already, waiting for the restart: a second promotion is refused
+        # (text modelled; the prerequisite check's wording is (unconfirmed)).
+        raise _deploy_error(
+            "Verification of prerequisites for Domain Controller promotion failed. A "
+            "promotion of this computer is waiting for it to restart; restart it first.",
+            "Test.VerifyDcPromoCore.DCPromo.General.61",
+            "InvalidOperation",
+        )
     if guest.domain is not None or guest.pending_join or guest.is_dc:
         raise _deploy_error(
             "Verification of prerequisites for Domain Controller promotion failed. The computer "

@@ -210,9 +210,14 @@ def _attached_twin(ctx: Context, disk: VHD) -> VHD | None:
         return None
     for _, f in ctx.machine.fs.files("C:\\"):
         other = f.content
-        if isinstance(other, VHD) and other is not disk and other.mounted:
-            if other.disk_guid == disk.disk_guid and not other.offline_reason:
-                return other
+        if (
+            isinstance(other, VHD)
+            and other is not disk
+            and other.mounted
+            and other.disk_guid == disk.disk_guid
+            and not other.offline_reason
+        ):
+            return other
     return None
 
 

@@ -1,0 +1,63 @@
+"""lab.up end to end against an hvsim that is as strict as Windows (issue 10).
+
+Each test puts the embedded simulated host into a situation a real host brings
+about (a response lost after the call ran, leftover disks, a failed promotion
+prerequisite, ...) and shows hvlab handling it. The behaviour of Windows itself
+is shown over the wire in tests/test_strict_windows.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_lab_e2e import PASSWORDS, check_complete, sim_world, trace
+
+from hvlab import lab as labs
+from hvlab.paths import LABS
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HVSIM_TIMESCALE", "0")
+    for key in ("HVLAB_HOST", "HVLAB_USER", "HVLAB_PASSWORD", "HVSIM_FAULTS"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in PASSWORDS.items():
+        monkeypatch.setenv(key, value)
+    return tmp_path
+
+
+# -- item 4: retries that repeat a change (R-92) ----------------------------------------------
+
+
+def test_lost_responses_to_changes_converge_without_repeating_them(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each of these calls runs on the host, and then its response is lost.
+    monkeypatch.setenv(
+        "HVSIM_FAULTS",
+        "lost:cmdlet=New-VM,nth=2;lost:cmdlet=New-VHD,nth=3;"
+        "lost:cmdlet=Install-ADDSForest,nth=1;lost:cmdlet=New-Cluster,nth=1",
+    )
+    report = labs.up(None, as_json=True)
+    assert report["result"] == "ok"
+    world = sim_world(workdir)
+    fired = world.faults.log if world.faults is not None else []
+    names = [vm.name for vm in world.host.hyperv.vms]
+    assert sorted(names) == ["dc01", "hvhost01", "hvhost02"], names  # no duplicate (R-20)
+    assert len(world.clusters) == 1
+    check_complete(workdir, capsys, LABS / "s2d-2node.yaml", nodes=2)
+    entries = trace(workdir, "s2d-2node")
+    lost = [e for e in entries if e["outcome"] == "lost"]
+    assert {e["cmdlet"].split(" @")[0] for e in lost} >= {
+        "New-VM",
+        "New-VHD",
+        "Install-ADDSForest",
+        "New-Cluster",
+    }, (lost, fired)
+    # None of them was sent twice by the transport: a lost change is not retried.
+    assert all(e["attempts"] == 1 for e in lost)
+    steps = json.loads((workdir / ".hvlab" / "s2d-2node" / "report.json").read_text())["steps"]
+    assert steps
