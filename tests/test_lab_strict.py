@@ -61,3 +61,39 @@ def test_lost_responses_to_changes_converge_without_repeating_them(
     assert all(e["attempts"] == 1 for e in lost)
     steps = json.loads((workdir / ".hvlab" / "s2d-2node" / "report.json").read_text())["steps"]
     assert steps
+
+
+# -- item 8: Install-ADDSForest's result ------------------------------------------------------
+
+
+def test_a_failed_promotion_stops_the_domain_step_at_once_with_its_message(
+    workdir: Path,
+) -> None:
+    from test_lab_e2e import _prepare_host
+
+    from hvlab.errors import StepError
+    from hvsim.model.ad import Domain
+
+    def setup(world, executor):
+        # Another forest of the lab's name answers on the network already.
+        world.domains["corp.hvlab.test"] = Domain(
+            fqdn="corp.hvlab.test",
+            netbios="CORP",
+            sid="S-1-5-21-1-2-3",
+            dc="OLDDC",
+            created=0.0,
+            ready_at=0.0,
+        )
+
+    _prepare_host(workdir, setup)
+    with pytest.raises(StepError) as info:
+        labs.up(None)
+    message = str(info.value)
+    assert "domain:dc01" in message
+    assert "Verification of prerequisites" in message and "already exists" in message
+    entries = trace(workdir, "s2d-2node")
+    promoted = [e for e in entries if e["cmdlet"] == "Install-ADDSForest @dc01"]
+    assert len(promoted) == 1
+    # Nothing after the refused promotion: no restart, no half-hour wait for AD.
+    assert not [e for e in entries if e["cmdlet"] in ("Restart-Computer @dc01", "Restart-VM")]
+    assert not [e for e in entries if e["cmdlet"] == "Get-ADDomainController @dc01"]

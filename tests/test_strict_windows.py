@@ -238,3 +238,29 @@ def test_a_lost_response_hides_a_call_that_ran_and_repeating_it_is_not_safe(wire
         with pytest.raises(HostError, match="0x80070050"):  # the file exists
             host.run("New-VHD", Path="C:\\lab\\d.vhdx", SizeBytes=2**30, Dynamic=True)
     assert "lost New-VM call 1" in world.faults.log
+
+
+# -- item 8: Install-ADDSForest reports a failed prerequisite in its result ---------------------
+
+
+def test_a_failed_promotion_prerequisite_is_a_status_not_an_exception(wire: Any) -> None:
+    world = _one_guest("dc")
+    with wire(world) as host:
+        dc = Guest(host, "dc", LOCAL_ADMIN)
+        dc.run("Install-WindowsFeature", Name=["AD-Domain-Services"], IncludeManagementTools=True)
+        promote = {
+            "DomainName": "lab.test",
+            "DomainNetbiosName": "LAB",
+            "SafeModeAdministratorPassword": Secret("Dsrm-Test-Pw1!"),
+            "InstallDns": True,
+            "NoRebootOnCompletion": True,
+            "Force": True,
+        }
+        ok = dc.run("Install-ADDSForest", **promote)[0]
+        assert ok["Status"] == "Success" and ok["RebootRequired"] is True
+        # The same call again (its restart still pending): no error record at all, even
+        # with $ErrorActionPreference = 'Stop' in the wrapper; the result says Error.
+        again = dc.run("Install-ADDSForest", **promote)[0]
+        assert again["Status"] == "Error"
+        assert again["Message"].startswith("Verification of prerequisites")
+        assert again["RebootRequired"] is False

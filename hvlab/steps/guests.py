@@ -187,20 +187,30 @@ def _promote(ctx: StepContext, vm: str, boot: str) -> None:
     domain = ctx.lab.domain
     ctx.state.set_fact(vm, "promoted_boot", boot)
     try:
-        in_guest(
-            ctx,
-            vm,
-            "Install-ADDSForest",
-            DomainName=domain.fqdn,
-            DomainNetbiosName=domain.netbios,
-            SafeModeAdministratorPassword=ctx.secrets.dsrm,
-            InstallDns=True,
-            NoRebootOnCompletion=True,
-            Force=True,
+        result = first(
+            in_guest(
+                ctx,
+                vm,
+                "Install-ADDSForest",
+                DomainName=domain.fqdn,
+                DomainNetbiosName=domain.netbios,
+                SafeModeAdministratorPassword=ctx.secrets.dsrm,
+                InstallDns=True,
+                NoRebootOnCompletion=True,
+                Force=True,
+            )
         )
     except HostError:
         ctx.state.set_fact(vm, "promoted_boot", None)
         raise
+    # A failed prerequisite comes back as the result's Status, without an error.
+    if text(val(result, "Status")) != "Success":
+        ctx.state.set_fact(vm, "promoted_boot", None)
+        raise StepError(
+            f"domain:{vm}",
+            f"Install-ADDSForest on {vm} returned {val(result, 'Status') or 'no result'}: "
+            f"{val(result, 'Message')} [{val(result, 'Context')}] (R-40)",
+        )
 
 
 def _install(ctx: StepContext, vm: str, names: list[str]) -> None:
