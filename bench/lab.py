@@ -49,9 +49,10 @@ def critical_path(lab_file: Path) -> float:
     host (R-91): the DC can go first, so only the nodes wait for the other VMs'
     sections. Then the first boot. The DC's install and promotion reboot
     (ad.promote covers both) and AD becoming ready; the nodes' roles with their
-    double reboot once the DC is ready; validation, the cluster, the witness and the
-    nodes' vSwitches (side by side); S2D and the volumes; the HA VMs (side by side)
-    with their start and live migration. Parallel branches count once.
+    double reboot once the DC is ready, then each node's vSwitch (side by side,
+    before the cluster: R-70); validation, the cluster and the witness; S2D and the
+    volumes; the HA VMs (side by side) with their start and live migration.
+    Parallel branches count once.
     """
     spec = load_lab(lab_file)
     d = timing.DURATIONS
@@ -60,8 +61,8 @@ def critical_path(lab_file: Path) -> float:
     dc_ready = switches + per_vm + d["vm.first_boot"] + d["ad.promote"] + d["ad.ready"]
     serialized = (len(spec.vms) - 1) * 2 * d["vhd.mount"]  # the other VMs' mount sections
     node_boot = switches + per_vm + serialized + d["vhd.create_dynamic"] + d["vm.first_boot"]
-    roles = max(dc_ready, node_boot) + d["feature.hyperv_install"]
-    cluster = d["cluster.test"] + d["cluster.create"] + d["cluster.quorum"] + d["switch.create"]
+    roles = max(dc_ready, node_boot) + d["feature.hyperv_install"] + d["switch.create"]
+    cluster = d["cluster.test"] + d["cluster.create"] + d["cluster.quorum"]
     s2d = d["s2d.enable"] + d["s2d.new_volume"] * len(spec.volumes)
     ha = (
         d["vm.create"] + d["cluster.add_vm_role"] + d["vm.start"] + d["cluster.live_migration"]

@@ -76,6 +76,11 @@ _ROWS: dict[str, Duration] = {
     "cluster.create": Duration(
         60, "New-Cluster until all nodes Up and the name resolves", "hyperv-facts §11 (estimate)"
     ),
+    "cluster.core_recover": Duration(
+        10,
+        "core resources restarting after their node's management network dropped",
+        "estimate (R-70: 'for a moment')",
+    ),
     "cluster.quorum": Duration(
         10, "Set-ClusterQuorum (file share witness)", "hyperv-facts §11 (estimate)"
     ),

@@ -104,6 +104,8 @@ def check_complete(
     world = sim_world(workdir)
     cluster = world.cluster(spec.cluster.name)
     assert sorted(n.lower() for n in cluster.up_nodes(world)) == sorted(n.name for n in spec.nodes)
+    # The node vSwitches came before the cluster: no core resource ever failed.
+    assert cluster.events == []
     assert cluster.witness and cluster.witness.lower().endswith(
         f"\\{spec.cluster.name}-witness".lower()
     )

@@ -264,3 +264,46 @@ def test_a_failed_promotion_prerequisite_is_a_status_not_an_exception(wire: Any)
         assert again["Status"] == "Error"
         assert again["Message"].startswith("Verification of prerequisites")
         assert again["RebootRequired"] is False
+
+
+# -- item 5: the node vSwitch on the management NIC of a running cluster (R-70) --------------
+
+
+def test_a_management_switch_on_a_clustered_node_fails_the_core_resources(wire: Any) -> None:
+    from test_model_cluster import build_cluster
+
+    world = _cluster_world()
+    build_cluster(world)
+    with wire(world) as host:
+        node1 = Guest(host, "node1", DOMAIN_ADMIN)
+
+        def core() -> dict[str, str]:
+            return {
+                r["Name"]: str(r["State"])
+                for r in node1.run("Get-ClusterResource")
+                if r["OwnerGroup"] == "Cluster Group"
+            }
+
+        assert set(core().values()) == {"Online"}
+        node1.run(
+            "New-VMSwitch", Name="ClusterSwitch", NetAdapterName="Ethernet", AllowManagementOS=True
+        )
+        # The address moved to vEthernet (ClusterSwitch); the network dropped under the
+        # cluster's IP address, name and witness for a moment.
+        assert set(core().values()) == {"Failed"}
+        world.clock.sleep(60)
+        assert set(core().values()) == {"Online"}
+    events = world.cluster("cl1").events
+    assert any("Cluster IP Address" in e and e.startswith("1069") for e in events)
+
+
+def test_a_management_switch_before_the_cluster_disturbs_nothing(wire: Any) -> None:
+    world = _cluster_world()
+    with wire(world) as host:
+        node1 = Guest(host, "node1", DOMAIN_ADMIN)
+        node1.run(
+            "New-VMSwitch", Name="ClusterSwitch", NetAdapterName="Ethernet", AllowManagementOS=True
+        )
+        aliases = {a["InterfaceAlias"] for a in node1.run("Get-NetIPAddress", AddressFamily="IPv4")}
+    assert "vEthernet (ClusterSwitch)" in aliases
+    assert world.clusters == {}

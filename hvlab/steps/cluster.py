@@ -67,7 +67,6 @@ def cluster(ctx: StepContext) -> None:
     _nodes_up(ctx)
     _witness(ctx)
     _networks(ctx)
-    _node_switches(ctx)
 
 
 def _nodes_up(ctx: StepContext) -> None:
@@ -249,39 +248,6 @@ def _role_number(role: Any) -> int:
     if isinstance(role, int):
         return role
     return names.get(text(role).lower(), -1)
-
-
-def _node_switches(ctx: StepContext) -> None:
-    """The same vSwitch name in every node, on its management NIC (R-70)."""
-    lab = ctx.lab
-    name = lab.cluster.management_switch
-    found = together(
-        *[
-            lambda v=vm.name: in_guest(ctx, v, "Get-VMSwitch", Name=name, **SILENT)
-            for vm in lab.nodes
-        ]
-    )
-    missing = [vm for vm, switches in zip(lab.nodes, found, strict=True) if not switches]
-    for vm in lab.nodes:
-        if vm not in missing:
-            ctx.ok(f"{vm.name} has switch {name}")
-    if missing:
-        ctx.change(
-            f"New-VMSwitch {name} on {', '.join(f'{vm.name}/{vm.nics[0].name}' for vm in missing)}",
-            lambda: together(
-                *[
-                    lambda v=vm: in_guest(
-                        ctx,
-                        v.name,
-                        "New-VMSwitch",
-                        Name=name,
-                        NetAdapterName=v.nics[0].name,
-                        AllowManagementOS=True,
-                    )
-                    for vm in missing
-                ]
-            ),
-        )
 
 
 def s2d(ctx: StepContext) -> None:

@@ -180,6 +180,24 @@ def domain_controller(ctx: StepContext, vm: Any) -> None:
     ctx.wait(f"Active Directory on {vm.name}", ad_ready, deadline=AD_READY_DEADLINE, poll=AD_POLL)
 
 
+def _node_switch(ctx: StepContext, vm: Any) -> None:
+    """The vSwitch for HA VMs on the management NIC, same name in every node (R-69,
+    R-70). Made now, in the node phase before Test-Cluster as MSLab and the WAC
+    wizard do: the management address moves to its vNIC and the network drops for a
+    moment, which under a running cluster fails its IP, name and witness resources."""
+    name = ctx.lab.cluster.management_switch
+    if first(in_guest(ctx, vm.name, "Get-VMSwitch", Name=name, **SILENT)) is not None:
+        ctx.ok(f"{vm.name} has switch {name}")
+        return
+    nic = vm.nics[0].name
+    ctx.change(
+        f"New-VMSwitch {name} on {vm.name}/{nic}",
+        lambda: in_guest(
+            ctx, vm.name, "New-VMSwitch", Name=name, NetAdapterName=nic, AllowManagementOS=True
+        ),
+    )
+
+
 def _promote(ctx: StepContext, vm: str, boot: str) -> None:
     """Install-ADDSForest, recorded against this boot before it is sent: if its answer
     is lost the promotion may have run, and a second one would be refused until the
@@ -225,7 +243,8 @@ def _install(ctx: StepContext, vm: str, names: list[str]) -> None:
 
 
 def node_roles(ctx: StepContext, vm: Any) -> None:
-    """Join, roles and the S2D registry value, then one restart for all of them (R-42, R-46, R-61)."""
+    """Join, roles and the S2D registry value, then one restart for all of them (R-42, R-46,
+    R-61); then the node's vSwitch (R-70)."""
     lab = ctx.lab
     restart_reasons = []
     # A resumed run may find the node between reboots: wait until it answers (R-37).
@@ -308,6 +327,7 @@ def node_roles(ctx: StepContext, vm: Any) -> None:
 
     # Also without a restart now: a resumed run may land between the two boots.
     ctx.wait(f"Hyper-V to run in {vm.name}", hyperv_ready, deadline=ROLES_DEADLINE)
+    _node_switch(ctx, vm)
     if not restart_reasons:
         return  # membership was read above and nothing changed it
     system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))

@@ -151,6 +151,8 @@ def group_obj(world: Any, cl: Cluster, g: Group) -> PSObj:
 
 
 def _resource_state(world: Any, cl: Cluster, r: Resource) -> str:
+    if r.group == "Cluster Group" and cl.core_failed(world):
+        return "Failed"  # its node's management network just changed
     if r.resource_type == "File Share Witness":
         return cl.quorum_state(world)
     if r.resource_type == "Network Name":

@@ -66,6 +66,11 @@ class Cluster:
     pool: StoragePool | None = None
     s2d_enabled: bool = False
     block_cache_size: int = 0
+    # The core resources (IP address, name, witness) are Failed until this modelled
+    # time: a node's management network dropped under them (R-70).
+    core_failed_until: float = 0.0
+    # What the cluster logged, newest last (System log, FailoverClustering source).
+    events: list[str] = dataclasses.field(default_factory=list)
 
     # -- lookups ------------------------------------------------------------------
 
@@ -127,6 +132,27 @@ class Cluster:
         if group.group_type == "AvailableStorage":
             return "Offline"
         return "Online" if self.up_nodes(world) else "Offline"
+
+    def management_network_dropped(self, world: Any, node: str) -> None:
+        """A node's management address moved to a new vSwitch's vNIC: its network
+        went away for a moment under the core resources, which fail and restart
+        (R-70; modelled, the real length of the gap is timing-dependent)."""
+        now = float(world.clock.now())
+        from hvsim import timing
+
+        self.core_failed_until = max(
+            self.core_failed_until, now + timing.seconds("cluster.core_recover")
+        )
+        for r in self.resources:
+            if r.group == "Cluster Group":
+                # Event 1069 of FailoverClustering: a resource in a role failed.
+                self.events.append(
+                    f"1069: Cluster resource '{r.name}' of type '{r.resource_type}' in "
+                    f"clustered role 'Cluster Group' failed (network on {node} changed)."
+                )
+
+    def core_failed(self, world: Any) -> bool:
+        return float(world.clock.now()) < self.core_failed_until
 
     # -- what follows from node states ------------------------------------------------
 
