@@ -106,6 +106,10 @@ def check_complete(
     assert sorted(n.lower() for n in cluster.up_nodes(world)) == sorted(n.name for n in spec.nodes)
     # The node vSwitches came before the cluster: no core resource ever failed.
     assert cluster.events == []
+    # A node's name resolves to its management address only, never a storage one.
+    zone = world.domains[spec.domain.fqdn.lower()].dns
+    for node in spec.nodes:
+        assert zone[node.name.lower()] == [str(node.nics[0].ip)], zone
     assert cluster.witness and cluster.witness.lower().endswith(
         f"\\{spec.cluster.name}-witness".lower()
     )

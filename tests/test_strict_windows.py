@@ -307,3 +307,44 @@ def test_a_management_switch_before_the_cluster_disturbs_nothing(wire: Any) -> N
         aliases = {a["InterfaceAlias"] for a in node1.run("Get-NetIPAddress", AddressFamily="IPv4")}
     assert "vEthernet (ClusterSwitch)" in aliases
     assert world.clusters == {}
+
+
+# -- item 10: storage NICs register in DNS unless told not to (R-93) --------------------------
+
+
+def _two_nic_member(world: World, name: str, octet: int) -> None:
+    from guestlab import NicSpec, add_vm, start, unattend_xml
+
+    mgmt, storage = f"00155D0A00{octet:02X}", f"00155D0A01{octet:02X}"
+    xml = unattend_xml(
+        name,
+        {
+            "-".join(mgmt[i : i + 2] for i in range(0, 12, 2)): f"10.0.0.{octet}/24",
+            "-".join(storage[i : i + 2] for i in range(0, 12, 2)): f"10.0.1.{octet}/24",
+        },
+        dns=["10.0.0.10"],
+    )
+    nics = [NicSpec("Mgmt", "lab-mgmt", mgmt), NicSpec("Storage", "lab-storage", storage)]
+    start(world, add_vm(world, name, nics, xml=xml))
+
+
+def test_a_member_registers_every_connections_address_unless_turned_off(wire: Any) -> None:
+    world = World.create()
+    build_domain(world)
+    _two_nic_member(world, "node1", 0x11)
+    _two_nic_member(world, "node2", 0x12)
+    with wire(world) as host:
+        for name, storage_registers in (("node1", True), ("node2", False)):
+            node = Guest(host, name, LOCAL_ADMIN)
+            clients = {c["InterfaceAlias"]: c for c in node.run("Get-DnsClient")}
+            assert clients["Ethernet 2"]["RegisterThisConnectionsAddress"] is True  # the default
+            if not storage_registers:
+                node.run(
+                    "Set-DnsClient", InterfaceAlias="Ethernet 2", RegisterThisConnectionsAddress=False
+                )
+            node.run("Add-Computer", DomainName="lab.test", Credential=DOMAIN_ADMIN, Force=True)
+            _clean_restart(node)
+    zone = world.domains["lab.test"].dns
+    # With registration on, the node's name also resolves to its storage address.
+    assert sorted(zone["node1"]) == ["10.0.0.17", "10.0.1.17"]
+    assert zone["node2"] == ["10.0.0.18"]

@@ -180,6 +180,30 @@ def domain_controller(ctx: StepContext, vm: Any) -> None:
     ctx.wait(f"Active Directory on {vm.name}", ad_ready, deadline=AD_READY_DEADLINE, poll=AD_POLL)
 
 
+def _storage_nics_unregistered(ctx: StepContext, vm: Any) -> None:
+    """Only the management NIC registers in DNS (R-93): otherwise the node's name also
+    resolves to storage addresses that the DC and the host cannot reach. Set before
+    the join, whose restart makes the first registration."""
+    storage = [nic.name for nic in vm.nics[1:]]
+    if not storage:
+        return
+    clients = in_guest(ctx, vm.name, "Get-DnsClient", InterfaceAlias=storage)
+    on = [
+        text(val(c, "InterfaceAlias"))
+        for c in clients
+        if val(c, "RegisterThisConnectionsAddress") is not False
+    ]
+    if not on:
+        ctx.ok(f"{', '.join(storage)} do not register in DNS")
+        return
+    ctx.change(
+        f"Set-DnsClient {', '.join(on)} on {vm.name}: no DNS registration",
+        lambda: in_guest(
+            ctx, vm.name, "Set-DnsClient", InterfaceAlias=on, RegisterThisConnectionsAddress=False
+        ),
+    )
+
+
 def _node_switch(ctx: StepContext, vm: Any) -> None:
     """The vSwitch for HA VMs on the management NIC, same name in every node (R-69,
     R-70). Made now, in the node phase before Test-Cluster as MSLab and the WAC
@@ -249,6 +273,7 @@ def node_roles(ctx: StepContext, vm: Any) -> None:
     restart_reasons = []
     # A resumed run may find the node between reboots: wait until it answers (R-37).
     wait_ready(ctx, vm.name, deadline=REBOOT_DEADLINE)
+    _storage_nics_unregistered(ctx, vm)
     system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
     joined = (
         val(system, "PartOfDomain") is True

@@ -534,9 +534,7 @@ class GuestOS(Machine):
             self.setup_notes.append(f"the online join to {req.domain} failed; still in a workgroup")
             return
         dom.computer(self.name) or dom.add_computer(self.name, t)
-        ip = self.primary_ip()
-        if ip:
-            dom.dns[self.name.lower()] = ip
+        dom.register(self.name, self.dns_addresses())
         self.domain = dom.fqdn
 
     def _do_oobe(self, t: float) -> None:
@@ -574,6 +572,7 @@ class GuestOS(Machine):
             self.services["ClusSvc"] = "Running"
         if self.hyperv is not None and self.features.get("Hyper-V") == "Installed":
             self.services["vmms"] = "Running"
+        self._register_in_dns()
         if self.is_dc and self.domain and not self.ad_damaged:
             # A promoted DC starts its directory services on every boot (R-40).
             self.services["NTDS"] = "Running"
@@ -637,9 +636,7 @@ class GuestOS(Machine):
         dom.accounts["administrator"] = self.local_accounts.get("administrator", "")
         self.local_accounts = {}
         dom.add_computer(self.name, t)
-        ip = self.primary_ip()
-        if ip:
-            dom.dns[self.name.lower()] = ip
+        dom.register(self.name, self.dns_addresses())
         self.world.domains[dom.fqdn.lower()] = dom
         self.domain = dom.fqdn
         self.is_dc = True
@@ -690,6 +687,25 @@ class GuestOS(Machine):
                 ad.gateway = cfg.gateway
             if cfg.dns_servers:
                 ad.dns_servers = list(cfg.dns_servers)
+
+    def dns_addresses(self) -> list[str]:
+        """The IPv4 addresses the DNS client registers: those of every adapter with
+        "Register this connection's addresses" on (R-93), APIPA excluded."""
+        return [
+            ip.address
+            for ad in self.net.adapters
+            if ad.register_dns
+            for ip in ad.ips
+            if ip.family == "IPv4" and not ip.address.startswith("169.254.")
+        ]
+
+    def _register_in_dns(self) -> None:
+        """A member's DNS client registers its addresses when it starts (R-93)."""
+        from hvsim.model.ad import find_domain, reachable
+
+        dom = find_domain(self.world, self.domain) if self.domain else None
+        if dom is not None and (self.is_dc or reachable(self.world, dom)):
+            dom.register(self.name, self.dns_addresses())
 
     def primary_ip(self) -> str | None:
         for ad in self.net.adapters:
