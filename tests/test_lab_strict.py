@@ -97,3 +97,42 @@ def test_a_failed_promotion_stops_the_domain_step_at_once_with_its_message(
     # Nothing after the refused promotion: no restart, no half-hour wait for AD.
     assert not [e for e in entries if e["cmdlet"] in ("Restart-Computer @dc01", "Restart-VM")]
     assert not [e for e in entries if e["cmdlet"] == "Get-ADDomainController @dc01"]
+
+
+# -- item 7: disk cleaning (R-60) -------------------------------------------------------------
+
+
+def test_a_rerun_cleans_used_data_disks_in_the_microsoft_order(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hvlab.errors import StepError
+    from hvsim import persist
+    from hvsim.model.s2d import guest_disks
+
+    # A first run stops at validation; then the data disks look used: partitions on
+    # some, Storage Spaces metadata of a pool that is gone on others.
+    monkeypatch.setenv("HVSIM_FAULTS", "transient:cmdlet=Test-Cluster,nth=1")
+    with pytest.raises(StepError, match="cluster"):
+        labs.up(None)
+    monkeypatch.delenv("HVSIM_FAULTS")
+    path = workdir / ".hvlab" / "sim" / "host.state"
+    world = persist.load(path)
+    for node in ("hvhost01", "hvhost02"):
+        disks = guest_disks(world.guest(node))
+        disks[1].state.partitions = 2
+        disks[2].state.pool_id = "{an-old-pool}"
+        disks[3].state.partitions = 1
+    persist.save(world, path)
+
+    report = labs.up(None, as_json=True)
+    assert report["result"] == "ok"
+    check_complete(workdir, capsys, LABS / "s2d-2node.yaml", nodes=2)
+    calls = [e["cmdlet"] for e in trace(workdir, "s2d-2node")]
+    # The script's order per node: reset pool metadata, then online, writable, clear.
+    for node in ("hvhost01", "hvhost02"):
+        mine = [c.split(" @")[0] for c in calls if c.endswith(f"@{node}")]
+        assert mine.count("Reset-PhysicalDisk") == 1
+        assert mine.count("Clear-Disk") == 2  # the reset disk is RAW again
+        first_clear = mine.index("Clear-Disk")
+        assert mine.index("Reset-PhysicalDisk") < first_clear
+        assert "Set-Disk" in mine[:first_clear]

@@ -340,7 +340,9 @@ def test_a_member_registers_every_connections_address_unless_turned_off(wire: An
             assert clients["Ethernet 2"]["RegisterThisConnectionsAddress"] is True  # the default
             if not storage_registers:
                 node.run(
-                    "Set-DnsClient", InterfaceAlias="Ethernet 2", RegisterThisConnectionsAddress=False
+                    "Set-DnsClient",
+                    InterfaceAlias="Ethernet 2",
+                    RegisterThisConnectionsAddress=False,
                 )
             node.run("Add-Computer", DomainName="lab.test", Credential=DOMAIN_ADMIN, Force=True)
             _clean_restart(node)
@@ -348,3 +350,39 @@ def test_a_member_registers_every_connections_address_unless_turned_off(wire: An
     # With registration on, the node's name also resolves to its storage address.
     assert sorted(zone["node1"]) == ["10.0.0.17", "10.0.1.17"]
     assert zone["node2"] == ["10.0.0.18"]
+
+
+# -- item 7: disk cleaning in the Microsoft script's order (R-60) -----------------------------
+
+
+def test_data_disks_start_offline_and_clear_disk_needs_them_online_and_writable(
+    wire: Any,
+) -> None:
+    from hvlab.errors import HostError
+    from hvsim.model.s2d import guest_disks
+
+    world = _cluster_world()
+    node = world.guest("node1")
+    disks = guest_disks(node)
+    disks[1].state.partitions = 2  # used before
+    disks[2].state.pool_id = "{old-pool}"  # Storage Spaces metadata of a pool that is gone
+    with wire(world) as host:
+        g = Guest(host, "node1", DOMAIN_ADMIN)
+        seen = {d["Number"]: d for d in g.run("Get-Disk")}
+        assert seen[0]["IsOffline"] is False  # the boot disk
+        assert {seen[n]["IsOffline"] for n in (1, 2, 3, 4)} == {True}  # SAN policy
+        assert seen[1]["OfflineReason"] == "Policy"
+        with pytest.raises(HostError, match="The disk is offline"):
+            g.run("Clear-Disk", Number=1, RemoveData=True, RemoveOEM=True, Confirm=False)
+        g.run("Set-Disk", Number=1, IsOffline=False)
+        g.run("Set-Disk", Number=1, IsReadOnly=True)
+        with pytest.raises(HostError, match="The disk is read only"):
+            g.run("Clear-Disk", Number=1, RemoveData=True, RemoveOEM=True, Confirm=False)
+        g.run("Set-Disk", Number=1, IsReadOnly=False)
+        g.run("Clear-Disk", Number=1, RemoveData=True, RemoveOEM=True, Confirm=False)
+        # Leftover pool metadata keeps a disk out of a new pool until Reset-PhysicalDisk.
+        stale = [p for p in g.run("Get-PhysicalDisk") if p["CannotPoolReason"] == "In a Pool"]
+        assert len(stale) == 1
+        g.run("Reset-PhysicalDisk", UniqueId=stale[0]["UniqueId"])
+        pooled = [p for p in g.run("Get-PhysicalDisk") if p["CanPool"] is True]
+        assert len(pooled) == 4

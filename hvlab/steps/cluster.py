@@ -102,20 +102,38 @@ def _unique_disk_ids(ctx: StepContext) -> None:
 
 
 def _clean_disks(ctx: StepContext) -> None:
-    """Data disks must be empty before S2D (R-60). Fresh VHDX files are RAW and left alone."""
-    for vm in ctx.lab.nodes:
-        for disk in in_guest(ctx, vm.name, "Get-Disk"):
-            if val(disk, "IsBoot") is True or val(disk, "IsSystem") is True:
-                continue
-            if text(val(disk, "PartitionStyle")) in ("RAW", ""):
-                continue
-            number = val(disk, "Number")
+    """Data disks must be empty before S2D (R-60), cleaned in the order of Microsoft's
+    "Clean drives" script: Storage Spaces metadata of a pool that is gone first
+    (Reset-PhysicalDisk), then each disk that is not RAW is brought online and
+    writable, cleared, and set read-only and offline again. Fresh VHDX files are RAW
+    and offline (SAN policy) and are left alone; never the boot or system disk."""
+    together(*[lambda v=vm.name: _clean_node_disks(ctx, v) for vm in ctx.lab.nodes])
+
+
+def _clean_node_disks(ctx: StepContext, vm: str) -> None:
+    # Before the cluster there is no live pool: "In a Pool" is metadata left over.
+    for pd in in_guest(ctx, vm, "Get-PhysicalDisk"):
+        if text(val(pd, "CannotPoolReason")) == "In a Pool":
+            uid = text(val(pd, "UniqueId"))
             ctx.change(
-                f"Clear-Disk {number} on {vm.name}",
-                lambda v=vm.name, n=number: in_guest(
-                    ctx, v, "Clear-Disk", Number=n, RemoveData=True, RemoveOEM=True, Confirm=False
-                ),
+                f"Reset-PhysicalDisk {uid} on {vm}",
+                lambda u=uid: in_guest(ctx, vm, "Reset-PhysicalDisk", UniqueId=u),
             )
+    for disk in in_guest(ctx, vm, "Get-Disk"):
+        if val(disk, "IsBoot") is True or val(disk, "IsSystem") is True:
+            continue
+        if text(val(disk, "PartitionStyle")) in ("RAW", ""):
+            continue
+        number = val(disk, "Number")
+        ctx.change(f"clean disk {number} on {vm}", lambda n=number: _clean_disk(ctx, vm, n))
+
+
+def _clean_disk(ctx: StepContext, vm: str, number: Any) -> None:
+    in_guest(ctx, vm, "Set-Disk", Number=number, IsOffline=False)
+    in_guest(ctx, vm, "Set-Disk", Number=number, IsReadOnly=False)
+    in_guest(ctx, vm, "Clear-Disk", Number=number, RemoveData=True, RemoveOEM=True, Confirm=False)
+    in_guest(ctx, vm, "Set-Disk", Number=number, IsReadOnly=True)
+    in_guest(ctx, vm, "Set-Disk", Number=number, IsOffline=True)
 
 
 def _validate(ctx: StepContext) -> None:

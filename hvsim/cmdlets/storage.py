@@ -64,13 +64,17 @@ def _storage_error(
 
 
 def _visible_disks(g: GuestOS) -> list[S.GuestDisk]:
-    """Get-Disk hides disks that S2D claimed (they belong to the pool)."""
-    return [d for d in S.guest_disks(g) if d.state.pool_id is None]
+    """Get-Disk hides disks that a live S2D pool claimed (they belong to the pool);
+    leftover metadata of a pool that is gone shows as a GPT disk (R-60)."""
+    cl = cluster_of(g.world, g)
+    live = cl.pool.unique_id if cl is not None and cl.pool is not None else None
+    return [d for d in S.guest_disks(g) if d.state.pool_id is None or d.state.pool_id != live]
 
 
 def _disk_obj(d: S.GuestDisk) -> PSObj:
     st = d.state
-    style = "GPT" if d.is_boot or st.partitions else "RAW"
+    # Storage Spaces metadata sits in a partition of its own, so a leftover member is GPT.
+    style = "GPT" if d.is_boot or st.partitions or st.pool_id else "RAW"
     return PSObj(
         _tn("MSFT_Disk"),
         {
@@ -83,7 +87,9 @@ def _disk_obj(d: S.GuestDisk) -> PSObj:
             "IsBoot": d.is_boot,
             "IsSystem": d.is_boot,
             "IsOffline": st.offline,
-            "IsReadOnly": False,
+            # MSFT_Disk OfflineReason: 1 = Policy (the SAN policy, R-60).
+            "OfflineReason": "Policy" if st.offline else None,
+            "IsReadOnly": st.read_only,
             "PartitionStyle": style,
             "NumberOfPartitions": UInt32(4 if d.is_boot else st.partitions),
             "OperationalStatus": "Offline" if st.offline else "Online",
@@ -115,6 +121,23 @@ def get_disk(ctx: Context, call: Call) -> Iterable[PSObj]:
     return out
 
 
+# MSFT_Disk Clear return values (learn.microsoft.com clear-msft-disk).
+_CRITICAL = (41009, "Operation not supported on a critical disk.")
+_NOT_INITIALIZED = (41000, "The disk has not been initialized.")
+_READ_ONLY = (41002, "The disk is read only.")
+_OFFLINE = (41003, "The disk is offline.")
+_DATA_PARTITIONS = (
+    41008,
+    "Cannot clear with data partitions present. To clear data partitions, use the RemoveData "
+    "flag.",
+)
+
+
+def _disk_error(code_text: tuple[int, str], cmdlet_name: str) -> PSError:
+    code, text = code_text
+    return _storage_error(text, cmdlet_name, code)
+
+
 @cmdlet("Clear-Disk", params=["Number", "RemoveData", "RemoveOEM", "Confirm"])
 def clear_disk(ctx: Context, call: Call) -> None:
     g = _guest(ctx, "Clear-Disk")
@@ -123,22 +146,37 @@ def clear_disk(ctx: Context, call: Call) -> None:
         if not hit:
             raise _not_found("MSFT_Disk", "Number", n, "Clear-Disk")
         d = hit[0]
+        st = d.state
         if d.is_boot:
-            # R-60: never the boot or system disk (text (unconfirmed), modelled).
-            raise _storage_error(
-                "The requested operation is not supported on a boot or system disk.",
-                "Clear-Disk",
-                4,
-            )
-        if not d.state.partitions:
-            raise _storage_error("The disk has not been initialized.", "Clear-Disk", 41001)
+            raise _disk_error(_CRITICAL, "Clear-Disk")  # R-60: never boot or system
+        # R-60: the Microsoft "Clean drives" script brings a disk online and writable
+        # before Clear-Disk; an offline (SAN policy) or read-only disk refuses it.
+        if st.offline:
+            raise _disk_error(_OFFLINE, "Clear-Disk")
+        if st.read_only:
+            raise _disk_error(_READ_ONLY, "Clear-Disk")
+        if not st.partitions and not st.pool_id:
+            raise _disk_error(_NOT_INITIALIZED, "Clear-Disk")
         if not call.switch("RemoveData"):
-            raise _storage_error(
-                "The disk contains data. To erase it, specify the RemoveData parameter.",
-                "Clear-Disk",
-                40000,
-            )
-        d.state.partitions = 0
+            raise _disk_error(_DATA_PARTITIONS, "Clear-Disk")
+        st.partitions = 0
+
+
+@cmdlet("Set-Disk", params=["Number", "IsOffline", "IsReadOnly"])
+def set_disk(ctx: Context, call: Call) -> None:
+    """Set-Disk -Number N -IsOffline / -IsReadOnly: what the SAN policy decided, changed."""
+    g = _guest(ctx, "Set-Disk")
+    n = int(call.get("Number"))
+    hit = [d for d in _visible_disks(g) if d.number == n]
+    if not hit:
+        raise _not_found("MSFT_Disk", "Number", n, "Set-Disk")
+    d = hit[0]
+    if d.is_boot and (call.get("IsOffline") or call.get("IsReadOnly")):
+        raise _disk_error(_CRITICAL, "Set-Disk")
+    if call.get("IsOffline") is not None:
+        d.state.offline = bool(call.get("IsOffline"))
+    if call.get("IsReadOnly") is not None:
+        d.state.read_only = bool(call.get("IsReadOnly"))
 
 
 def _pd_obj(

@@ -36,6 +36,9 @@ class DiskState:
     pool_id: str | None = None  # Storage Spaces metadata
     media_type: str = "Unspecified"  # Hyper-V disks report no media type
     offline: bool = False
+    read_only: bool = False
+    # Seen by a guest yet: the SAN policy decides a new disk's state once.
+    discovered: bool = False
 
 
 def disk_state(vhd: Any) -> DiskState:
@@ -91,7 +94,14 @@ def guest_disks(guest: Any) -> list[GuestDisk]:
             continue
         if not hasattr(vhd, "disk_identifier"):
             continue
-        out.append(GuestDisk(n, vhd, guest.name, n == 0))
+        disk = GuestDisk(n, vhd, guest.name, n == 0)
+        st = disk.state
+        if not st.discovered:
+            # Windows Server's default SAN policy (OfflineShared) leaves a new disk on a
+            # shared bus offline; Hyper-V SCSI disks report BusType SAS.
+            st.discovered = True
+            st.offline = not disk.is_boot
+        out.append(disk)
     return out
 
 
