@@ -104,6 +104,9 @@ def check_complete(
     world = sim_world(workdir)
     cluster = world.cluster(spec.cluster.name)
     assert sorted(n.lower() for n in cluster.up_nodes(world)) == sorted(n.name for n in spec.nodes)
+    # S2D in VMs: no automatic drive replacement, no CSV read cache.
+    assert not cluster.auto_replace and cluster.block_cache_size == 0
+    assert status["s2d"]["auto_replace"] == "False" and status["s2d"]["block_cache_mb"] == 0
     # The node vSwitches came before the cluster: no core resource ever failed.
     assert cluster.events == []
     # A node's name resolves to its management address only, never a storage one.

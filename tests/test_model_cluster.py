@@ -932,6 +932,10 @@ def test_storage_degraded_while_a_node_is_down(lab: World) -> None:
         ResiliencySettingName="Mirror",
     )
     lab.cluster("cl1").pool.virtual_disks[-1].csv_owner = "NODE2"
+    # As Microsoft's in-VM guidance says: no automatic drive replacement.
+    guest_script(
+        lab, "node1", "Set-S2DInVMSettings.ps1", LAB, AutoReplace="False", BlockCacheSize=0
+    )
     vmops.power_off(_Ctx(lab), lab.host.hyperv, lab.vm("node2"))
     pool = guest_cmd(lab, "node1", "Get-StoragePool", LAB, IsPrimordial=False)[0]
     assert (pool["HealthStatus"], pool["OperationalStatus"]) == ("Warning", "Degraded")

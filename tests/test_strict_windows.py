@@ -386,3 +386,43 @@ def test_data_disks_start_offline_and_clear_disk_needs_them_online_and_writable(
         g.run("Reset-PhysicalDisk", UniqueId=stale[0]["UniqueId"])
         pooled = [p for p in g.run("Get-PhysicalDisk") if p["CanPool"] is True]
         assert len(pooled) == 4
+
+
+# -- item 6: S2D in VMs: automatic drive replacement and the CSV cache (R-62) -----------------
+
+
+def _s2d_world() -> World:
+    from test_model_cluster import _s2d, build_cluster
+
+    world = _cluster_world()
+    build_cluster(world)
+    _s2d(world)
+    return world
+
+
+@pytest.mark.parametrize("auto_replace", ["True", "False"])
+def test_auto_replace_retires_disks_of_a_node_that_was_down(wire: Any, auto_replace: str) -> None:
+    from test_model_cluster import _Ctx
+
+    from hvsim.model import vmops
+
+    world = _s2d_world()
+    with wire(world) as host:
+        node1 = Guest(host, "node1", DOMAIN_ADMIN)
+        before = node1.script("Get-S2DInVMSettings.ps1")[0]
+        # Windows Server 2019 and later: 1 GiB of CSV read cache; auto-replace on.
+        assert (before["AutoReplace"], before["BlockCacheSize"]) == ("True", 1024)
+        if auto_replace == "False":
+            after = node1.script("Set-S2DInVMSettings.ps1", AutoReplace="False", BlockCacheSize=0)
+            assert (after[0]["AutoReplace"], after[0]["BlockCacheSize"]) == ("False", 0)
+            assert node1.run("Get-Cluster")[0]["BlockCacheSize"] == 0
+        # node2 goes down and comes back: its virtual disks were gone for a while.
+        vmops.power_off(_Ctx(world), world.host.hyperv, world.vm("node2"))
+        vmops.start(_Ctx(world), world.host.hyperv, world.vm("node2"))
+        pool = node1.run("Get-StoragePool", IsPrimordial=False)[0]
+        retired = [d for d in node1.run("Get-PhysicalDisk") if d["Usage"] == "Retired"]
+    if auto_replace == "True":
+        # The Health Service took the returning disks for replaced drives.
+        assert len(retired) == 4 and pool["HealthStatus"] == "Warning"
+    else:
+        assert retired == [] and pool["HealthStatus"] == "Healthy"

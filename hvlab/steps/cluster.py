@@ -286,6 +286,7 @@ def s2d(ctx: StepContext) -> None:
     if text(val(pool, "HealthStatus")) != "Healthy":
         raise StepError("s2d", f"pool {pool_name} is {val(pool, 'HealthStatus')}")
     ctx.ok(f"pool {pool_name} is Healthy")
+    _in_vm_settings(ctx, node)
 
     # VHDX disks report MediaType Unspecified; give the pool members one type.
     for disk in in_guest(ctx, node, "Get-PhysicalDisk"):
@@ -349,6 +350,44 @@ def s2d(ctx: StepContext) -> None:
             lambda v=vm.name: in_guest(
                 ctx, v, "Set-VMHost", VirtualMachinePath=path, VirtualHardDiskPath=path
             ),
+        )
+
+
+# Storage Spaces Direct in VMs: the Health Service must not "replace" a virtual
+# disk that was briefly gone (Microsoft's in-VM guidance), and a virtual node keeps no
+# CSV in-memory read cache (MSLab sets BlockCacheSize 0 for VMs).
+AUTO_REPLACE = "False"
+BLOCK_CACHE_MB = 0
+
+
+def _in_vm_settings(ctx: StepContext, node: str) -> None:
+    now = first(guest_script(ctx, node, "Get-S2DInVMSettings.ps1"))
+    if (
+        text(val(now, "AutoReplace")).lower() == AUTO_REPLACE.lower()
+        and int(val(now, "BlockCacheSize", -1)) == BLOCK_CACHE_MB
+    ):
+        ctx.ok("automatic drive replacement off, CSV block cache 0")
+        return
+    after = first(
+        ctx.change(
+            f"automatic drive replacement off, BlockCacheSize {BLOCK_CACHE_MB} (S2D in VMs)",
+            lambda: guest_script(
+                ctx,
+                node,
+                "Set-S2DInVMSettings.ps1",
+                AutoReplace=AUTO_REPLACE,
+                BlockCacheSize=BLOCK_CACHE_MB,
+            ),
+        )
+    )
+    if (
+        text(val(after, "AutoReplace")).lower() != AUTO_REPLACE.lower()
+        or int(val(after, "BlockCacheSize", -1)) != BLOCK_CACHE_MB
+    ):
+        raise StepError(
+            "s2d",
+            f"the in-VM settings did not stick: AutoReplace {val(after, 'AutoReplace')}, "
+            f"BlockCacheSize {val(after, 'BlockCacheSize')} (R-62)",
         )
 
 

@@ -128,8 +128,7 @@ _READ_ONLY = (41002, "The disk is read only.")
 _OFFLINE = (41003, "The disk is offline.")
 _DATA_PARTITIONS = (
     41008,
-    "Cannot clear with data partitions present. To clear data partitions, use the RemoveData "
-    "flag.",
+    "Cannot clear with data partitions present. To clear data partitions, use the RemoveData flag.",
 )
 
 
@@ -197,9 +196,9 @@ def _pd_obj(
             "CannotPoolReason": reason or "",
             "MediaType": st.media_type,  # R-63
             "BusType": "SAS",  # Hyper-V SCSI VHDX (R-54)
-            "Usage": "Auto-Select",
+            "Usage": "Retired" if st.retired else "Auto-Select",
             # A pool member on a node that is Down (an MSFT_PhysicalDisk status).
-            "HealthStatus": "Warning" if lost else "Healthy",
+            "HealthStatus": "Warning" if lost or st.retired else "Healthy",
             "OperationalStatus": "Lost Communication" if lost else "OK",
             "Manufacturer": "Msft",
             "Model": "Virtual Disk",
@@ -599,3 +598,52 @@ def get_storage_subsystem(ctx: Context, call: Call) -> Iterable[PSObj]:
             )
         )
     return out
+
+
+# -- settings for S2D in VMs (R-62): templates/guest/{Get,Set}-S2DInVMSettings.ps1 ---------
+
+AUTO_REPLACE = "System.Storage.PhysicalDisk.AutoReplace.Enabled"
+
+
+def _s2d_settings_obj(cl: Any) -> PSObj:
+    return PSObj(
+        ["System.Management.Automation.PSCustomObject", "System.Object"],
+        {
+            "AutoReplace": cl.health_settings.get(AUTO_REPLACE, "True"),
+            "BlockCacheSize": int(cl.block_cache_size),
+        },
+    )
+
+
+def get_s2d_in_vm_settings(ctx: Any) -> list[PSObj]:
+    """templates/guest/Get-S2DInVMSettings.ps1: reads only."""
+    cl = my_cluster(ctx, "Get-Cluster")
+    assert cl is not None
+    return [_s2d_settings_obj(cl)]
+
+
+def set_s2d_in_vm_settings(ctx: Any, auto_replace: Any, block_cache_size: Any) -> list[PSObj]:
+    """templates/guest/Set-S2DInVMSettings.ps1. The health setting lives in the Health
+    Service, which Enable-ClusterStorageSpacesDirect creates (text modelled)."""
+    cl = my_cluster(ctx, "Set-StorageHealthSetting")
+    assert cl is not None
+    if cl.pool is None:
+        raise _storage_error(
+            "The Health Service is not running on this cluster: enable Storage Spaces Direct "
+            "first.",
+            "Set-StorageHealthSetting",
+            1,
+            "ObjectNotFound",
+        )
+    size = int(block_cache_size)
+    if size < 0:
+        raise PSError(
+            f'Exception setting "BlockCacheSize": "Cannot convert value "{size}" to type '
+            '"System.UInt32"."',
+            fqid="ExceptionWhenSetting",
+            category="NotSpecified",
+            exception="System.Management.Automation.SetValueInvocationException",
+        )
+    cl.health_settings[AUTO_REPLACE] = str(auto_replace)
+    cl.block_cache_size = size
+    return [_s2d_settings_obj(cl)]

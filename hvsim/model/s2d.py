@@ -39,6 +39,8 @@ class DiskState:
     read_only: bool = False
     # Seen by a guest yet: the SAN policy decides a new disk's state once (R-60).
     discovered: bool = False
+    # Retired by the Health Service's automatic drive replacement (R-62).
+    retired: bool = False
 
 
 def disk_state(vhd: Any) -> DiskState:
@@ -157,6 +159,17 @@ def mirror_copies(node_count: int) -> int:
 
 
 def on_node_reboot(guest: Any) -> None:
-    """R-63: media types set with Set-PhysicalDisk do not survive the node's reboot."""
+    """R-63: media types set with Set-PhysicalDisk do not survive the node's reboot.
+
+    R-62: while the node is down its pool disks lose communication; with automatic
+    drive replacement on, the Health Service treats the disks that come back as
+    replaced drives and retires the old ones, and the pool stays degraded
+    (modelled: what Microsoft's in-VM guidance turns the setting off for)."""
+    from hvsim.model.cluster import cluster_of
+
+    cl = cluster_of(guest.world, guest)
+    live = cl.pool.unique_id if cl is not None and cl.pool is not None else None
     for disk in guest_disks(guest):
         disk.state.media_type = "Unspecified"
+        if live is not None and disk.state.pool_id == live and cl is not None and cl.auto_replace:
+            disk.state.retired = True
