@@ -117,7 +117,7 @@ def check_complete(
         f"\\{spec.cluster.name}-witness".lower()
     )
     vdisk = next(v for v in cluster.pool.virtual_disks if v.friendly_name == "Volume01")
-    assert vdisk.volume.file_system == "CSVFS"
+    assert vdisk.volume.file_system == "CSVFS_ReFS"
     for node in spec.nodes:
         settings = world.guest(node.name).hyperv.host_settings
         assert settings.virtual_machine_path == "C:\\ClusterStorage\\Volume01"

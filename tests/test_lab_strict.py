@@ -136,3 +136,25 @@ def test_a_rerun_cleans_used_data_disks_in_the_microsoft_order(
         first_clear = mine.index("Clear-Disk")
         assert mine.index("Reset-PhysicalDisk") < first_clear
         assert "Set-Disk" in mine[:first_clear]
+
+
+# -- item 9: what the lab file says changes what is built --------------------------------------
+
+
+def test_volume_format_and_network_roles_from_the_lab_file_are_built(workdir: Path) -> None:
+    import yaml
+
+    data = yaml.safe_load((LABS / "s2d-2node.yaml").read_text())
+    data["volumes"][0]["file_system"] = "CSVFS_NTFS"
+    data["cluster"]["networks"] = {"management": "ClusterAndClient", "storage": "None"}
+    lab_file = workdir / "s2d-2node.yaml"
+    lab_file.write_text(yaml.safe_dump(data))
+    assert labs.up(None, lab=str(lab_file), as_json=True)["result"] == "ok"
+    world = sim_world(workdir)
+    cluster = world.cluster("hvcluster")
+    vdisk = cluster.pool.virtual_disk("Volume01")
+    assert vdisk.volume.file_system == "CSVFS_NTFS"
+    roles = {n.address: n.role_name for n in cluster.networks}
+    assert roles == {"10.10.0.0": "ClusterAndClient", "10.10.1.0": "None", "10.10.2.0": "None"}
+    # A complete lab stays as asked: nothing to change on a second run.
+    assert labs.up(None, lab=str(lab_file), as_json=True)["changed"] == 0

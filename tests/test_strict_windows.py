@@ -426,3 +426,33 @@ def test_auto_replace_retires_disks_of_a_node_that_was_down(wire: Any, auto_repl
         assert len(retired) == 4 and pool["HealthStatus"] == "Warning"
     else:
         assert retired == [] and pool["HealthStatus"] == "Healthy"
+
+
+# -- item 9: the volume's format and the networks' roles are what was asked ----------------
+
+
+def test_a_csv_keeps_its_format_and_a_network_takes_the_role_asked_for(wire: Any) -> None:
+    from hvlab.errors import HostError
+
+    world = _s2d_world()
+    with wire(world) as host:
+        node1 = Guest(host, "node1", DOMAIN_ADMIN)
+        for name, fs in (("v-ntfs", "CSVFS_NTFS"), ("v-refs", "CSVFS_ReFS")):
+            node1.run(
+                "New-Volume",
+                StoragePoolFriendlyName="S2D on CL1",
+                FriendlyName=name,
+                FileSystem=fs,
+                Size=10 * 2**30,
+                ResiliencySettingName="Mirror",
+            )
+        volumes = {v["FileSystemLabel"]: v for v in node1.run("Get-Volume")}
+        assert volumes["v-ntfs"]["FileSystem"] == volumes["v-refs"]["FileSystem"] == "CSVFS"
+        assert volumes["v-ntfs"]["FileSystemType"] == "CSVFS_NTFS"
+        assert volumes["v-refs"]["FileSystemType"] == "CSVFS_ReFS"
+        # A network's role is the one asked for; role None keeps cluster traffic off it.
+        node1.script("Set-ClusterNetworkRole.ps1", Address="10.0.0.0", Name="mgmt", Role=0)
+        roles = {n["Name"]: str(n["Role"]) for n in node1.run("Get-ClusterNetwork")}
+        assert roles == {"mgmt": "None"}
+        with pytest.raises(HostError, match="Cannot convert"):
+            node1.script("Set-ClusterNetworkRole.ps1", Address="10.0.0.0", Name="mgmt", Role=2)

@@ -237,17 +237,18 @@ def _witness(ctx: StepContext) -> None:
 
 
 def _networks(ctx: StepContext) -> None:
-    """Name the cluster networks after the lab's switches and give them their roles (R-59)."""
+    """Name the cluster networks after the lab's switches and give them the roles the
+    lab file asks for (cluster.networks: management and storage, R-59)."""
     lab = ctx.lab
     node = _node(ctx)
     networks = in_guest(ctx, node, "Get-ClusterNetwork")
-    mgmt = lab.nodes[0].nics[0].switch
+    wanted = {n["address"]: n["role_value"] for n in lab.cluster_networks()}
     for net in networks:
         address = text(val(net, "Address"))
         sw = next((s for s in lab.switches if str(s.subnet.network_address) == address), None)
-        if sw is None:
+        if sw is None or address not in wanted:
             continue
-        role = 3 if sw.name == mgmt else 1  # ClusterAndClient for management, Cluster for storage
+        role = wanted[address]
         current_role = val(net, "Role")
         role_number = _role_number(current_role)
         if text(val(net, "Name")) == sw.name and role_number == role:
@@ -305,14 +306,15 @@ def s2d(ctx: StepContext) -> None:
         ):
             size = volume.size_bytes or _percent_size(pool, volume.percent, len(lab.nodes))
             ctx.change(
-                f"New-Volume {volume.name} {size // 2**30} GiB CSVFS_ReFS {volume.resiliency}",
+                f"New-Volume {volume.name} {size // 2**30} GiB {volume.file_system} "
+                f"{volume.resiliency}",
                 lambda v=volume, s=size: in_guest(
                     ctx,
                     node,
                     "New-Volume",
                     StoragePoolFriendlyName=pool_name,
                     FriendlyName=v.name,
-                    FileSystem="CSVFS_ReFS",
+                    FileSystem=v.file_system,
                     Size=s,
                     ResiliencySettingName=v.resiliency,
                 ),

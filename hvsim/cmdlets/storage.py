@@ -366,9 +366,13 @@ def enable_s2d(ctx: Context, call: Call) -> Iterable[PSObj]:
     return []
 
 
-def _create_volume(ctx: Context, cl: Any, name: str, size: int) -> S.VirtualDisk:
+def _create_volume(
+    ctx: Context, cl: Any, name: str, size: int, file_system: str = "CSVFS_ReFS"
+) -> S.VirtualDisk:
     copies = S.mirror_copies(len(cl.nodes))
-    vol = Volume(name, "CSVFS", size)
+    # The volume keeps the format asked for (CSVFS_ReFS or CSVFS_NTFS); Windows shows
+    # FileSystem "CSVFS" for both and the format in FileSystemType.
+    vol = Volume(name, file_system, size)
     vd = S.VirtualDisk(
         name, size, copies, "{" + str(ctx.world.new_uuid()) + "}", vol, cl.up_nodes(ctx.world)[0]
     )
@@ -496,7 +500,7 @@ def new_volume(ctx: Context, call: Call) -> Iterable[PSObj]:
             "Not enough available capacity", "New-Volume", 40002, "InvalidArgument"
         )
     ctx.work(timing.seconds("s2d.new_volume"), f"creating volume {name}")
-    vd = _create_volume(ctx, cl, name, size)
+    vd = _create_volume(ctx, cl, name, size, fs)
     vol = vd.volume
     return [
         PSObj(

@@ -193,14 +193,15 @@ def add_partitionaccesspath(ctx: Context, call: Call) -> Iterable[Any]:
 
 
 def volume_obj(letter: str | None, vol: Volume, path: str = "") -> PSObj:
-    fs_type = "CSVFS" if vol.file_system.upper().startswith("CSVFS") else vol.file_system
+    fs = "CSVFS" if vol.file_system.upper().startswith("CSVFS") else vol.file_system
     return PSObj(
         _types("MSFT_Volume"),
         {
             "DriveLetter": letter or NO_LETTER,
             "FileSystemLabel": vol.label,
-            "FileSystem": fs_type,
-            "FileSystemType": fs_type,
+            "FileSystem": fs,
+            # A CSV's underlying format: CSVFS_NTFS or CSVFS_ReFS.
+            "FileSystemType": vol.file_system,
             "DriveType": "Fixed",
             "HealthStatus": "Healthy",
             "OperationalStatus": "OK",
