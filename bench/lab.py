@@ -46,8 +46,9 @@ def critical_path(lab_file: Path) -> float:
     Host side: the switches, then per VM its OS disk, the offline answer file
     (mount and dismount), New-VM and Start-VM; nodes also create their data disks
     (side by side). The mount-inject-dismount section runs one VM at a time on a
-    host (R-91): the DC can go first, so only the nodes wait for the other VMs'
-    sections. Then the first boot. The DC's install and promotion reboot
+    host (R-91). The DC goes first: the other VMs are made once it answered over
+    PowerShell Direct (R-94), so only they wait for the DC's first boot and for each
+    other's sections. Then the first boot. The DC's install and promotion reboot
     (ad.promote covers both) and AD becoming ready; the nodes' roles with their
     double reboot once the DC is ready, then each node's vSwitch (side by side,
     before the cluster: R-70); validation, the cluster and the witness; S2D and the
@@ -60,7 +61,9 @@ def critical_path(lab_file: Path) -> float:
     per_vm = d["vhd.create_dynamic"] + 2 * d["vhd.mount"] + d["vm.create"] + d["vm.start"]
     dc_ready = switches + per_vm + d["vm.first_boot"] + d["ad.promote"] + d["ad.ready"]
     serialized = (len(spec.vms) - 1) * 2 * d["vhd.mount"]  # the other VMs' mount sections
-    node_boot = switches + per_vm + serialized + d["vhd.create_dynamic"] + d["vm.first_boot"]
+    # The nodes are made once the DC answered over PowerShell Direct (R-94).
+    proof = switches + per_vm + d["vm.first_boot"]
+    node_boot = proof + per_vm + serialized + d["vhd.create_dynamic"] + d["vm.first_boot"]
     roles = max(dc_ready, node_boot) + d["feature.hyperv_install"] + d["switch.create"]
     cluster = d["cluster.test"] + d["cluster.create"] + d["cluster.quorum"]
     s2d = d["s2d.enable"] + d["s2d.new_volume"] * len(spec.volumes)

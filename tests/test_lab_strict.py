@@ -158,3 +158,41 @@ def test_volume_format_and_network_roles_from_the_lab_file_are_built(workdir: Pa
     assert roles == {"10.10.0.0": "ClusterAndClient", "10.10.1.0": "None", "10.10.2.0": "None"}
     # A complete lab stays as asked: nothing to change on a second run.
     assert labs.up(None, lab=str(lab_file), as_json=True)["changed"] == 0
+
+
+# -- item 11: the first live run proves its riskiest assumptions (R-94) ----------------------
+
+
+def test_without_powershell_direct_from_winrm_only_the_first_vm_is_made(workdir: Path) -> None:
+    from test_lab_e2e import _prepare_host
+
+    from hvlab.errors import StepError
+
+    def setup(world, executor):
+        world.profile.powershell_direct_from_winrm = False
+
+    _prepare_host(workdir, setup)
+    with pytest.raises(StepError) as info:
+        labs.up(None)
+    message = str(info.value)
+    assert "boot:dc01" in message and "R-94" in message
+    assert "Invoke-Command -VMName dc01" in message and "Access is denied" in message
+    # Nothing else was built before the proof: only the first VM exists.
+    assert [vm.name for vm in sim_world(workdir).host.hyperv.vms] == ["dc01"]
+
+
+def test_a_cluster_cmdlet_that_cannot_reach_the_other_nodes_stops_the_run(workdir: Path) -> None:
+    from test_lab_e2e import _prepare_host
+
+    from hvlab.errors import StepError
+
+    def setup(world, executor):
+        world.profile.powershell_direct_second_hop = False
+
+    _prepare_host(workdir, setup)
+    with pytest.raises(StepError) as info:
+        labs.up(None)
+    message = str(info.value)
+    assert "step cluster failed" in message and "R-94" in message
+    assert "Get-ClusterNode -Cluster hvhost02" in message and "Access is denied" in message
+    assert sim_world(workdir).cluster("hvcluster").pool is None  # S2D did not start

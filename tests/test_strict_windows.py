@@ -456,3 +456,49 @@ def test_a_csv_keeps_its_format_and_a_network_takes_the_role_asked_for(wire: Any
         assert roles == {"mgmt": "None"}
         with pytest.raises(HostError, match="Cannot convert"):
             node1.script("Set-ClusterNetworkRole.ps1", Address="10.0.0.0", Name="mgmt", Role=2)
+
+
+# -- item 11: PowerShell Direct from the WinRM session, and cluster cmdlets through it (R-94) ---
+
+
+@pytest.mark.parametrize("works", [True, False])
+def test_powershell_direct_from_the_winrm_session_when_the_host_allows_it(
+    wire: Any, works: bool
+) -> None:
+    from hvlab.errors import HostError
+    from hvlab.guest import OTHER, classify
+
+    world = _one_guest()
+    assert world.profile is not None
+    world.profile.powershell_direct_from_winrm = works
+    with wire(world) as host:
+        node = Guest(host, "node1", LOCAL_ADMIN)
+        if works:
+            assert node.run("Get-CimInstance", ClassName="Win32_OperatingSystem")
+            return
+        with pytest.raises(HostError) as err:
+            node.run("Get-CimInstance", ClassName="Win32_OperatingSystem")
+    # Not a guest that is still booting: waiting would not help.
+    assert classify(err.value) == OTHER and "Access is denied" in err.value.message
+
+
+@pytest.mark.parametrize("second_hop", [True, False])
+def test_a_cluster_cmdlet_in_one_node_reaches_another_node(wire: Any, second_hop: bool) -> None:
+    from test_model_cluster import build_cluster
+
+    from hvlab.errors import HostError
+
+    world = _cluster_world()
+    build_cluster(world)
+    assert world.profile is not None
+    world.profile.powershell_direct_second_hop = second_hop
+    with wire(world) as host:
+        node1 = Guest(host, "node1", DOMAIN_ADMIN)
+        # Local: always fine. -Cluster names another node (OpenCluster takes a node name).
+        assert len(node1.run("Get-ClusterNode")) == 2
+        if second_hop:
+            names = sorted(str(n["Name"]) for n in node1.run("Get-ClusterNode", Cluster="node2"))
+            assert names == ["NODE1", "NODE2"]
+        else:
+            with pytest.raises(HostError, match="Access is denied"):
+                node1.run("Get-ClusterNode", Cluster="node2")

@@ -1,7 +1,8 @@
 """The steps of lab.up, one module per part of the lab, and their order.
 
-preflight -> switches, lab folder, leftover mounts -> one VM step per VM (parallel;
-their OS-disk mounts one at a time, R-91) -> first boot
+preflight -> switches, lab folder, leftover mounts -> the first VM and its first boot
+(the PowerShell Direct proof, R-94) -> one VM step per other VM (parallel; their
+OS-disk mounts one at a time, R-91) -> first boot
 per VM (parallel) -> the domain controller -> each node's join and roles
 (parallel) -> cluster -> S2D and volumes -> each HA VM.
 """
@@ -21,14 +22,22 @@ def build(lab: Any) -> list[Step]:
         Step("folder", "lab", "network", host.lab_folder, needs=("preflight",)),
         Step("mounts", "lab", "network", host.leftover_mounts, needs=("folder",)),
     ]
+    # R-94: the first VM (the DC when there is one) is built and answers over
+    # PowerShell Direct before the others are made: that round trip from the WinRM
+    # session is what everything after it relies on. Off the critical path, which
+    # runs through the DC anyway.
+    pilot = lab.dc if lab.dc is not None else lab.vms[0]
     for vm in lab.vms:
+        needs: tuple[str, ...] = ("switches", "mounts")
+        if vm is not pilot:
+            needs += (f"boot:{pilot.name}",)
         steps.append(
             Step(
                 f"vm:{vm.name}",
                 vm.name,
                 "vm",
                 lambda c, v=vm: vms.build_vm(c, v),
-                needs=("switches", "mounts"),
+                needs=needs,
             )
         )
         steps.append(

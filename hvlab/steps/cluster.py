@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from hvlab.engine import StepContext
-from hvlab.errors import StepError
+from hvlab.errors import HostError, StepError
 from hvlab.steps.common import (
     CLUSTER_UP_DEADLINE,
     MIGRATION_DEADLINE,
@@ -65,6 +65,7 @@ def cluster(ctx: StepContext) -> None:
             ),
         )
     _nodes_up(ctx)
+    _reach_other_nodes(ctx)
     _witness(ctx)
     _networks(ctx)
 
@@ -82,6 +83,34 @@ def _nodes_up(ctx: StepContext) -> None:
         return all(states.get(n) == "Up" for n in wanted), seen
 
     ctx.wait("every cluster node to be Up", probe, deadline=CLUSTER_UP_DEADLINE)
+
+
+def _reach_other_nodes(ctx: StepContext) -> None:
+    """Prove that a cluster cmdlet run through PowerShell Direct in one node reaches
+    the others with the session's credential (R-94): every later cluster call relies
+    on it, and no source shows it working. Stops the run with what was tried."""
+    node, others = _node(ctx), _nodes(ctx)[1:]
+    if not others:
+        return
+    target = others[-1]
+    try:
+        seen = in_guest(ctx, node, "Get-ClusterNode", Cluster=target)
+    except HostError as err:
+        raise StepError(
+            "cluster",
+            f"a cluster cmdlet run in {node} through PowerShell Direct cannot reach {target} "
+            f"(R-94): tried Get-ClusterNode -Cluster {target} inside {node} as "
+            f"{getattr(ctx.creds.current(node), 'user', '?')}; got: {err}",
+        ) from err
+    names = {text(val(n, "Name")).lower() for n in seen}
+    missing = [n for n in _nodes(ctx) if n.lower() not in names]
+    if missing:
+        raise StepError(
+            "cluster",
+            f"Get-ClusterNode -Cluster {target} inside {node} does not list {', '.join(missing)} "
+            "(R-94)",
+        )
+    ctx.ok(f"cluster cmdlets in {node} reach {target}")
 
 
 def _unique_disk_ids(ctx: StepContext) -> None:

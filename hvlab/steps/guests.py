@@ -42,7 +42,7 @@ WS2022_BUILD = 20348  # R-78
 def first_boot(ctx: StepContext, vm: Any) -> None:
     """Wait for the guest, check what booted, name its NICs, delete the answer file."""
     try:
-        os_info = wait_ready(ctx, vm.name, deadline=FIRST_BOOT_DEADLINE)
+        os_info = _first_answer(ctx, vm)
     except WaitTimeout as err:
         # Guests have stalled in setup until someone used the console (R-76); the one
         # thing a tool can do is a single hard reset (R-35), when allowed.
@@ -55,7 +55,7 @@ def first_boot(ctx: StepContext, vm: Any) -> None:
                 ctx.host.run("Start-VM", Name=vm.name),
             ),
         )
-        os_info = wait_ready(ctx, vm.name, deadline=FIRST_BOOT_DEADLINE)
+        os_info = _first_answer(ctx, vm)
     system_list, props, present = together(
         lambda: in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"),
         lambda: in_guest(
@@ -116,6 +116,22 @@ def first_boot(ctx: StepContext, vm: Any) -> None:
                 )
         else:
             ctx.ok(f"{path} is gone")
+
+
+def _first_answer(ctx: StepContext, vm: Any) -> Any:
+    """The first PowerShell Direct round trip into the guest. Everything hvlab does in
+    guests rides on it from the WinRM session (R-94): a refusal that is not a guest
+    still booting stops the run here, saying what was tried."""
+    try:
+        return wait_ready(ctx, vm.name, deadline=FIRST_BOOT_DEADLINE)
+    except HostError as err:
+        user = getattr(ctx.creds.current(vm.name), "user", "?")
+        raise StepError(
+            f"boot:{vm.name}",
+            f"PowerShell Direct from the WinRM session on {ctx.host.name} does not work (R-94): "
+            f"tried Invoke-Command -VMName {vm.name} as {user} (Invoke-GuestCommand.ps1, "
+            f"Get-CimInstance Win32_OperatingSystem) and got: {err}",
+        ) from err
 
 
 def _test_path(ctx: StepContext, vm: str, path: str) -> bool:
