@@ -301,3 +301,22 @@ def test_plan_against_the_host_changes_nothing(
     after = labs.plan(None, as_json=True)
     assert after["changes"] == 0
     assert all(s["status"] == "ok" and not s["resources"] for s in after["steps"])
+
+
+def test_three_node_lab(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Three nodes: the upper end of Microsoft's guest-cluster guidance, three-way mirrors."""
+    import yaml
+
+    data = yaml.safe_load((LABS / "s2d-4node.yaml").read_text())
+    data["name"] = "s2d-3node"
+    data["vms"] = [vm for vm in data["vms"] if vm["name"] != "s2d04"]
+    lab_file = workdir / "s2d-3node.yaml"
+    lab_file.write_text(yaml.safe_dump(data))
+    labs.up(None, lab=str(lab_file), as_json=True)
+    check_complete(workdir, capsys, lab_file, nodes=3)
+    world = sim_world(workdir)
+    volume = world.cluster("s2dcluster").pool.virtual_disk("Volume01")
+    assert volume.copies == 3  # three-way mirror from 3 nodes (R-64)
+    assert labs.up(None, lab=str(lab_file), as_json=True)["changed"] == 0
+    teardown.down(None, lab=str(lab_file), yes=True)
+    assert sim_world(workdir).snapshot() == fresh_snapshot()
