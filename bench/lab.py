@@ -47,8 +47,9 @@ def critical_path(lab_file: Path) -> float:
     (mount and dismount), New-VM and Start-VM; nodes also create their data disks
     (side by side). The mount-inject-dismount section runs one VM at a time on a
     host (R-91). The DC goes first: the other VMs are made once it answered over
-    PowerShell Direct (R-94), so only they wait for the DC's first boot and for each
-    other's sections. Then the first boot. The DC's install and promotion reboot
+    PowerShell Direct (R-94) and its promotion restart is under way, so only they
+    wait for the DC's first boot, its AD DS install and each other's sections. Then
+    the first boot. The DC's install and promotion reboot
     (ad.promote covers both) and AD becoming ready; the nodes' roles with their
     double reboot once the DC is ready, then each node's vSwitch (side by side,
     before the cluster: R-70); validation, the cluster and the witness; S2D and the
@@ -61,8 +62,9 @@ def critical_path(lab_file: Path) -> float:
     per_vm = d["vhd.create_dynamic"] + 2 * d["vhd.mount"] + d["vm.create"] + d["vm.start"]
     dc_ready = switches + per_vm + d["vm.first_boot"] + d["ad.promote"] + d["ad.ready"]
     serialized = (len(spec.vms) - 1) * 2 * d["vhd.mount"]  # the other VMs' mount sections
-    # The nodes are made once the DC answered over PowerShell Direct (R-94).
-    proof = switches + per_vm + d["vm.first_boot"]
+    # The nodes are made once the DC answered over PowerShell Direct (R-94) and its
+    # promotion restart is under way.
+    proof = switches + per_vm + d["vm.first_boot"] + d["feature.install"]
     node_boot = proof + per_vm + serialized + d["vhd.create_dynamic"] + d["vm.first_boot"]
     roles = max(dc_ready, node_boot) + d["feature.hyperv_install"] + d["switch.create"]
     cluster = d["cluster.test"] + d["cluster.create"] + d["cluster.quorum"]

@@ -89,7 +89,7 @@ def test_a_failed_promotion_stops_the_domain_step_at_once_with_its_message(
     with pytest.raises(StepError) as info:
         labs.up(None)
     message = str(info.value)
-    assert "domain:dc01" in message
+    assert "promote:dc01" in message
     assert "Verification of prerequisites" in message and "already exists" in message
     entries = trace(workdir, "s2d-2node")
     promoted = [e for e in entries if e["cmdlet"] == "Install-ADDSForest @dc01"]

@@ -1,10 +1,10 @@
 """The steps of lab.up, one module per part of the lab, and their order.
 
-preflight -> switches, lab folder, leftover mounts -> the first VM and its first boot
-(the PowerShell Direct proof, R-94) -> one VM step per other VM (parallel; their
-OS-disk mounts one at a time, R-91) -> first boot
-per VM (parallel) -> the domain controller -> each node's join and roles
-(parallel) -> cluster -> S2D and volumes -> each HA VM.
+preflight -> switches, lab folder, leftover mounts -> the first VM (the DC) and its
+first boot: the PowerShell Direct proof (R-94) -> the DC's promotion, up to its
+restart -> one VM step per other VM (parallel; their OS-disk mounts one at a time,
+R-91) and their first boots, while the DC restarts -> the DC back and AD ready ->
+each node's join and roles (parallel) -> cluster -> S2D and volumes -> each HA VM.
 """
 
 from __future__ import annotations
@@ -24,13 +24,17 @@ def build(lab: Any) -> list[Step]:
     ]
     # R-94: the first VM (the DC when there is one) is built and answers over
     # PowerShell Direct before the others are made: that round trip from the WinRM
-    # session is what everything after it relies on. Off the critical path, which
-    # runs through the DC anyway.
-    pilot = lab.dc if lab.dc is not None else lab.vms[0]
+    # session is what everything after it relies on. With a DC, the others come once
+    # its promotion restart is under way: their first boots are off the critical path
+    # (which runs through the DC), and they do not crowd the host while the DC works
+    # towards its longest boot.
+    dc = lab.dc
+    pilot = dc if dc is not None else lab.vms[0]
+    after_pilot = f"promote:{dc.name}" if dc is not None else f"boot:{pilot.name}"
     for vm in lab.vms:
         needs: tuple[str, ...] = ("switches", "mounts")
         if vm is not pilot:
-            needs += (f"boot:{pilot.name}",)
+            needs += (after_pilot,)
         steps.append(
             Step(
                 f"vm:{vm.name}",
@@ -49,15 +53,23 @@ def build(lab: Any) -> list[Step]:
                 needs=(f"vm:{vm.name}",),
             )
         )
-    dc = lab.dc
     if dc is not None:
+        steps.append(
+            Step(
+                f"promote:{dc.name}",
+                dc.name,
+                "domain",
+                lambda c: guests.promote_dc(c, dc),
+                needs=(f"boot:{dc.name}",),
+            )
+        )
         steps.append(
             Step(
                 f"domain:{dc.name}",
                 dc.name,
                 "domain",
                 lambda c: guests.domain_controller(c, dc),
-                needs=(f"boot:{dc.name}",),
+                needs=(f"promote:{dc.name}",),
             )
         )
     domain_step = (f"domain:{dc.name}",) if dc is not None else ()

@@ -139,7 +139,7 @@ def guest_script(ctx: StepContext, vm: str, name: str, **params: Any) -> list[An
     return _with_fallback(ctx, vm, lambda g: g.script(name, **params))
 
 
-def _probe(ctx: StepContext, vm: str) -> tuple[bool, Any]:
+def probe_os(ctx: StepContext, vm: str) -> tuple[bool, Any]:
     """A PowerShell Direct round trip (R-35): (True, Win32_OperatingSystem) when the
     guest answers, else (False, why not)."""
     try:
@@ -158,7 +158,7 @@ def _probe(ctx: StepContext, vm: str) -> tuple[bool, Any]:
 
 def boot_marker(ctx: StepContext, vm: str) -> tuple[bool, str]:
     """(answered, LastBootUpTime or the reason the guest did not answer)."""
-    answered, seen = _probe(ctx, vm)
+    answered, seen = probe_os(ctx, vm)
     return answered, text(val(seen, "LastBootUpTime")) if answered else seen
 
 
@@ -177,7 +177,7 @@ def wait_ready(ctx: StepContext, vm: str, *, deadline: float, after: str | None 
         state = vm_state(ctx, vm)
         if state in ("Off", "Missing", "Saved", "Paused"):
             raise StepError(f"wait {vm}", f"VM {vm} is {state}; it cannot become ready")
-        answered, seen = _probe(ctx, vm)
+        answered, seen = probe_os(ctx, vm)
         if not answered:
             return False, f"VM {state}; {seen}"
         marker = text(val(seen, "LastBootUpTime"))
@@ -200,11 +200,12 @@ def restart_and_wait(ctx: StepContext, vm: str, *, deadline: float, why: str) ->
     that abort is the expected answer (R-82). The hard reset is kept for a guest that
     never answered (first_boot)."""
     answered, before = boot_marker(ctx, vm)
-    ctx.change(f"Restart-Computer in {vm} ({why})", lambda: _restart_inside(ctx, vm))
+    ctx.change(f"Restart-Computer in {vm} ({why})", lambda: restart_inside(ctx, vm))
     return wait_ready(ctx, vm, deadline=deadline, after=before if answered else None)
 
 
-def _restart_inside(ctx: StepContext, vm: str) -> None:
+def restart_inside(ctx: StepContext, vm: str) -> None:
+    """Restart-Computer -Force in the guest; the session it ends is the expected answer."""
     try:
         in_guest(ctx, vm, "Restart-Computer", Force=True)
     except HostError as err:

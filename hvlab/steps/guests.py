@@ -11,12 +11,15 @@ from hvlab.steps.common import (
     AD_READY_DEADLINE,
     DC_PROMOTION_DEADLINE,
     FIRST_BOOT_DEADLINE,
+    READY_POLL,
     REBOOT_DEADLINE,
     ROLES_DEADLINE,
     SILENT,
     first,
     in_guest,
+    probe_os,
     restart_and_wait,
+    restart_inside,
     text,
     together,
     val,
@@ -125,6 +128,8 @@ def _first_answer(ctx: StepContext, vm: Any) -> Any:
     try:
         return wait_ready(ctx, vm.name, deadline=FIRST_BOOT_DEADLINE)
     except HostError as err:
+        if not err.cmdlet.endswith(f"@{vm.name}"):
+            raise  # a host call (Get-VM) failed, not PowerShell Direct
         user = getattr(ctx.creds.current(vm.name), "user", "?")
         raise StepError(
             f"boot:{vm.name}",
@@ -146,10 +151,12 @@ def _installed(ctx: StepContext, vm: str, names: tuple[str, ...]) -> dict[str, s
     return states
 
 
-def domain_controller(ctx: StepContext, vm: Any) -> None:
-    """AD DS, a new forest with DNS, one clean restart (R-37), then AD ready (R-40, R-81)."""
-    lab = ctx.lab
-    domain = lab.domain
+def promote_dc(ctx: StepContext, vm: Any) -> None:
+    """AD DS and a new forest with DNS, then a clean restart to finish it (R-37, R-40).
+
+    The step ends once the restart is under way: the other VMs are made from here
+    on (steps/__init__), while the DC boots, and domain_controller waits for it."""
+    domain = ctx.lab.domain
     features = _installed(ctx, vm.name, ("AD-Domain-Services",))
     if features.get("AD-Domain-Services") != "Installed":
         ctx.change(
@@ -157,24 +164,40 @@ def domain_controller(ctx: StepContext, vm: Any) -> None:
             lambda: _install(ctx, vm.name, ["AD-Domain-Services"]),
         )
     system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
-    role = int(val(system, "DomainRole", 0) or 0)  # 4, 5: a domain controller
-    if role < 4:
-        pending = ctx.state.get_fact(vm.name, "promoted_boot")
-        os_info = first(
-            in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_OperatingSystem")
-        )
-        boot = text(val(os_info, "LastBootUpTime"))
-        if pending and pending == boot:
-            ctx.note(f"{vm.name} was promoted but not restarted yet")
-        else:
-            ctx.change(
-                f"Install-ADDSForest {domain.fqdn} on {vm.name}",
-                lambda: _promote(ctx, vm.name, boot),
-            )
-        # From here on the local SAM is gone: the domain account logs on (R-38).
+    if int(val(system, "DomainRole", 0) or 0) >= 4:  # 4, 5: a domain controller
         ctx.creds.use_domain(vm.name)
-        restart_and_wait(ctx, vm.name, deadline=DC_PROMOTION_DEADLINE, why="finish the promotion")
-        ctx.state.set_fact(vm.name, "promoted_boot", None)
+        ctx.ok(f"{vm.name} is a domain controller of {val(system, 'Domain')}")
+        return
+    pending = ctx.state.get_fact(vm.name, "promoted_boot")
+    os_info = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_OperatingSystem"))
+    boot = text(val(os_info, "LastBootUpTime"))
+    if pending and pending == boot:
+        ctx.note(f"{vm.name} was promoted but not restarted yet")
+    else:
+        ctx.change(
+            f"Install-ADDSForest {domain.fqdn} on {vm.name}",
+            lambda: _promote(ctx, vm.name, boot),
+        )
+    ctx.change(
+        f"Restart-Computer in {vm.name} (finish the promotion)",
+        lambda: restart_inside(ctx, vm.name),
+    )
+    # From here on the local SAM is gone: the domain account logs on (R-38).
+    ctx.creds.use_domain(vm.name)
+
+
+def domain_controller(ctx: StepContext, vm: Any) -> None:
+    """The DC back from its promotion restart as a domain controller, then AD ready
+    (R-37, R-40, R-81)."""
+    ctx.creds.use_domain(vm.name)
+    before = ctx.state.get_fact(vm.name, "promoted_boot")
+
+    def promoted() -> tuple[bool, str]:
+        answered, seen = probe_os(ctx, vm.name)
+        if not answered:
+            return False, str(seen)
+        if before and text(val(seen, "LastBootUpTime")) == before:
+            return False, "still the boot before the promotion restart (same LastBootUpTime)"
         system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
         if int(val(system, "DomainRole", 0) or 0) < 4:
             raise StepError(
@@ -182,9 +205,16 @@ def domain_controller(ctx: StepContext, vm: Any) -> None:
                 f"{vm.name} is no domain controller after the promotion restart (R-40); "
                 "run lab.up again to promote it",
             )
-    else:
-        ctx.creds.use_domain(vm.name)
-        ctx.ok(f"{vm.name} is a domain controller of {val(system, 'Domain')}")
+        return True, f"a domain controller of {val(system, 'Domain')}"
+
+    ctx.wait(
+        f"{vm.name} to answer as a domain controller",
+        promoted,
+        deadline=DC_PROMOTION_DEADLINE,
+        poll=READY_POLL,
+    )
+    if before:
+        ctx.state.set_fact(vm.name, "promoted_boot", None)
 
     def ad_ready() -> tuple[bool, str]:
         try:
@@ -265,7 +295,7 @@ def _promote(ctx: StepContext, vm: str, boot: str) -> None:
     if text(val(result, "Status")) != "Success":
         ctx.state.set_fact(vm, "promoted_boot", None)
         raise StepError(
-            f"domain:{vm}",
+            f"promote:{vm}",
             f"Install-ADDSForest on {vm} returned {val(result, 'Status') or 'no result'}: "
             f"{val(result, 'Message')} [{val(result, 'Context')}] (R-40)",
         )
