@@ -52,11 +52,16 @@ def critical_path(lab_file: Path, staged: bool = False, staged_dc: bool = False)
 
     Host side: the switches, then per VM its OS disk, the offline answer file
     (mount and dismount), New-VM and Start-VM; nodes also create their data disks
-    (side by side). Then the first boot. The DC's install and promotion reboot
+    (side by side). The mount-inject-dismount section runs one VM at a time on a
+    host (R-91). The DC goes first: the other VMs are made once it answered over
+    PowerShell Direct (R-94) and its promotion restart is under way, so only they
+    wait for the DC's first boot, its AD DS install and each other's sections. Then
+    the first boot. The DC's install and promotion reboot
     (ad.promote covers both) and AD becoming ready; the nodes' roles with their
-    double reboot once the DC is ready; validation, the cluster, the witness and the
-    nodes' vSwitches (side by side); S2D and the volumes; the HA VMs (side by side)
-    with their start and live migration. Parallel branches count once.
+    double reboot once the DC is ready, then each node's vSwitch (side by side,
+    before the cluster: R-70); validation, the cluster and the witness; S2D and the
+    volumes; the HA VMs (side by side) with their start and live migration.
+    Parallel branches count once.
 
     With `staged` node images (R-120) a node's first boot also finishes the staged
     roles and the node only joins and restarts once; with `staged_dc` the DC's first
@@ -71,11 +76,15 @@ def critical_path(lab_file: Path, staged: bool = False, staged_dc: bool = False)
     dc_boot = staged_boot if staged_dc else d["vm.first_boot"]
     promote = d["ad.promote"] - (d["feature.install"] if staged_dc else 0.0)
     dc_ready = switches + per_vm + dc_boot + promote + d["ad.ready"]
+    serialized = (len(spec.vms) - 1) * 2 * d["vhd.mount"]  # the other VMs' mount sections
+    # The nodes are made once the DC answered over PowerShell Direct (R-94) and its
+    # promotion restart is under way (after its AD DS install, unless staged).
+    proof = switches + per_vm + dc_boot + (0.0 if staged_dc else d["feature.install"])
     node_first_boot = staged_boot if staged else d["vm.first_boot"]
-    node_boot = switches + per_vm + d["vhd.create_dynamic"] + node_first_boot
+    node_boot = proof + per_vm + serialized + d["vhd.create_dynamic"] + node_first_boot
     node_roles = d["domain.join_restart"] if staged else d["feature.hyperv_install"]
-    roles = max(dc_ready, node_boot) + node_roles
-    cluster = d["cluster.test"] + d["cluster.create"] + d["cluster.quorum"] + d["switch.create"]
+    roles = max(dc_ready, node_boot) + node_roles + d["switch.create"]
+    cluster = d["cluster.test"] + d["cluster.create"] + d["cluster.quorum"]
     s2d = d["s2d.enable"] + d["s2d.new_volume"] * len(spec.volumes)
     ha = (
         d["vm.create"] + d["cluster.add_vm_role"] + d["vm.start"] + d["cluster.live_migration"]

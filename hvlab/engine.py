@@ -26,12 +26,16 @@ from hvlab.errors import (
     Interrupted,
     OwnershipError,
     PreflightError,
+    ResponseLost,
     StepError,
     WaitTimeout,
     is_transient,
 )
 
 log = logging.getLogger("hvlab.run")
+
+# How often a step starts over after the answer to one of its changes was lost (R-92).
+CONVERGE_ATTEMPTS = 3
 
 
 class PlanStop(Exception):
@@ -266,23 +270,37 @@ class Run:
         return ready
 
     def _attempts(self, step: Step, ctx: StepContext) -> None:
-        """Run the step; on an error Windows classes as transient, run it again a
-        bounded number of times with backoff, saying so (R-102)."""
-        for retry in range(STEP_RETRIES + 1):
+        """Run the step, and run it again, bounded and said, after either of two
+        failures; every step reads its facts first (check-then-act, R-90) and does
+        only what is still missing, so running it again converges:
+
+        - the answer to one of its changes was lost, so the change may have happened
+          (R-92): at once, at most CONVERGE_ATTEMPTS runs in all;
+        - an error Windows classes as transient (R-102): after a backoff, at most
+          STEP_RETRIES more runs.
+        """
+        lost = retries = 0
+        while True:
             try:
                 step.fn(ctx)
                 return
+            except ResponseLost as err:
+                lost += 1
+                if lost >= CONVERGE_ATTEMPTS:
+                    raise
+                ctx.note(f"{err}; reading the facts again")
             except HostError as err:
                 if self.planning or not step.retry or not is_transient(err):
                     raise
-                if retry == STEP_RETRIES:
+                if retries == STEP_RETRIES:
                     raise StepError(
                         step.name, f"{err} (still failing after {STEP_RETRIES} retries, R-102)"
                     ) from err
-                wait = STEP_BACKOFF_S * 2**retry
+                wait = STEP_BACKOFF_S * 2**retries
+                retries += 1
                 ctx.note(
                     f"transient error, running the step again in {wait:g}s "
-                    f"(retry {retry + 1} of {STEP_RETRIES}, R-102): {err.message[:120]}"
+                    f"(retry {retries} of {STEP_RETRIES}, R-102): {err.message[:120]}"
                 )
                 self.cancelled.wait(max(wait * self.time_factor, 0.05))
                 self.check_cancelled()

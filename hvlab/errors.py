@@ -64,6 +64,18 @@ class TransportError(HvlabError):
     """The connection to the host failed after the allowed retries."""
 
 
+class ResponseLost(TransportError):
+    """A call that changes something was sent, and its answer never came back: it may
+    have run (R-92). It is not repeated; the step re-reads its facts and converges."""
+
+    def __init__(self, host: str, call: str, cause: str) -> None:
+        self.call = call
+        super().__init__(
+            f"{host}: the answer to {call} was lost ({cause}); it may have run, so it is "
+            "not sent again (R-92)"
+        )
+
+
 class WaitTimeout(HvlabError):
     """A bounded wait ran out: what it waited for and the last thing it saw."""
 

@@ -12,6 +12,7 @@ import functools
 from typing import Any
 
 from hvlab.errors import HostError
+from hvlab.remote import reads_only
 from hvlab.resources import template
 
 NOT_READY = "not-ready"  # VM off, booting, or the session dropped
@@ -61,6 +62,8 @@ class Guest:
         return self.host.script(
             _wrapper("Invoke-GuestCommand.ps1"),
             _label=f"{command} @{self.vm}",
+            _read_only=reads_only(command),
+            _inner=list(params),
             VMName=self.vm,
             Credential=self.credential,
             Command=command,
@@ -71,6 +74,8 @@ class Guest:
         return self.host.script(
             _wrapper("Invoke-GuestScript.ps1"),
             _label=f"{name} @{self.vm}",
+            _read_only=reads_only(name),  # guest scripts are named verb-noun too
+            _inner=list(params),
             VMName=self.vm,
             Credential=self.credential,
             Script=guest_script(name),

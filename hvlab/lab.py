@@ -316,6 +316,7 @@ _STEP_PHASES = {
     "folder": ("folders",),
     "vm": ("disks", "VMs", "NICs"),
     "boot": ("boot",),
+    "promote": ("domain",),
     "domain": ("domain",),
     "roles": ("features",),
     "cluster": ("cluster",),

@@ -17,9 +17,13 @@ and a `Credential` a PSCredential, both encrypted with the PSRP session key.
 
 Errors. Every ErrorRecord, also the non-terminating ones (pypsrp only marks a
 pipeline failed when it stopped), raises HostError, unless the caller passed
-ErrorAction SilentlyContinue or Ignore (existence checks, R-21). Transport
-failures are retried on a fresh connection `settings.retries` times, then raise
-TransportError naming the host and the cmdlet.
+ErrorAction SilentlyContinue or Ignore (existence checks, R-21). A transport
+failure is retried on a fresh connection `settings.retries` times, then raises
+TransportError naming the host and the cmdlet, but only when repeating is safe
+(R-92): the call only reads (Get-*, Test-*), or it failed before its request
+left (no connection could be opened). A call that changes something and whose
+answer was lost may have run on the host (New-VM allows duplicate names): it
+raises ResponseLost at once, and the step re-reads its facts and converges.
 
 Parallelism. pypsrp 0.9.1's transport is one requests session with one NTLM
 sealing context whose sequence numbers must stay in order, so one connection
@@ -45,12 +49,22 @@ from pathlib import Path
 from typing import Any
 
 from hvlab.config import Settings
-from hvlab.errors import ConfigError, HostError, TransportError
+from hvlab.errors import ConfigError, HostError, ResponseLost, TransportError
 from hvlab.secrets import Secret
 
 log = logging.getLogger(__name__)
 
 SILENT_ACTIONS = {"silentlycontinue", "ignore"}
+# Verbs whose cmdlets only read: repeating one after a lost answer changes nothing.
+READ_VERBS = {"get", "test"}
+
+
+def reads_only(command: str) -> bool:
+    """Does a cmdlet only read (by its verb)? Unknown text counts as a change."""
+    verb, dash, _ = command.strip().partition("-")
+    return bool(dash) and verb.lower() in READ_VERBS
+
+
 INT32 = range(-(2**31), 2**31)
 # ErrorCategory member names by number (System.Management.Automation.ErrorCategory).
 _CATEGORIES = [
@@ -429,19 +443,34 @@ class Host:
 
     def run(self, cmdlet: str, **params: Any) -> list[Any]:
         """Run one cmdlet with keyword parameters (True for a switch)."""
-        return self._call([(cmdlet, params)], script=False, label=cmdlet)
+        return self._call(
+            [(cmdlet, params)], script=False, label=cmdlet, read_only=reads_only(cmdlet)
+        )
 
     def pipeline(self, commands: Sequence[Call]) -> list[Any]:
         """Run cmdlets piped into each other: [("Get-VM", {...}), ("Stop-VM", {...})]."""
         if not commands:
             raise ValueError("a pipeline needs at least one command")
         label = " | ".join(name for name, _ in commands)
-        return self._call(list(commands), script=False, label=label)
+        read_only = all(reads_only(name) for name, _ in commands)
+        return self._call(list(commands), script=False, label=label, read_only=read_only)
 
-    def script(self, text: str, _label: str | None = None, **params: Any) -> list[Any]:
-        """Run a constant script (a file's text) with its data as parameters."""
+    def script(
+        self,
+        text: str,
+        _label: str | None = None,
+        _read_only: bool = False,
+        _inner: Sequence[str] = (),
+        **params: Any,
+    ) -> list[Any]:
+        """Run a constant script (a file's text) with its data as parameters.
+
+        `_read_only` says the script changes nothing (safe to repeat, R-92);
+        `_inner` names the parameters of the command a wrapper runs, for the trace."""
         label = _label or f"script {hashlib.sha256(text.encode()).hexdigest()[:12]}"
-        return self._call([(text, params)], script=True, label=label)
+        return self._call(
+            [(text, params)], script=True, label=label, read_only=_read_only, inner=_inner
+        )
 
     def map(self, calls: Sequence[Call], *, workers: int | None = None) -> list[list[Any]]:
         """Run independent cmdlet calls in parallel; results in the order of `calls`.
@@ -460,9 +489,17 @@ class Host:
                 raise exc
         return [f.result() for f in futures]
 
-    def _call(self, commands: list[Call], *, script: bool, label: str) -> list[Any]:
+    def _call(
+        self,
+        commands: list[Call],
+        *,
+        script: bool,
+        label: str,
+        read_only: bool = False,
+        inner: Sequence[str] = (),
+    ) -> list[Any]:
         silent = any(str(p.get("ErrorAction", "")).lower() in SILENT_ACTIONS for _, p in commands)
-        names = [name for _, p in commands for name in p]
+        names = [name for _, p in commands for name in p] + [f"Parameters.{n}" for n in inner]
         secret = any(_has_secret(v) for _, p in commands for v in p.values())
         transient = _transient_errors()
         attempts = self.settings.retries + 1
@@ -473,14 +510,22 @@ class Host:
             for attempt in range(1, attempts + 1):
                 tries = attempt
                 slot: _Slot | None = None
+                sent = False
                 try:
                     slot = self._checkout(label)
                     if secret:
                         slot.exchange_keys()
+                    # From here the request may reach the host.
+                    sent = True
                     ps = self._invoke(slot, commands, script, label)
                 except transient as exc:
                     if slot is not None:
                         self._discard(slot)
+                    if sent and not read_only and not _never_sent(exc):
+                        # R-92: the host may have run it; repeating could do it twice.
+                        raise ResponseLost(
+                            self.name, label, f"{type(exc).__name__}: {_short(exc, 120)}"
+                        ) from None
                     if attempt == attempts:
                         raise TransportError(
                             f"{self.name}: {label} failed after {attempts} attempt(s): "
@@ -505,6 +550,9 @@ class Host:
             raise AssertionError("unreachable")
         except HostError as err:
             outcome = err.error_id or "error"
+            raise
+        except ResponseLost:
+            outcome = "lost"
             raise
         except TransportError:
             outcome = "transport"
@@ -604,6 +652,35 @@ def host_error(cmdlet: str, err: Any) -> HostError:
         category=category_name,
         target=str(target) if target is not None else None,
     )
+
+
+# urllib3's names for a connection that never opened: the request did not leave.
+_UNSENT = {"NewConnectionError", "NameResolutionError", "ConnectionRefusedError"}
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """Did the request fail before it could reach the host? Only a refused or
+    unresolvable connection says so; a reset or a timeout may come after the host
+    got the request (R-92)."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        cur = pending.pop()
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if type(cur).__name__ in _UNSENT:
+            return True
+        pending += [a for a in getattr(cur, "args", ()) if isinstance(a, BaseException)]
+        reason = getattr(cur, "reason", None)
+        if isinstance(reason, BaseException):
+            pending.append(reason)
+        pending += [e for e in (cur.__cause__, cur.__context__) if e is not None]
+    return False
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

@@ -103,13 +103,17 @@ def collect_status(spec: Any, host: Any, creds: CredentialBook) -> dict[str, Any
         members = [
             d for d in g("Get-PhysicalDisk") if text(val(d, "CannotPoolReason")) == "In a Pool"
         ]
+        settings = first(_guest_script(host, node, creds, "Get-S2DInVMSettings.ps1"))
         data["s2d"] = {
             "pool": {
                 "name": text(val(pool, "FriendlyName")),
                 "health": text(val(pool, "HealthStatus")),
                 "operational": text(val(pool, "OperationalStatus")),
                 "disks": len(members),
-            }
+            },
+            # R-62: both should be off in a lab of VMs.
+            "auto_replace": text(val(settings, "AutoReplace")) or None,
+            "block_cache_mb": val(settings, "BlockCacheSize"),
         }
     for csv in g("Get-ClusterSharedVolume", **SILENT):
         info = val(csv, "SharedVolumeInfo")
@@ -140,6 +144,16 @@ def collect_status(spec: Any, host: Any, creds: CredentialBook) -> dict[str, Any
             }
         )
     return data
+
+
+def _guest_script(host: Any, node: str, creds: CredentialBook, name: str) -> list[Any]:
+    """A read-only guest script in the node, as the domain account."""
+    from hvlab.guest import Guest
+
+    try:
+        return Guest(host, node, creds.domain_admin).script(name)
+    except HostError:
+        return []  # status shows what it can; the rest stays empty
 
 
 def _seconds(value: Any) -> float | None:
@@ -176,6 +190,11 @@ def _print_status(out: IO[str], data: dict[str, Any]) -> None:
     if data.get("s2d"):
         pool = data["s2d"]["pool"]
         say(out, f"  pool {pool['name']}: {pool['health']}, {pool['disks']} disks")
+        say(
+            out,
+            f"  S2D in VMs: auto-replace {data['s2d']['auto_replace']}, "
+            f"CSV block cache {data['s2d']['block_cache_mb']} MB",
+        )
     for csv in data["csv"]:
         say(out, f"  CSV {csv['path']} {csv['state']}")
     for ha in data["ha_vms"]:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from hvlab.errors import ConfigError, HvlabError
+from hvlab.errors import ConfigError, HvlabError, ResponseLost, TransportError
 from hvlab.resources import template
 from hvlab.steps.common import SILENT, first, text, val
 
@@ -58,6 +58,9 @@ def file_sha256(path: Path, limit: int | None = None) -> str:
 def _remote_hash(host: Any, path: str) -> str | None:
     rec = first(host.run("Get-FileHash", Path=path, Algorithm="SHA256", **SILENT))
     return text(val(rec, "Hash")).upper() or None
+
+
+CHUNK_LOSSES = 4  # answers lost in a row before the upload gives up (and can resume later)
 
 
 def _remote_length(host: Any, path: str) -> int | None:
@@ -95,9 +98,27 @@ def upload(
     offset = _resume_point(host, local, partial, size, say)
     started_at = offset
     t0 = time.monotonic()
+    losses = 0
     with local.open("rb") as fh:
         while offset < size:
-            offset = _send(host, fh, partial, offset, min(chunk_bytes, size - offset), size)
+            try:
+                offset = _send(host, fh, partial, offset, min(chunk_bytes, size - offset), size)
+                losses = 0
+            except ResponseLost as err:
+                # The chunk may have landed: the host's length says where to go on.
+                # Sending it again is safe too (it is written only at the file's end),
+                # but the length read is what the step-level rule asks: facts first.
+                losses += 1
+                if losses >= CHUNK_LOSSES:
+                    raise TransportError(
+                        f"{remote}: the answers to {losses} chunks in a row were lost ({err}); "
+                        "run the command again to resume the upload"
+                    ) from None
+                offset = _remote_length(host, partial) or 0
+                say(
+                    f"the answer to a chunk was lost; the host has {offset} bytes, going on from there"
+                )
+                continue
             if progress is not None:
                 progress(offset, size, time.monotonic() - t0, offset - started_at)
     if offset == 0:

@@ -427,6 +427,9 @@ def _call_handler(
             if result is not None:
                 # Handlers may be generators: drain them while the lock is held.
                 out.extend(result)
+        if faults is not None:
+            # The call has run; a "lost" fault cuts the connection before its answer.
+            faults.after(ctx, call)
 
 
 def run_pipeline(

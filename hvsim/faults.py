@@ -18,6 +18,10 @@ Kinds:
     drop:cmdlet=<name>[,nth=N][,rate=P]
         The connection is cut while <cmdlet> runs: DropConnection is raised
         and the transport closes the socket without a reply.
+    lost:cmdlet=<name>[,nth=N][,rate=P]
+        The call runs to its end (the model changes), then the connection is
+        cut before the response leaves: the client sees a transport error for
+        a call that did run (R-92).
 
 A cmdlet= option may also name one of hvlab's constant scripts by its file name
 without .ps1 (drop:cmdlet=Write-FileChunk); hvsim.scripts checks it before the
@@ -51,12 +55,22 @@ from typing import Any
 
 from hvsim.errors import PSError
 
-KINDS = ("boot_hang", "transient", "drop", "slow_reboot", "slow_boot", "disk_full", "ad_slow")
+KINDS = (
+    "boot_hang",
+    "transient",
+    "drop",
+    "lost",
+    "slow_reboot",
+    "slow_boot",
+    "disk_full",
+    "ad_slow",
+)
 
 _REQUIRED = {
     "boot_hang": ("vm",),
     "transient": ("cmdlet",),
     "drop": ("cmdlet",),
+    "lost": ("cmdlet",),
     "slow_reboot": ("factor",),
     "slow_boot": ("factor",),
     "disk_full": ("after_bytes",),
@@ -66,6 +80,7 @@ _ALLOWED = {
     "boot_hang": {"vm", "phase", "once"},
     "transient": {"cmdlet", "nth", "rate", "machine"},
     "drop": {"cmdlet", "nth", "rate"},
+    "lost": {"cmdlet", "nth", "rate"},
     "slow_reboot": {"factor", "vm"},
     "slow_boot": {"factor", "vm"},
     "disk_full": {"after_bytes", "drive"},
@@ -254,6 +269,17 @@ class Faults:
                     exception="System.Runtime.InteropServices.COMException",
                     target=call.name,
                 )
+
+    def after(self, ctx: Any, call: Any) -> None:
+        """Called by the executor after a handler ran: may raise DropConnection, so the
+        client loses the response to a call that did run (lost, R-92)."""
+        name = str(getattr(call, "name", "")).lower()
+        n = self.calls.get(name, 0)
+        for f in self.of("lost"):
+            if f.opts["cmdlet"].lower() == name and self._due(f, n):
+                f.fired += 1
+                self.log.append(f"lost {call.name} call {n}")
+                raise DropConnection(f"injected: response to {call.name} lost after it ran")
 
     def _due(self, f: Fault, n: int) -> bool:
         if "nth" in f.opts:

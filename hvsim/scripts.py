@@ -117,6 +117,18 @@ def _write_file_chunk(ctx: Context, args: dict[str, Any]) -> Iterable[Any] | Non
     return write_file_chunk(ctx, args["Path"], args["Offset"], args["Data"])
 
 
+def _get_s2d_in_vm_settings(ctx: Context, args: dict[str, Any]) -> Iterable[Any] | None:
+    from hvsim.cmdlets.storage import get_s2d_in_vm_settings
+
+    return get_s2d_in_vm_settings(ctx)
+
+
+def _set_s2d_in_vm_settings(ctx: Context, args: dict[str, Any]) -> Iterable[Any] | None:
+    from hvsim.cmdlets.storage import set_s2d_in_vm_settings
+
+    return set_s2d_in_vm_settings(ctx, args["AutoReplace"], args["BlockCacheSize"])
+
+
 _WRAPPER_PARAMS = (Param("VMName", True), Param("Credential", True), Param("Parameters", False, {}))
 
 # One row per constant script: the file it stands for and its hash (see module doc).
@@ -155,6 +167,20 @@ KNOWN: tuple[KnownScript, ...] = (
         "guest",
         (Param("Address", True), Param("Name", True), Param("Role", True)),
         _set_cluster_network_role,
+    ),
+    KnownScript(
+        "templates/guest/Get-S2DInVMSettings.ps1",
+        "bbea3254725e0041ecb5573338a87ab888303c14b2c60dea668fcaffdbba93a1",
+        "guest",
+        (),
+        _get_s2d_in_vm_settings,
+    ),
+    KnownScript(
+        "templates/guest/Set-S2DInVMSettings.ps1",
+        "9384591273a1285650a2c3a105e92ef199181fa67f639bca344c23444c528660",
+        "guest",
+        (Param("AutoReplace", True), Param("BlockCacheSize", True)),
+        _set_s2d_in_vm_settings,
     ),
 )
 

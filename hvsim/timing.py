@@ -39,6 +39,11 @@ _ROWS: dict[str, Duration] = {
         "old OS keeps answering after a restart request before it goes down",
         "hyperv-facts R-37 (2-10 s)",
     ),
+    "registry.lazy_flush": Duration(
+        5,
+        "a registry write reaches the hive on disk (the lazy flusher; shutdown flushes at once)",
+        "estimate (RegFlushKey docs name the lazy flusher and shutdown, no interval)",
+    ),
     "vm.shutdown": Duration(
         15, "graceful guest shutdown through the integration service", "estimate"
     ),
@@ -70,6 +75,11 @@ _ROWS: dict[str, Duration] = {
     ),
     "cluster.create": Duration(
         60, "New-Cluster until all nodes Up and the name resolves", "hyperv-facts §11 (estimate)"
+    ),
+    "cluster.core_recover": Duration(
+        10,
+        "core resources restarting after their node's management network dropped",
+        "estimate (R-70: 'for a moment')",
     ),
     "cluster.quorum": Duration(
         10, "Set-ClusterQuorum (file share witness)", "hyperv-facts §11 (estimate)"

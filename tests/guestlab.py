@@ -128,7 +128,7 @@ def add_vm(
     folder = f"C:\\lab\\{name}"
     os_path = f"{folder}\\{name}-os.vhdx"
     parent = m.fs.read(base)
-    child = differencing_child(os_path, parent, ident=str(world.new_uuid()).upper())
+    child = differencing_child(os_path, parent)
     m.fs.write(os_path, child, create_parents=True)
     if xml is not None:
         offline = FileSystem()
@@ -187,7 +187,13 @@ def stop(world: World, vm: VM) -> None:
         vm.guest.on_power_off(world.clock.now())
 
 
-def restart(world: World, vm: VM) -> None:
+def restart(world: World, vm: VM, *, hard: bool = False) -> None:
+    """A clean restart from inside the guest (Restart-Computer), or with `hard` what
+    Restart-VM does: a reset without the guest's shutdown work (R-37)."""
+    if not hard:
+        vm.guest.request_restart()
+        vm.guest.phase()  # at timescale 0 the restart is over once looked at
+        return
     vm.boot_count += 1
     vm.booted_with = {
         "expose_virtualization_extensions": vm.expose_virtualization_extensions,

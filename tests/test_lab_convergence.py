@@ -37,7 +37,7 @@ def test_the_dc_role_is_read_from_the_host_not_from_local_state(
     from hvsim import persist
 
     # Promoted, then the restart fails every time: the run stops between the two.
-    monkeypatch.setenv("HVSIM_FAULTS", "transient:cmdlet=Restart-VM,rate=1")
+    monkeypatch.setenv("HVSIM_FAULTS", "transient:cmdlet=Restart-Computer,rate=1")
     with pytest.raises(HvlabError):
         labs.up(None)
     monkeypatch.delenv("HVSIM_FAULTS")
@@ -53,22 +53,22 @@ def test_the_dc_role_is_read_from_the_host_not_from_local_state(
     persist.save(world, path)
     report = labs.up(None, as_json=True)
     assert report["result"] == "ok"
-    domain = next(s for s in report["steps"] if s["step"] == "domain:dc01")
-    assert any(c.startswith("Install-ADDSForest") for c in domain["changes"])
+    promote = next(s for s in report["steps"] if s["step"] == "promote:dc01")
+    assert any(c.startswith("Install-ADDSForest") for c in promote["changes"])
 
 
 def test_a_promotion_waiting_for_its_restart_is_not_repeated(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HVSIM_FAULTS", "transient:cmdlet=Restart-VM,rate=1")
+    monkeypatch.setenv("HVSIM_FAULTS", "transient:cmdlet=Restart-Computer,rate=1")
     with pytest.raises(HvlabError):
         labs.up(None)
     monkeypatch.delenv("HVSIM_FAULTS")
     (workdir / ".hvlab" / "s2d-2node" / "state.json").unlink()  # the controller forgot
     report = labs.up(None, as_json=True)
-    domain = next(s for s in report["steps"] if s["step"] == "domain:dc01")
-    assert not any(c.startswith("Install-ADDSForest") for c in domain["changes"])
-    assert any(c.startswith("Restart-VM dc01") for c in domain["changes"])
+    promote = next(s for s in report["steps"] if s["step"] == "promote:dc01")
+    assert not any(c.startswith("Install-ADDSForest") for c in promote["changes"])
+    assert any(c.startswith("Restart-Computer in dc01") for c in promote["changes"])
     assert report["result"] == "ok"
 
 

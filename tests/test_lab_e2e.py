@@ -104,11 +104,20 @@ def check_complete(
     world = sim_world(workdir)
     cluster = world.cluster(spec.cluster.name)
     assert sorted(n.lower() for n in cluster.up_nodes(world)) == sorted(n.name for n in spec.nodes)
+    # S2D in VMs: no automatic drive replacement, no CSV read cache (R-62).
+    assert not cluster.auto_replace and cluster.block_cache_size == 0
+    assert status["s2d"]["auto_replace"] == "False" and status["s2d"]["block_cache_mb"] == 0
+    # The node vSwitches came before the cluster: no core resource ever failed (R-70).
+    assert cluster.events == []
+    # A node's name resolves to its management address only, never a storage one (R-93).
+    zone = world.domains[spec.domain.fqdn.lower()].dns
+    for node in spec.nodes:
+        assert zone[node.name.lower()] == [str(node.nics[0].ip)], zone
     assert cluster.witness and cluster.witness.lower().endswith(
         f"\\{spec.cluster.name}-witness".lower()
     )
     vdisk = next(v for v in cluster.pool.virtual_disks if v.friendly_name == "Volume01")
-    assert vdisk.volume.file_system == "CSVFS"
+    assert vdisk.volume.file_system == "CSVFS_ReFS"
     for node in spec.nodes:
         settings = world.guest(node.name).hyperv.host_settings
         assert settings.virtual_machine_path == "C:\\ClusterStorage\\Volume01"  # R-67
@@ -298,3 +307,22 @@ def test_plan_against_the_host_changes_nothing(
     after = labs.plan(None, as_json=True)
     assert after["changes"] == 0
     assert all(s["status"] == "ok" and not s["resources"] for s in after["steps"])
+
+
+def test_three_node_lab(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Three nodes: the upper end of Microsoft's guest-cluster guidance, three-way mirrors."""
+    import yaml
+
+    data = yaml.safe_load((LABS / "s2d-4node.yaml").read_text())
+    data["name"] = "s2d-3node"
+    data["vms"] = [vm for vm in data["vms"] if vm["name"] != "s2d04"]
+    lab_file = workdir / "s2d-3node.yaml"
+    lab_file.write_text(yaml.safe_dump(data))
+    labs.up(None, lab=str(lab_file), as_json=True)
+    check_complete(workdir, capsys, lab_file, nodes=3)
+    world = sim_world(workdir)
+    volume = world.cluster("s2dcluster").pool.virtual_disk("Volume01")
+    assert volume.copies == 3  # three-way mirror from 3 nodes (R-64)
+    assert labs.up(None, lab=str(lab_file), as_json=True)["changed"] == 0
+    teardown.down(None, lab=str(lab_file), yes=True)
+    assert sim_world(workdir).snapshot() == fresh_snapshot()

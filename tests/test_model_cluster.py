@@ -759,9 +759,12 @@ def test_ad_ready_comes_after_the_promotion_boot() -> None:
         Force=True,
     )
     world.clock = Clock(timescale=1e9, start=world.clock.now())  # modelled time barely moves
-    restart(world, world.vm("dc"))
+    restart(world, world.vm("dc"))  # a clean restart: the old OS answers a little longer
     dom_ready = None
     dc = world.guest("dc")
+    going_down = next(s.start for s in dc.timeline if s.action == "restart_now")
+    world.clock = Clock(timescale=1e9, start=going_down + 0.001)
+    dc.phase()  # the promotion boot starts now
     # Jump to the moment the boot is done but AD is not yet.
     boot_done = next(s.start for s in dc.timeline if s.action == "ready")
     world.clock = Clock(timescale=0.0, start=boot_done + 1)
@@ -840,6 +843,9 @@ def test_join_is_in_effect_during_the_first_hyperv_boot() -> None:
     world.clock = Clock(timescale=1e9, start=world.clock.now())
     restart(world, world.vm("node1"))
     node = world.guest("node1")
+    going_down = next(s.start for s in node.timeline if s.action == "restart_now")
+    world.clock = Clock(timescale=1e9, start=going_down + 0.001)
+    node.phase()  # the restart begins the two Hyper-V boots
     brief = next(s.start for s in node.timeline if s.action == "hyperv_first_boot")
     world.clock = Clock(timescale=1e9, start=brief + 1)
     assert node.phase() == "Ready"
@@ -926,6 +932,10 @@ def test_storage_degraded_while_a_node_is_down(lab: World) -> None:
         ResiliencySettingName="Mirror",
     )
     lab.cluster("cl1").pool.virtual_disks[-1].csv_owner = "NODE2"
+    # As Microsoft's in-VM guidance says: no automatic drive replacement.
+    guest_script(
+        lab, "node1", "Set-S2DInVMSettings.ps1", LAB, AutoReplace="False", BlockCacheSize=0
+    )
     vmops.power_off(_Ctx(lab), lab.host.hyperv, lab.vm("node2"))
     pool = guest_cmd(lab, "node1", "Get-StoragePool", LAB, IsPrimordial=False)[0]
     assert (pool["HealthStatus"], pool["OperationalStatus"]) == ("Warning", "Degraded")

@@ -83,7 +83,15 @@ def test_clear_disk_rules(cluster: World) -> None:
     guest_disks(node)[1].state.partitions = 2  # a disk used before
     with pytest.raises(PSError) as err:
         guest_cmd(cluster, "node1", "Clear-Disk", LAB, Number=0, RemoveData=True, Confirm=False)
-    assert "boot or system disk" in err.value.message
+    assert err.value.message == "Operation not supported on a critical disk."
+    # Data disks come up offline under the SAN policy: online first.
+    with pytest.raises(PSError) as err:
+        guest_cmd(cluster, "node1", "Clear-Disk", LAB, Number=2, RemoveData=True, Confirm=False)
+    assert err.value.message == "The disk is offline." and err.value.fqid.startswith(
+        "StorageWMI 41003"
+    )
+    for n in (1, 2):
+        guest_cmd(cluster, "node1", "Set-Disk", LAB, Number=n, IsOffline=False)
     with pytest.raises(PSError) as err:
         guest_cmd(cluster, "node1", "Clear-Disk", LAB, Number=2, RemoveData=True, Confirm=False)
     assert "not been initialized" in err.value.message

@@ -91,7 +91,8 @@ def test_differencing_child_r16(world: World) -> None:
     [v] = out(world, "New-VHD", Path="C:\\hvlab\\os.vhdx", ParentPath=IMG, Differencing=True)
     assert str(v["VhdType"]) == "Differencing" and v["ParentPath"] == IMG
     parent = world.host.fs.read(IMG)
-    assert v["DiskIdentifier"] != parent.disk_identifier
+    # MS-VHDX 2.6.1.2: a differencing disk copies the parent's Virtual Disk ID.
+    assert v["DiskIdentifier"] == parent.disk_identifier
     child = world.host.fs.read("C:\\hvlab\\os.vhdx")
     # The child sees the parent's Windows files.
     assert child.os_partition().volume.root.get("windows").get("panther") is not None

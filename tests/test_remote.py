@@ -280,6 +280,31 @@ def test_retry_after_an_injected_drop_inside_a_cmdlet(sim_server: Any) -> None:
         assert host.trace[-1]["attempts"] == 2
 
 
+def test_a_change_whose_answer_is_lost_is_not_sent_again(sim_server: Any) -> None:
+    """R-92: New-VM ran, its answer was lost; a retry would make a second VM."""
+    from hvlab.errors import ResponseLost
+    from hvsim.model.world import World
+
+    world = World.create(faults="lost:cmdlet=New-VM,nth=1;lost:cmdlet=Get-VM,nth=1")
+    server = sim_server(auth="ntlm", world=world)
+    with Host.connect(_settings(server, "ntlm")) as host:
+        with pytest.raises(ResponseLost, match="may have run"):
+            host.run("New-VM", Name="once", Generation=2, NoVHD=True)
+        assert host.trace[-1]["attempts"] == 1 and host.trace[-1]["outcome"] == "lost"
+        # A read is safe to repeat: the lost Get-VM answer is asked for again.
+        assert [v["Name"] for v in host.run("Get-VM", Name="once")] == ["once"]
+        assert host.trace[-1]["attempts"] == 2
+    assert [vm.name for vm in world.host.hyperv.vms] == ["once"]
+
+
+def test_reads_only_goes_by_the_verb() -> None:
+    from hvlab.remote import reads_only
+
+    assert reads_only("Get-VM") and reads_only("Test-Path")
+    assert not reads_only("New-VM") and not reads_only("Restart-Computer")
+    assert not reads_only("script 0123") and not reads_only("Set-ClusterNetworkRole.ps1")
+
+
 def test_wrong_password_is_a_config_error(sim_server: Any) -> None:
     server = sim_server(auth="ntlm")
     with pytest.raises(ConfigError, match="refused the logon"):

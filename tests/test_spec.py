@@ -520,9 +520,14 @@ CASES: list[tuple[str, Callable[[Data], None], str]] = [
         "volumes[0]: give exactly one of size or percent",
     ),
     (
-        "parity on two nodes",
+        "parity is not something hvlab builds",
         setp("volumes.0.resiliency", "Parity"),
-        "volumes[0].resiliency: Parity needs at least 3 nodes; use Mirror",
+        "volumes[0].resiliency: must be one of 'Mirror'",
+    ),
+    (
+        "management network without client access",
+        setp("cluster.networks", {"management": "Cluster"}),
+        "cluster.networks.management: Cluster would leave the cluster address without client access (it is on the management network); use ClusterAndClient (R-59)",
     ),
     (
         "duplicate volume names",

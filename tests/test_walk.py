@@ -122,6 +122,16 @@ class Session:
             self.world, self.world.host, "HV01\\Administrator", [cmd], self
         )
 
+    def restart(self, vm: str, cred: Credential) -> None:
+        """A clean restart from inside the guest (R-37): a Restart-VM would be a hard
+        reset that leaves pending servicing undone. The session it ends says so (R-82)."""
+        try:
+            self.guest(vm, cred, "Restart-Computer", Force=True)
+        except PSError as exc:
+            assert "The I/O operation has been aborted" in exc.message, exc.message
+        else:
+            raise AssertionError("Restart-Computer did not end the session")
+
     def wait_ready(self, vm: str, cred: Credential, since: Any = None, tries: int = 60) -> Any:
         """Poll every 5 modelled seconds until a round trip works and, after a reboot,
         the boot marker has changed (R-35, R-37). Bounded: fails after `tries`."""
@@ -243,7 +253,7 @@ def test_walk_build_and_remove_a_lab(timescale: float) -> None:
     boot = s.guest("dc", LOCAL, "Get-CimInstance", ClassName="Win32_OperatingSystem")[0][
         "LastBootUpTime"
     ]
-    s.run("Restart-VM", Name="dc", Force=True)
+    s.restart("dc", LOCAL)  # the local SAM still exists until the promotion boot (R-38)
     s.wait_ready("dc", DOMAIN, since=boot)
     for _ in range(60):  # AD becomes ready a while after the reboot (R-40)
         try:
@@ -282,7 +292,7 @@ def test_walk_build_and_remove_a_lab(timescale: float) -> None:
         boot = s.guest(node, LOCAL, "Get-CimInstance", ClassName="Win32_OperatingSystem")[0][
             "LastBootUpTime"
         ]
-        s.run("Restart-VM", Name=node, Force=True)
+        s.restart(node, LOCAL)
         s.wait_ready(node, DOMAIN, since=boot)
         # R-46: Hyper-V boots twice; the first boot answers without vmms. Poll, bounded.
         for _ in range(60):

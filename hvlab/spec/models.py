@@ -343,8 +343,12 @@ class Witness(_Model):
 
 
 class ClusterNetworks(_Model):
-    management: ClusterNetworkRole = "ClusterAndClient"
-    storage: ClusterNetworkRole = "Cluster"
+    management: ClusterNetworkRole = Field(
+        "ClusterAndClient", description="must stay ClusterAndClient: the cluster address is there"
+    )
+    storage: ClusterNetworkRole = Field(
+        "Cluster", description="role of the other node networks (R-59)"
+    )
 
 
 class Cluster(_Model):
@@ -361,8 +365,14 @@ class Volume(_Model):
     name: VolumeName
     size_bytes: Size | None = Field(None, alias="size")
     percent: int | None = Field(None, ge=1, le=100, description="percent of usable pool capacity")
-    resiliency: Literal["Mirror", "Parity"] = "Mirror"
-    file_system: Literal["CSVFS_ReFS", "CSVFS_NTFS"] = "CSVFS_ReFS"
+    # Mirror only: parity needs more fault domains than a lab has, and its footprint
+    # follows rules hvlab does not size for.
+    resiliency: Literal["Mirror"] = Field(
+        "Mirror", description="two-way mirror on 2 nodes, three-way from 3 (R-64)"
+    )
+    file_system: Literal["CSVFS_ReFS", "CSVFS_NTFS"] = Field(
+        "CSVFS_ReFS", description="format of the CSV (New-Volume -FileSystem)"
+    )
 
     @property
     def csv_path(self) -> str:

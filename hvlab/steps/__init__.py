@@ -1,8 +1,10 @@
 """The steps of lab.up, one module per part of the lab, and their order.
 
-preflight -> lab folder -> switches -> one VM step per VM (parallel) -> first boot
-per VM (parallel) -> the domain controller -> each node's join and roles
-(parallel) -> cluster -> S2D and volumes -> each HA VM.
+preflight -> lab folder -> switches, leftover mounts -> the first VM (the DC) and its
+first boot: the PowerShell Direct proof (R-94) -> the DC's promotion, up to its
+restart -> one VM step per other VM (parallel; their OS-disk mounts one at a time,
+R-91) and their first boots, while the DC restarts -> the DC back and AD ready ->
+each node's join and roles (parallel) -> cluster -> S2D and volumes -> each HA VM.
 """
 
 from __future__ import annotations
@@ -19,15 +21,28 @@ def build(lab: Any) -> list[Step]:
         # The folder first: it holds the record of what the lab creates (a NAT too).
         Step("folder", "lab", "network", host.lab_folder, needs=("preflight",)),
         Step("switches", "lab", "network", host.switches, needs=("folder",)),
+        Step("mounts", "lab", "network", host.leftover_mounts, needs=("folder",)),
     ]
+    # R-94: the first VM (the DC when there is one) is built and answers over
+    # PowerShell Direct before the others are made: that round trip from the WinRM
+    # session is what everything after it relies on. With a DC, the others come once
+    # its promotion restart is under way: their first boots are off the critical path
+    # (which runs through the DC), and they do not crowd the host while the DC works
+    # towards its longest boot.
+    dc = lab.dc
+    pilot = dc if dc is not None else lab.vms[0]
+    after_pilot = f"promote:{dc.name}" if dc is not None else f"boot:{pilot.name}"
     for vm in lab.vms:
+        needs: tuple[str, ...] = ("switches", "mounts")
+        if vm is not pilot:
+            needs += (after_pilot,)
         steps.append(
             Step(
                 f"vm:{vm.name}",
                 vm.name,
                 "vm",
                 lambda c, v=vm: vms.build_vm(c, v),
-                needs=("switches", "folder"),
+                needs=needs,
             )
         )
         steps.append(
@@ -39,15 +54,23 @@ def build(lab: Any) -> list[Step]:
                 needs=(f"vm:{vm.name}",),
             )
         )
-    dc = lab.dc
     if dc is not None:
+        steps.append(
+            Step(
+                f"promote:{dc.name}",
+                dc.name,
+                "domain",
+                lambda c: guests.promote_dc(c, dc),
+                needs=(f"boot:{dc.name}",),
+            )
+        )
         steps.append(
             Step(
                 f"domain:{dc.name}",
                 dc.name,
                 "domain",
                 lambda c: guests.domain_controller(c, dc),
-                needs=(f"boot:{dc.name}",),
+                needs=(f"promote:{dc.name}",),
             )
         )
     domain_step = (f"domain:{dc.name}",) if dc is not None else ()

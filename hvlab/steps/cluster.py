@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from hvlab.engine import StepContext
-from hvlab.errors import StepError
+from hvlab.errors import HostError, StepError
 from hvlab.steps.common import (
     CLUSTER_UP_DEADLINE,
     MIGRATION_DEADLINE,
@@ -65,9 +65,9 @@ def cluster(ctx: StepContext) -> None:
             ),
         )
     _nodes_up(ctx)
+    _reach_other_nodes(ctx)
     _witness(ctx)
     _networks(ctx)
-    _node_switches(ctx)
 
 
 def _nodes_up(ctx: StepContext) -> None:
@@ -85,12 +85,42 @@ def _nodes_up(ctx: StepContext) -> None:
     ctx.wait("every cluster node to be Up", probe, deadline=CLUSTER_UP_DEADLINE)
 
 
+def _reach_other_nodes(ctx: StepContext) -> None:
+    """Prove that a cluster cmdlet run through PowerShell Direct in one node reaches
+    the others with the session's credential (R-94): every later cluster call relies
+    on it, and no source shows it working. Stops the run with what was tried."""
+    node, others = _node(ctx), _nodes(ctx)[1:]
+    if not others:
+        return
+    target = others[-1]
+    try:
+        seen = in_guest(ctx, node, "Get-ClusterNode", Cluster=target)
+    except HostError as err:
+        raise StepError(
+            "cluster",
+            f"a cluster cmdlet run in {node} through PowerShell Direct cannot reach {target} "
+            f"(R-94): tried Get-ClusterNode -Cluster {target} inside {node} as "
+            f"{getattr(ctx.creds.current(node), 'user', '?')}; got: {err}",
+        ) from err
+    names = {text(val(n, "Name")).lower() for n in seen}
+    missing = [n for n in _nodes(ctx) if n.lower() not in names]
+    if missing:
+        raise StepError(
+            "cluster",
+            f"Get-ClusterNode -Cluster {target} inside {node} does not list {', '.join(missing)} "
+            "(R-94)",
+        )
+    ctx.ok(f"cluster cmdlets in {node} reach {target}")
+
+
 def _unique_disk_ids(ctx: StepContext) -> None:
-    """Copied VHDX files share an identifier and break S2D (R-15): check before validating."""
+    """Copied VHDX files share an identifier and break S2D (R-15): check before validating.
+
+    Data disks only: every OS disk is a differencing child of one image and carries
+    the image's identifier by design (MS-VHDX 2.6.1.2); validation ignores boot disks."""
     seen: dict[str, str] = {}
     host = ctx.host
-    drives = host.map([("Get-VMHardDiskDrive", {"VMName": vm.name}) for vm in ctx.lab.nodes])
-    paths = [text(val(d, "Path")) for found in drives for d in found]
+    paths = [p for vm in ctx.lab.nodes for p in ctx.lab.data_disk_paths(vm)]
     for path, found in zip(paths, host.map([("Get-VHD", {"Path": p}) for p in paths]), strict=True):
         ident = text(val(first(found), "DiskIdentifier"))
         if ident in seen:
@@ -101,20 +131,38 @@ def _unique_disk_ids(ctx: StepContext) -> None:
 
 
 def _clean_disks(ctx: StepContext) -> None:
-    """Data disks must be empty before S2D (R-60). Fresh VHDX files are RAW and left alone."""
-    for vm in ctx.lab.nodes:
-        for disk in in_guest(ctx, vm.name, "Get-Disk"):
-            if val(disk, "IsBoot") is True or val(disk, "IsSystem") is True:
-                continue
-            if text(val(disk, "PartitionStyle")) in ("RAW", ""):
-                continue
-            number = val(disk, "Number")
+    """Data disks must be empty before S2D (R-60), cleaned in the order of Microsoft's
+    "Clean drives" script: Storage Spaces metadata of a pool that is gone first
+    (Reset-PhysicalDisk), then each disk that is not RAW is brought online and
+    writable, cleared, and set read-only and offline again. Fresh VHDX files are RAW
+    and offline (SAN policy) and are left alone; never the boot or system disk."""
+    together(*[lambda v=vm.name: _clean_node_disks(ctx, v) for vm in ctx.lab.nodes])
+
+
+def _clean_node_disks(ctx: StepContext, vm: str) -> None:
+    # Before the cluster there is no live pool: "In a Pool" is metadata left over.
+    for pd in in_guest(ctx, vm, "Get-PhysicalDisk"):
+        if text(val(pd, "CannotPoolReason")) == "In a Pool":
+            uid = text(val(pd, "UniqueId"))
             ctx.change(
-                f"Clear-Disk {number} on {vm.name}",
-                lambda v=vm.name, n=number: in_guest(
-                    ctx, v, "Clear-Disk", Number=n, RemoveData=True, RemoveOEM=True, Confirm=False
-                ),
+                f"Reset-PhysicalDisk {uid} on {vm}",
+                lambda u=uid: in_guest(ctx, vm, "Reset-PhysicalDisk", UniqueId=u),
             )
+    for disk in in_guest(ctx, vm, "Get-Disk"):
+        if val(disk, "IsBoot") is True or val(disk, "IsSystem") is True:
+            continue
+        if text(val(disk, "PartitionStyle")) in ("RAW", ""):
+            continue
+        number = val(disk, "Number")
+        ctx.change(f"clean disk {number} on {vm}", lambda n=number: _clean_disk(ctx, vm, n))
+
+
+def _clean_disk(ctx: StepContext, vm: str, number: Any) -> None:
+    in_guest(ctx, vm, "Set-Disk", Number=number, IsOffline=False)
+    in_guest(ctx, vm, "Set-Disk", Number=number, IsReadOnly=False)
+    in_guest(ctx, vm, "Clear-Disk", Number=number, RemoveData=True, RemoveOEM=True, Confirm=False)
+    in_guest(ctx, vm, "Set-Disk", Number=number, IsReadOnly=True)
+    in_guest(ctx, vm, "Set-Disk", Number=number, IsOffline=True)
 
 
 def _validate(ctx: StepContext) -> None:
@@ -181,48 +229,55 @@ def _witness(ctx: StepContext) -> None:
         # Not a VM of this lab: PowerShell Direct cannot reach it, the share is the
         # owner's to provide (with full access for the cluster's computer account).
         ctx.ok(f"witness share {unc} is provided by its server")
-    elif first(in_guest(ctx, dc, "Get-SmbShare", Name=share, **SILENT)) is None:
-        nb = lab.domain.netbios
-        ctx.change(
-            f"New-SmbShare {share} on {dc}",
-            lambda: (
-                in_guest(ctx, dc, "New-Item", ItemType="Directory", Path=folder, Force=True),
-                in_guest(
-                    ctx,
-                    dc,
-                    "New-SmbShare",
-                    Name=share,
-                    Path=folder,
-                    FullAccess=[f"{nb}\\{lab.cluster.name}$", f"{nb}\\Administrator"],
-                ),
-                in_guest(ctx, dc, "Set-SmbPathAcl", ShareName=share),
-            ),
-        )
-    else:
-        ctx.ok(f"share {share} exists on {dc}")
     quorum = first(in_guest(ctx, node, "Get-ClusterQuorum"))
     resource = text(val(quorum, "QuorumResource"))
     if resource and "witness" in resource.lower():
         ctx.ok(f"quorum witness {resource}")
-    else:
+        return
+    if lab.dc is not None and dc.lower() == lab.dc.name.lower():
+        if first(in_guest(ctx, dc, "Get-SmbShare", Name=share, **SILENT)) is None:
+            nb = lab.domain.netbios
+            ctx.change(
+                f"New-SmbShare {share} on {dc}",
+                lambda: (
+                    in_guest(ctx, dc, "New-Item", ItemType="Directory", Path=folder, Force=True),
+                    in_guest(
+                        ctx,
+                        dc,
+                        "New-SmbShare",
+                        Name=share,
+                        Path=folder,
+                        FullAccess=[f"{nb}\\{lab.cluster.name}$", f"{nb}\\Administrator"],
+                    ),
+                ),
+            )
+        else:
+            ctx.ok(f"share {share} exists on {dc}")
+        # The folder's ACL from the share's, also when an earlier run's answer to
+        # New-SmbShare was lost before this call (R-58, R-92); it is idempotent.
         ctx.change(
-            f"Set-ClusterQuorum -FileShareWitness {unc}",
-            lambda: in_guest(ctx, node, "Set-ClusterQuorum", FileShareWitness=unc),
+            f"Set-SmbPathAcl {share} on {dc}",
+            lambda: in_guest(ctx, dc, "Set-SmbPathAcl", ShareName=share),
         )
+    ctx.change(
+        f"Set-ClusterQuorum -FileShareWitness {unc}",
+        lambda: in_guest(ctx, node, "Set-ClusterQuorum", FileShareWitness=unc),
+    )
 
 
 def _networks(ctx: StepContext) -> None:
-    """Name the cluster networks after the lab's switches and give them their roles (R-59)."""
+    """Name the cluster networks after the lab's switches and give them the roles the
+    lab file asks for (cluster.networks: management and storage, R-59)."""
     lab = ctx.lab
     node = _node(ctx)
     networks = in_guest(ctx, node, "Get-ClusterNetwork")
-    mgmt = lab.nodes[0].nics[0].switch
+    wanted = {n["address"]: n["role_value"] for n in lab.cluster_networks()}
     for net in networks:
         address = text(val(net, "Address"))
         sw = next((s for s in lab.switches if str(s.subnet.network_address) == address), None)
-        if sw is None:
+        if sw is None or address not in wanted:
             continue
-        role = 3 if sw.name == mgmt else 1  # ClusterAndClient for management, Cluster for storage
+        role = wanted[address]
         current_role = val(net, "Role")
         role_number = _role_number(current_role)
         if text(val(net, "Name")) == sw.name and role_number == role:
@@ -243,39 +298,6 @@ def _role_number(role: Any) -> int:
     return names.get(text(role).lower(), -1)
 
 
-def _node_switches(ctx: StepContext) -> None:
-    """The same vSwitch name in every node, on its management NIC (R-70)."""
-    lab = ctx.lab
-    name = lab.cluster.management_switch
-    found = together(
-        *[
-            lambda v=vm.name: in_guest(ctx, v, "Get-VMSwitch", Name=name, **SILENT)
-            for vm in lab.nodes
-        ]
-    )
-    missing = [vm for vm, switches in zip(lab.nodes, found, strict=True) if not switches]
-    for vm in lab.nodes:
-        if vm not in missing:
-            ctx.ok(f"{vm.name} has switch {name}")
-    if missing:
-        ctx.change(
-            f"New-VMSwitch {name} on {', '.join(f'{vm.name}/{vm.nics[0].name}' for vm in missing)}",
-            lambda: together(
-                *[
-                    lambda v=vm: in_guest(
-                        ctx,
-                        v.name,
-                        "New-VMSwitch",
-                        Name=name,
-                        NetAdapterName=v.nics[0].name,
-                        AllowManagementOS=True,
-                    )
-                    for vm in missing
-                ]
-            ),
-        )
-
-
 def s2d(ctx: StepContext) -> None:
     """Enable S2D, flat and without cache in VMs (R-62), then the volumes as CSVs (R-64)."""
     lab = ctx.lab
@@ -294,6 +316,7 @@ def s2d(ctx: StepContext) -> None:
     if text(val(pool, "HealthStatus")) != "Healthy":
         raise StepError("s2d", f"pool {pool_name} is {val(pool, 'HealthStatus')}")
     ctx.ok(f"pool {pool_name} is Healthy")
+    _in_vm_settings(ctx, node)
 
     # VHDX disks report MediaType Unspecified; give the pool members one type (R-63).
     for disk in in_guest(ctx, node, "Get-PhysicalDisk"):
@@ -312,14 +335,15 @@ def s2d(ctx: StepContext) -> None:
         ):
             size = volume.size_bytes or _percent_size(pool, volume.percent, len(lab.nodes))
             ctx.change(
-                f"New-Volume {volume.name} {size // 2**30} GiB CSVFS_ReFS {volume.resiliency}",
+                f"New-Volume {volume.name} {size // 2**30} GiB {volume.file_system} "
+                f"{volume.resiliency}",
                 lambda v=volume, s=size: in_guest(
                     ctx,
                     node,
                     "New-Volume",
                     StoragePoolFriendlyName=pool_name,
                     FriendlyName=v.name,
-                    FileSystem="CSVFS_ReFS",
+                    FileSystem=v.file_system,
                     Size=s,
                     ResiliencySettingName=v.resiliency,
                 ),
@@ -357,6 +381,44 @@ def s2d(ctx: StepContext) -> None:
             lambda v=vm.name: in_guest(
                 ctx, v, "Set-VMHost", VirtualMachinePath=path, VirtualHardDiskPath=path
             ),
+        )
+
+
+# Storage Spaces Direct in VMs (R-62): the Health Service must not "replace" a virtual
+# disk that was briefly gone (Microsoft's in-VM guidance), and a virtual node keeps no
+# CSV in-memory read cache (MSLab sets BlockCacheSize 0 for VMs).
+AUTO_REPLACE = "False"
+BLOCK_CACHE_MB = 0
+
+
+def _in_vm_settings(ctx: StepContext, node: str) -> None:
+    now = first(guest_script(ctx, node, "Get-S2DInVMSettings.ps1"))
+    if (
+        text(val(now, "AutoReplace")).lower() == AUTO_REPLACE.lower()
+        and int(val(now, "BlockCacheSize", -1)) == BLOCK_CACHE_MB
+    ):
+        ctx.ok("automatic drive replacement off, CSV block cache 0")
+        return
+    after = first(
+        ctx.change(
+            f"automatic drive replacement off, BlockCacheSize {BLOCK_CACHE_MB} (S2D in VMs)",
+            lambda: guest_script(
+                ctx,
+                node,
+                "Set-S2DInVMSettings.ps1",
+                AutoReplace=AUTO_REPLACE,
+                BlockCacheSize=BLOCK_CACHE_MB,
+            ),
+        )
+    )
+    if (
+        text(val(after, "AutoReplace")).lower() != AUTO_REPLACE.lower()
+        or int(val(after, "BlockCacheSize", -1)) != BLOCK_CACHE_MB
+    ):
+        raise StepError(
+            "s2d",
+            f"the in-VM settings did not stick: AutoReplace {val(after, 'AutoReplace')}, "
+            f"BlockCacheSize {val(after, 'BlockCacheSize')} (R-62)",
         )
 
 

@@ -183,7 +183,7 @@ def guest_script(ctx: StepContext, vm: str, name: str, **params: Any) -> list[An
     return _with_fallback(ctx, vm, lambda g: g.script(name, **params))
 
 
-def _probe(ctx: StepContext, vm: str) -> tuple[bool, Any]:
+def probe_os(ctx: StepContext, vm: str) -> tuple[bool, Any]:
     """A PowerShell Direct round trip (R-35): (True, Win32_OperatingSystem) when the
     guest answers, else (False, why not)."""
     try:
@@ -202,7 +202,7 @@ def _probe(ctx: StepContext, vm: str) -> tuple[bool, Any]:
 
 def boot_marker(ctx: StepContext, vm: str) -> tuple[bool, str]:
     """(answered, LastBootUpTime or the reason the guest did not answer)."""
-    answered, seen = _probe(ctx, vm)
+    answered, seen = probe_os(ctx, vm)
     return answered, text(val(seen, "LastBootUpTime")) if answered else seen
 
 
@@ -221,7 +221,7 @@ def wait_ready(ctx: StepContext, vm: str, *, deadline: float, after: str | None 
         state = vm_state(ctx, vm)
         if state in ("Off", "Missing", "Saved", "Paused"):
             raise StepError(f"wait {vm}", f"VM {vm} is {state}; it cannot become ready")
-        answered, seen = _probe(ctx, vm)
+        answered, seen = probe_os(ctx, vm)
         if not answered:
             return False, f"VM {state}; {seen}"
         marker = text(val(seen, "LastBootUpTime"))
@@ -236,7 +236,23 @@ def wait_ready(ctx: StepContext, vm: str, *, deadline: float, after: str | None 
 
 
 def restart_and_wait(ctx: StepContext, vm: str, *, deadline: float, why: str) -> str:
-    """Restart from the host (R-37, R-40: not from inside the guest) and wait for the new boot."""
+    """A clean restart from inside the guest, then wait for the new boot (R-37).
+
+    Restart-VM is a hard reset: a feature install, a promotion or a registry write
+    waiting for this restart would be left undone. `Restart-Computer -Force` shuts
+    Windows down first; it ends the PowerShell Direct session that asked for it, and
+    that abort is the expected answer (R-82). The hard reset is kept for a guest that
+    never answered (first_boot)."""
     answered, before = boot_marker(ctx, vm)
-    ctx.change(f"Restart-VM {vm} ({why})", lambda: ctx.host.run("Restart-VM", Name=vm, Force=True))
+    ctx.change(f"Restart-Computer in {vm} ({why})", lambda: restart_inside(ctx, vm))
     return wait_ready(ctx, vm, deadline=deadline, after=before if answered else None)
+
+
+def restart_inside(ctx: StepContext, vm: str) -> None:
+    """Restart-Computer -Force in the guest; the session it ends is the expected answer."""
+    try:
+        in_guest(ctx, vm, "Restart-Computer", Force=True)
+    except HostError as err:
+        if classify(err) != NOT_READY:
+            raise
+        # The session ended because the guest went down: the restart is under way.

@@ -11,12 +11,15 @@ from hvlab.steps.common import (
     AD_READY_DEADLINE,
     DC_PROMOTION_DEADLINE,
     FIRST_BOOT_DEADLINE,
+    READY_POLL,
     REBOOT_DEADLINE,
     ROLES_DEADLINE,
     SILENT,
     first,
     in_guest,
+    probe_os,
     restart_and_wait,
+    restart_inside,
     text,
     together,
     val,
@@ -43,7 +46,7 @@ WS2022_BUILD = 20348  # R-78
 def first_boot(ctx: StepContext, vm: Any) -> None:
     """Wait for the guest, check what booted, name its NICs, delete the answer file."""
     try:
-        os_info = wait_ready(ctx, vm.name, deadline=FIRST_BOOT_DEADLINE)
+        os_info = _first_answer(ctx, vm)
     except WaitTimeout as err:
         # Guests have stalled in setup until someone used the console (R-76); the one
         # thing a tool can do is a single hard reset (R-35), when allowed.
@@ -56,7 +59,7 @@ def first_boot(ctx: StepContext, vm: Any) -> None:
                 ctx.host.run("Start-VM", Name=vm.name),
             ),
         )
-        os_info = wait_ready(ctx, vm.name, deadline=FIRST_BOOT_DEADLINE)
+        os_info = _first_answer(ctx, vm)
     system_list, props, present = together(
         lambda: in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"),
         lambda: in_guest(
@@ -119,6 +122,24 @@ def first_boot(ctx: StepContext, vm: Any) -> None:
             ctx.ok(f"{path} is gone")
 
 
+def _first_answer(ctx: StepContext, vm: Any) -> Any:
+    """The first PowerShell Direct round trip into the guest. Everything hvlab does in
+    guests rides on it from the WinRM session (R-94): a refusal that is not a guest
+    still booting stops the run here, saying what was tried."""
+    try:
+        return wait_ready(ctx, vm.name, deadline=FIRST_BOOT_DEADLINE)
+    except HostError as err:
+        if not err.cmdlet.endswith(f"@{vm.name}"):
+            raise  # a host call (Get-VM) failed, not PowerShell Direct
+        user = getattr(ctx.creds.current(vm.name), "user", "?")
+        raise StepError(
+            f"boot:{vm.name}",
+            f"PowerShell Direct from the WinRM session on {ctx.host.name} does not work (R-94): "
+            f"tried Invoke-Command -VMName {vm.name} as {user} (Invoke-GuestCommand.ps1, "
+            f"Get-CimInstance Win32_OperatingSystem) and got: {err}",
+        ) from err
+
+
 def _test_path(ctx: StepContext, vm: str, path: str) -> bool:
     out = in_guest(ctx, vm, "Test-Path", Path=path)
     return bool(out) and out[0] is True
@@ -131,10 +152,12 @@ def _installed(ctx: StepContext, vm: str, names: tuple[str, ...]) -> dict[str, s
     return states
 
 
-def domain_controller(ctx: StepContext, vm: Any) -> None:
-    """AD DS, a new forest with DNS, one restart from the host, then AD ready (R-40, R-81)."""
-    lab = ctx.lab
-    domain = lab.domain
+def promote_dc(ctx: StepContext, vm: Any) -> None:
+    """AD DS and a new forest with DNS, then a clean restart to finish it (R-37, R-40).
+
+    The step ends once the restart is under way: the other VMs are made from here
+    on (steps/__init__), while the DC boots, and domain_controller waits for it."""
+    domain = ctx.lab.domain
     features = _installed(ctx, vm.name, ("AD-Domain-Services",))
     if features.get("AD-Domain-Services") != "Installed":
         ctx.change(
@@ -142,34 +165,65 @@ def domain_controller(ctx: StepContext, vm: Any) -> None:
             lambda: _install(ctx, vm.name, ["AD-Domain-Services"]),
         )
     system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
-    role = int(val(system, "DomainRole", 0) or 0)  # 4, 5: a domain controller
-    if role < 4:
-        # The host is the truth: a promotion that waits for its restart has configured
-        # the NTDS service already (R-100). Local state is never asked: it may hold a
-        # promotion the guest does not (a host restored from an older state).
-        if _test_path(ctx, vm.name, NTDS_PARAMETERS):
-            ctx.note(f"{vm.name} was promoted but not restarted yet (R-100)")
-        else:
-            ctx.change(
-                f"Install-ADDSForest {domain.fqdn} on {vm.name}",
-                lambda: in_guest(
-                    ctx,
-                    vm.name,
-                    "Install-ADDSForest",
-                    DomainName=domain.fqdn,
-                    DomainNetbiosName=domain.netbios,
-                    SafeModeAdministratorPassword=ctx.secrets.dsrm,
-                    InstallDns=True,
-                    NoRebootOnCompletion=True,
-                    Force=True,
-                ),
-            )
-        # From here on the local SAM is gone: the domain account logs on (R-38).
-        ctx.creds.use_domain(vm.name)
-        restart_and_wait(ctx, vm.name, deadline=DC_PROMOTION_DEADLINE, why="finish the promotion")
-    else:
+    if int(val(system, "DomainRole", 0) or 0) >= 4:  # 4, 5: a domain controller
         ctx.creds.use_domain(vm.name)
         ctx.ok(f"{vm.name} is a domain controller of {val(system, 'Domain')}")
+        return
+    os_info = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_OperatingSystem"))
+    boot = text(val(os_info, "LastBootUpTime"))
+    # The host is the truth: a promotion that waits for its restart has configured the
+    # NTDS service already (R-100). Local state is never asked whether it happened: it
+    # may hold a promotion the guest does not (a killed run, a host restored).
+    if _test_path(ctx, vm.name, NTDS_PARAMETERS):
+        ctx.note(f"{vm.name} was promoted but not restarted yet (R-100)")
+        if not ctx.planning:
+            # The boot to see pass, for domain_controller (a hint; the host decides there).
+            ctx.state.set_fact(vm.name, "promoted_boot", boot)
+    else:
+        ctx.change(
+            f"Install-ADDSForest {domain.fqdn} on {vm.name}",
+            lambda: _promote(ctx, vm.name, boot),
+        )
+    ctx.change(
+        f"Restart-Computer in {vm.name} (finish the promotion)",
+        lambda: restart_inside(ctx, vm.name),
+    )
+    # From here on the local SAM is gone: the domain account logs on (R-38).
+    ctx.creds.use_domain(vm.name)
+
+
+def domain_controller(ctx: StepContext, vm: Any) -> None:
+    """The DC back from its promotion restart as a domain controller, then AD ready
+    (R-37, R-40, R-81)."""
+    ctx.creds.use_domain(vm.name)
+    before = ctx.state.get_fact(vm.name, "promoted_boot")
+
+    def promoted() -> tuple[bool, str]:
+        answered, seen = probe_os(ctx, vm.name)
+        if not answered:
+            return False, str(seen)
+        if before and text(val(seen, "LastBootUpTime")) == before:
+            return False, "still the boot before the promotion restart (same LastBootUpTime)"
+        system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
+        if int(val(system, "DomainRole", 0) or 0) < 4:
+            if _test_path(ctx, vm.name, NTDS_PARAMETERS):
+                # Promoted, and the restart that finishes it has not happened yet (R-100).
+                return False, "promoted, waiting for the restart that finishes it"
+            raise StepError(
+                f"domain:{vm.name}",
+                f"{vm.name} is no domain controller after the promotion restart (R-40); "
+                "run lab.up again to promote it",
+            )
+        return True, f"a domain controller of {val(system, 'Domain')}"
+
+    ctx.wait(
+        f"{vm.name} to answer as a domain controller",
+        promoted,
+        deadline=DC_PROMOTION_DEADLINE,
+        poll=READY_POLL,
+    )
+    if before:
+        ctx.state.set_fact(vm.name, "promoted_boot", None)
 
     def ad_ready() -> tuple[bool, str]:
         try:
@@ -179,6 +233,81 @@ def domain_controller(ctx: StepContext, vm: Any) -> None:
         return dc is not None, f"domain controller {val(dc, 'HostName')}"
 
     ctx.wait(f"Active Directory on {vm.name}", ad_ready, deadline=AD_READY_DEADLINE, poll=AD_POLL)
+
+
+def _storage_nics_unregistered(ctx: StepContext, vm: Any) -> None:
+    """Only the management NIC registers in DNS (R-93): otherwise the node's name also
+    resolves to storage addresses that the DC and the host cannot reach. Set before
+    the join, whose restart makes the first registration."""
+    storage = [nic.name for nic in vm.nics[1:]]
+    if not storage:
+        return
+    clients = in_guest(ctx, vm.name, "Get-DnsClient", InterfaceAlias=storage)
+    on = [
+        text(val(c, "InterfaceAlias"))
+        for c in clients
+        if val(c, "RegisterThisConnectionsAddress") is not False
+    ]
+    if not on:
+        ctx.ok(f"{', '.join(storage)} do not register in DNS")
+        return
+    ctx.change(
+        f"Set-DnsClient {', '.join(on)} on {vm.name}: no DNS registration",
+        lambda: in_guest(
+            ctx, vm.name, "Set-DnsClient", InterfaceAlias=on, RegisterThisConnectionsAddress=False
+        ),
+    )
+
+
+def _node_switch(ctx: StepContext, vm: Any) -> None:
+    """The vSwitch for HA VMs on the management NIC, same name in every node (R-69,
+    R-70). Made now, in the node phase before Test-Cluster as MSLab and the WAC
+    wizard do: the management address moves to its vNIC and the network drops for a
+    moment, which under a running cluster fails its IP, name and witness resources."""
+    name = ctx.lab.cluster.management_switch
+    if first(in_guest(ctx, vm.name, "Get-VMSwitch", Name=name, **SILENT)) is not None:
+        ctx.ok(f"{vm.name} has switch {name}")
+        return
+    nic = vm.nics[0].name
+    ctx.change(
+        f"New-VMSwitch {name} on {vm.name}/{nic}",
+        lambda: in_guest(
+            ctx, vm.name, "New-VMSwitch", Name=name, NetAdapterName=nic, AllowManagementOS=True
+        ),
+    )
+
+
+def _promote(ctx: StepContext, vm: str, boot: str) -> None:
+    """Install-ADDSForest, recorded against this boot before it is sent: if its answer
+    is lost the promotion may have run, and a second one would be refused until the
+    restart (R-92). A refusal clears the record."""
+    domain = ctx.lab.domain
+    ctx.state.set_fact(vm, "promoted_boot", boot)
+    try:
+        result = first(
+            in_guest(
+                ctx,
+                vm,
+                "Install-ADDSForest",
+                DomainName=domain.fqdn,
+                DomainNetbiosName=domain.netbios,
+                SafeModeAdministratorPassword=ctx.secrets.dsrm,
+                InstallDns=True,
+                NoRebootOnCompletion=True,
+                Force=True,
+            )
+        )
+    except HostError:
+        ctx.state.set_fact(vm, "promoted_boot", None)
+        raise
+    # A failed prerequisite comes back as the result's Status, without an error (R-40).
+    if text(val(result, "Status")) != "Success":
+        ctx.state.set_fact(vm, "promoted_boot", None)
+        raise StepError(
+            f"promote:{vm}",
+            f"Install-ADDSForest on {vm} returned {val(result, 'Status') or 'no result'}: "
+            f"{val(result, 'Message')} [{val(result, 'Context')}] (R-40)",
+        )
 
 
 def _install(ctx: StepContext, vm: str, names: list[str]) -> None:
@@ -193,11 +322,13 @@ def _install(ctx: StepContext, vm: str, names: list[str]) -> None:
 
 
 def node_roles(ctx: StepContext, vm: Any) -> None:
-    """Join, roles and the S2D registry value, then one restart for all of them (R-42, R-46, R-61)."""
+    """Join, roles and the S2D registry value, then one restart for all of them (R-42, R-46,
+    R-61); then the node's vSwitch (R-70)."""
     lab = ctx.lab
     restart_reasons = []
     # A resumed run may find the node between reboots: wait until it answers (R-37).
     wait_ready(ctx, vm.name, deadline=REBOOT_DEADLINE)
+    _storage_nics_unregistered(ctx, vm)
     system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
     joined = (
         val(system, "PartOfDomain") is True
@@ -276,10 +407,22 @@ def node_roles(ctx: StepContext, vm: Any) -> None:
 
     # Also without a restart now: a resumed run may land between the two boots.
     ctx.wait(f"Hyper-V to run in {vm.name}", hyperv_ready, deadline=ROLES_DEADLINE)
+    _node_switch(ctx, vm)
     if not restart_reasons:
         return  # membership was read above and nothing changed it
     system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
     if val(system, "PartOfDomain") is not True:
         raise StepError(
             f"roles:{vm.name}", f"{vm.name} is not a domain member after its restart (R-41, R-42)"
+        )
+    # Read back after the restart: a value written just before a hard reset may never
+    # reach the hive (R-37, R-61).
+    value = first(
+        in_guest(ctx, vm.name, "Get-ItemProperty", Path=SPACEPORT, Name="HwTimeout", **SILENT)
+    )
+    if int(val(value, "HwTimeout", 0) or 0) != HW_TIMEOUT_MS:
+        raise StepError(
+            f"roles:{vm.name}",
+            f"spaceport HwTimeout on {vm.name} is {val(value, 'HwTimeout')} after the restart, "
+            f"not {HW_TIMEOUT_MS} (R-61, R-37)",
         )

@@ -350,6 +350,19 @@ def lab_folder(ctx: StepContext) -> None:
     ctx.change(f"mark the empty folder {root} as lab {lab.name}", adopt)
 
 
+def leftover_mounts(ctx: StepContext) -> None:
+    """Dismount the lab's OS disks a stopped run left mounted on the host (R-17), before
+    any VM step mounts a sibling: two children of one image attached at once collide
+    and the second stays offline (R-91)."""
+    host, lab = ctx.host, ctx.lab
+    paths = [lab.os_disk_path(vm) for vm in lab.vms]
+    found = host.map([("Get-VHD", {"Path": p, **SILENT}) for p in paths])
+    for path, vhds in zip(paths, found, strict=True):
+        vhd = first(vhds)
+        if vhd is not None and val(vhd, "Attached") is True and val(vhd, "DiskNumber") is not None:
+            ctx.change(f"Dismount-VHD {path}", lambda p=path: host.run("Dismount-VHD", Path=p))
+
+
 def _true(records: list[Any]) -> bool:
     """Test-Path answers one Boolean."""
     return bool(records) and records[0] is True

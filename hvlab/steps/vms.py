@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from hvlab.engine import StepContext
@@ -18,6 +19,18 @@ from hvlab.steps.common import (
 )
 
 PANTHER = "Windows\\Panther"  # R-23: where a generalized image looks for its answer file
+
+# R-91: children of one image are the same disk to Windows; two mounted on a host at
+# once collide and the second stays offline. The mount-inject-dismount section runs
+# one VM at a time per host; everything else stays parallel.
+_MOUNT_LOCKS: dict[str, threading.Lock] = {}
+_MOUNT_LOCKS_GUARD = threading.Lock()
+
+
+def mount_lock(host_name: str) -> threading.Lock:
+    """The lock that serializes OS-disk mounts on one host (within this process)."""
+    with _MOUNT_LOCKS_GUARD:
+        return _MOUNT_LOCKS.setdefault(host_name.lower(), threading.Lock())
 
 
 def build_vm(ctx: StepContext, vm: Any) -> None:
@@ -38,7 +51,7 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
 
     if current is None:
         _os_disk(ctx, vm, folder, os_disk, image.path)
-        _dismount_if_mounted(ctx, os_disk)
+        # A disk a stopped run left mounted was dismounted by the "mounts" step.
         _inject_unattend(ctx, vm, os_disk)
         ctx.change(
             f"New-VM {vm.name} (generation 2, {vm.memory_bytes // 2**20} MiB static)",
@@ -139,6 +152,10 @@ def _inject_unattend(ctx: StepContext, vm: Any, os_disk: str) -> None:
     xml = ctx.render_unattend(vm)
 
     def inject() -> None:
+        with mount_lock(host.name):
+            inject_alone()
+
+    def inject_alone() -> None:
         disk = first(host.run("Mount-VHD", Path=os_disk, Passthru=True))
         try:
             number = val(disk, "DiskNumber")

@@ -70,11 +70,9 @@ def my_cluster(
     ctx: Context, name: str, cluster_name: Any = None, *, soft: bool = False
 ) -> Cluster | None:
     g = node_ctx(ctx, name)
-    cl = (
-        ctx.world.clusters.get(str(cluster_name).lower())
-        if cluster_name
-        else cluster_of(ctx.world, g)
-    )
+    cl = cluster_of(ctx.world, g)
+    if cluster_name:
+        cl = _open_cluster(ctx, g, str(cluster_name), name)
     if cl is None:
         err = cluster_error(
             "The cluster service is not running. Make sure that the service is running on all "
@@ -88,6 +86,40 @@ def my_cluster(
             return None
         raise err
     cl.refresh(ctx.world)
+    return cl
+
+
+def _open_cluster(ctx: Context, g: GuestOS, target: str, cmdlet_name: str) -> Cluster | None:
+    """-Cluster <name>: the cluster's name or one of its nodes (clusapi OpenCluster: "the
+    name of the cluster or one of the cluster nodes"). Reaching another node from a
+    PowerShell Direct session is the second hop R-94 worries about."""
+    key = target.split(".")[0].lower()
+    cl = ctx.world.clusters.get(key)
+    via = None
+    if cl is None:
+        for m in ctx.world.machines():
+            if isinstance(m, GuestOS) and m.name.lower() == key and m.cluster_config:
+                cl, via = cluster_of(ctx.world, m), m
+                break
+    if cl is None:
+        return None
+    if via is not None and via is not g:
+        if cl.node_state(ctx.world, via.name) != "Up":
+            raise cluster_error(
+                f"The cluster node '{via.name}' could not be reached.",
+                cmdlet_name,
+                "ConnectionError",
+                target,
+            )
+        profile = getattr(ctx.world, "profile", None)
+        if profile is not None and not profile.powershell_direct_second_hop:
+            # R-94: the session's credential does not travel on (modelled).
+            raise cluster_error(
+                f"Failed to connect to the cluster on node '{via.name}'. Access is denied.",
+                cmdlet_name,
+                "PermissionDenied",
+                target,
+            )
     return cl
 
 
@@ -151,6 +183,8 @@ def group_obj(world: Any, cl: Cluster, g: Group) -> PSObj:
 
 
 def _resource_state(world: Any, cl: Cluster, r: Resource) -> str:
+    if r.group == "Cluster Group" and cl.core_failed(world):
+        return "Failed"  # R-70: its node's management network just changed
     if r.resource_type == "File Share Witness":
         return cl.quorum_state(world)
     if r.resource_type == "Network Name":

@@ -77,27 +77,14 @@ def install_addsforest(ctx: Context, call: Call) -> Iterable[PSObj]:
             f"The domain name '{fqdn}' is not a valid fully qualified DNS name.",
             "Test.VerifyDomainName.Failed",
         )
-    if guest.domain is not None or guest.pending_join or guest.is_dc:
-        raise _deploy_error(
-            "Verification of prerequisites for Domain Controller promotion failed. The computer "
-            "is already a member of a domain or a domain controller.",
-            "Test.VerifyDcPromoCore.DCPromo.General.54",
-            "InvalidOperation",
-        )
-    if find_domain(ctx.world, fqdn) is not None:
-        raise _deploy_error(
-            f"Verification of prerequisites for Domain Controller promotion failed. The domain "
-            f"'{fqdn}' already exists.",
-            "Test.VerifyDcPromoCore.DCPromo.General.77",
-            "InvalidOperation",
-        )
-    if guest.primary_ip() is None:
-        raise _deploy_error(
-            "Verification of prerequisites for Domain Controller promotion failed. This "
-            "computer has no static IP address assigned.",
-            "Test.VerifyDcPromoCore.DCPromo.General.20",
-            "InvalidOperation",
-        )
+    failed = _failed_prerequisite(ctx, guest, fqdn)
+    if failed is not None:
+        # R-40: a failed prerequisite comes back as the result's Status, not as an
+        # exception (AutomatedLab checks `$result.Status -eq 'Error'`; sous-chefs/windows_ad#129:
+        # the run ends without an error and no domain was made). Nothing changes.
+        message, context = failed
+        ctx.warning(message)
+        return [_deployment_result(message, context, "Error", reboot=False)]
     install_dns = call.get("InstallDns")
     guest.pending_promotion = {
         "fqdn": fqdn,
@@ -116,18 +103,54 @@ def install_addsforest(ctx: Context, call: Call) -> Iterable[PSObj]:
         '"Allow cryptography algorithms compatible with Windows NT 4.0" that prevents weaker '
         "cryptography algorithms when establishing security channel sessions."
     )
-    result = PSObj(
-        [DEPLOY + "Types.ADDSDeploymentResult", "System.Object"],
-        {
-            "Message": "You must restart this computer to complete the operation.",
-            "Context": "DCPromo.General.2",
-            "RebootRequired": True,
-            "Status": "Success",
-        },
+    result = _deployment_result(
+        "You must restart this computer to complete the operation.",
+        "DCPromo.General.2",
+        "Success",
+        reboot=True,
     )
     if not call.switch("NoRebootOnCompletion"):
         guest.request_restart()  # R-40: reboots at the end; the session dies (R-82)
     return [result]
+
+
+_PREREQ = "Verification of prerequisites for Domain Controller promotion failed. "
+
+
+def _failed_prerequisite(ctx: Context, guest: GuestOS, fqdn: str) -> tuple[str, str] | None:
+    """(Message, Context) of the first prerequisite the promotion fails, or None.
+    The texts after the first sentence and the context ids are modelled."""
+    if guest.pending_promotion is not None:
+        # Promoted already, waiting for the restart (R-92: an answer may have been lost).
+        return (
+            _PREREQ + "A promotion of this computer is waiting for it to restart; restart it "
+            "first.",
+            "Test.VerifyDcPromoCore.DCPromo.General.61",
+        )
+    if guest.domain is not None or guest.pending_join or guest.is_dc:
+        return (
+            _PREREQ + "The computer is already a member of a domain or a domain controller.",
+            "Test.VerifyDcPromoCore.DCPromo.General.54",
+        )
+    if find_domain(ctx.world, fqdn) is not None:
+        return (
+            _PREREQ + f"The domain '{fqdn}' already exists.",
+            "Test.VerifyDcPromoCore.DCPromo.General.77",
+        )
+    if guest.primary_ip() is None:
+        return (
+            _PREREQ + "This computer has no static IP address assigned.",
+            "Test.VerifyDcPromoCore.DCPromo.General.20",
+        )
+    return None
+
+
+def _deployment_result(message: str, context: str, status: str, *, reboot: bool) -> PSObj:
+    """ADDSDeploymentResult: Message, Context, RebootRequired, Status (Success/Error)."""
+    return PSObj(
+        [DEPLOY + "Types.ADDSDeploymentResult", "System.Object"],
+        {"Message": message, "Context": context, "RebootRequired": reboot, "Status": status},
+    )
 
 
 def _ad_module(ctx: Context, name: str) -> tuple[GuestOS, Domain]:

@@ -124,7 +124,7 @@ def new_cluster(ctx: Context, call: Call) -> Iterable[PSObj]:
     if cno is None:
         dom.add_computer(cl.name, ctx.world.clock.now(), cluster=cl.name)
     if address:
-        dom.dns[cl.name.lower()] = address
+        dom.dns[cl.name.lower()] = [address]
     for n in nodes:
         n.cluster_config = cl.name
         n.services["ClusSvc"] = "Running"

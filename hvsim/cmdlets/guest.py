@@ -370,6 +370,9 @@ def set_item_property(ctx: Context, call: Call) -> None:
     old = key.get(name)
     kind = str(call.get("Type") or (old[1] if old else "String"))
     key[name] = (_coerce_reg(call.get("Value"), kind), kind)
+    note = getattr(ctx.machine, "note_registry_write", None)
+    if callable(note):
+        note(path, name, old)  # on disk only once flushed (R-37)
 
 
 @cmdlet("Get-ItemProperty", params=["Path", "Name"])
@@ -475,6 +478,68 @@ def rename_net_adapter(ctx: Context, call: Call) -> Iterable[PSObj]:
     return []
 
 
+# -- DNS client (R-93) -------------------------------------------------------------------
+
+
+def _dns_client_obj(ad: Any) -> PSObj:
+    return PSObj(
+        [
+            NA + "MSFT_DNSClient",
+            "Microsoft.Management.Infrastructure.CimInstance#MSFT_DNSClient",
+            "Microsoft.Management.Infrastructure.CimInstance",
+            "System.Object",
+        ],
+        {
+            "InterfaceAlias": ad.name,
+            "InterfaceIndex": UInt32(ad.if_index),
+            "ConnectionSpecificSuffix": "",
+            "RegisterThisConnectionsAddress": ad.register_dns,
+            "UseSuffixWhenRegistering": False,
+        },
+        to_string=f"MSFT_DNSClient (InterfaceIndex = {ad.if_index})",
+    )
+
+
+def _dns_adapters(ctx: Context, call: Call, cmdlet_name: str, strict: bool) -> list[Any]:
+    aliases = [str(a) for a in as_list(call.get("InterfaceAlias"))]
+    out = [
+        a for a in ctx.machine.net.adapters if not aliases or any(_like(a.name, p) for p in aliases)
+    ]
+    missing = [p for p in aliases if not any(_like(a.name, p) for a in ctx.machine.net.adapters)]
+    for alias in missing:
+        err = PSError(
+            f"No MSFT_DNSClient objects found with property 'InterfaceAlias' equal to "
+            f"'{alias}'.  Verify the value of the property and retry.",
+            fqid=f"CmdletizationQuery_NotFound_InterfaceAlias,{cmdlet_name}",
+            category="ObjectNotFound",
+            exception="Microsoft.Management.Infrastructure.CimException",
+            target=alias,
+        )
+        if strict:
+            raise err
+        ctx.error(err)
+    return out
+
+
+@cmdlet("Get-DnsClient", params=["InterfaceAlias"])
+def get_dns_client(ctx: Context, call: Call) -> Iterable[PSObj]:
+    return [_dns_client_obj(a) for a in _dns_adapters(ctx, call, "Get-DnsClient", strict=False)]
+
+
+@cmdlet("Set-DnsClient", params=["InterfaceAlias", "RegisterThisConnectionsAddress", "PassThru"])
+def set_dns_client(ctx: Context, call: Call) -> Iterable[PSObj]:
+    """Set-DnsClient -RegisterThisConnectionsAddress: whether the DNS client registers
+    this connection's addresses from its next registration on (R-93)."""
+    targets = _dns_adapters(ctx, call, "Set-DnsClient", strict=True)
+    register = call.get("RegisterThisConnectionsAddress")
+    for ad in targets:
+        if register is not None:
+            ad.register_dns = bool(register)
+    if call.switch("PassThru"):
+        return [_dns_client_obj(a) for a in targets]
+    return []
+
+
 # -- domain join (R-41, R-42, R-43) ----------------------------------------------------
 
 
@@ -538,9 +603,8 @@ def add_computer(ctx: Context, call: Call) -> Iterable[PSObj]:
     # R-43: an existing computer object is reused (the caller is a Domain Admin).
     obj = dom.computer(guest.name) or dom.add_computer(guest.name, ctx.world.clock.now())
     obj.joined_by = str(guest.vm.id)
-    ip = guest.primary_ip()
-    if ip:
-        dom.dns[guest.name.lower()] = ip
+    # The join registers the computer's addresses in the domain's zone (R-93).
+    dom.register(guest.name, guest.dns_addresses())
     guest.pending_join = dom.fqdn
     if call.switch("Restart"):
         guest.request_restart()

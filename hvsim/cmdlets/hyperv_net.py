@@ -100,10 +100,14 @@ def new_vmswitch(ctx: Context, call: Call) -> Iterable[Any]:
         hv.switches.append(sw)
         if mgmt:
             vnic = _add_vnic(m, hv, sw)
-            # The management OS keeps its address: it moves to the vNIC.
+            # The management OS keeps its address: it moves to the vNIC, and the
+            # network on it drops for a moment while it does (R-70).
+            moved = bool(nic.ips)
             vnic.ips, nic.ips = nic.ips, []
             vnic.dns_servers, vnic.gateway, vnic.dhcp = list(nic.dns_servers), nic.gateway, nic.dhcp
             nic.dns_servers, nic.gateway = [], None
+            if moved:
+                _network_moved_under_cluster(ctx, m)
     else:
         kind = str(call.get("SwitchType") or "")
         if kind not in ("Internal", "Private"):
@@ -122,6 +126,15 @@ def new_vmswitch(ctx: Context, call: Call) -> Iterable[Any]:
             vnic.dhcp = True
     ctx.work(timing.seconds("switch.create"), f"creating switch {name}")
     yield S.switch_obj(hv, sw)
+
+
+def _network_moved_under_cluster(ctx: Context, m: Any) -> None:
+    """A node of a running cluster: the core resources fail and restart (R-70)."""
+    from hvsim.model.cluster import cluster_of
+
+    cl = cluster_of(ctx.world, m)
+    if cl is not None and m.name in cl.up_nodes(ctx.world):
+        cl.management_network_dropped(ctx.world, m.name)
 
 
 def _add_vnic(m: Any, hv: HyperV, sw: VMSwitch) -> NetAdapter:

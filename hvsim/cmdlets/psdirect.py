@@ -30,6 +30,20 @@ def _does_not_resolve(name: str) -> PSError:
 
 def _session(ctx: Context, vm_name: str, credential: Any) -> tuple[Any, GuestOS, str]:
     """Resolve the VM on this machine (R-39) and log on to its guest (R-34, R-38)."""
+    profile = getattr(ctx.world, "profile", None)
+    on_host = ctx.machine is getattr(ctx.world, "host", None)
+    if on_host and profile is not None and not profile.powershell_direct_from_winrm:
+        # R-94: a host where PowerShell Direct does not work from a WinRM session
+        # (text and id modelled; whether such hosts exist is unconfirmed).
+        raise PSError(
+            f"Could not open a PowerShell Direct session to the virtual machine "
+            f"'{vm_name}' from this remote session: Access is denied.",
+            fqid="CreateRemoteRunspaceForVMFailed,Microsoft.PowerShell.Commands."
+            "InvokeCommandCommand",
+            category="PermissionDenied",
+            exception="System.UnauthorizedAccessException",
+            target=vm_name,
+        )
     hv = getattr(ctx.machine, "hyperv", None)
     vms = [v for v in hv.vms if v.name.lower() == vm_name.lower()] if hv is not None else []
     if not vms:

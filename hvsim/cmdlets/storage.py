@@ -64,13 +64,17 @@ def _storage_error(
 
 
 def _visible_disks(g: GuestOS) -> list[S.GuestDisk]:
-    """Get-Disk hides disks that S2D claimed (they belong to the pool)."""
-    return [d for d in S.guest_disks(g) if d.state.pool_id is None]
+    """Get-Disk hides disks that a live S2D pool claimed (they belong to the pool);
+    leftover metadata of a pool that is gone shows as a GPT disk (R-60)."""
+    cl = cluster_of(g.world, g)
+    live = cl.pool.unique_id if cl is not None and cl.pool is not None else None
+    return [d for d in S.guest_disks(g) if d.state.pool_id is None or d.state.pool_id != live]
 
 
 def _disk_obj(d: S.GuestDisk) -> PSObj:
     st = d.state
-    style = "GPT" if d.is_boot or st.partitions else "RAW"
+    # Storage Spaces metadata sits in a partition of its own, so a leftover member is GPT.
+    style = "GPT" if d.is_boot or st.partitions or st.pool_id else "RAW"
     return PSObj(
         _tn("MSFT_Disk"),
         {
@@ -83,7 +87,9 @@ def _disk_obj(d: S.GuestDisk) -> PSObj:
             "IsBoot": d.is_boot,
             "IsSystem": d.is_boot,
             "IsOffline": st.offline,
-            "IsReadOnly": False,
+            # MSFT_Disk OfflineReason: 1 = Policy (the SAN policy, R-60).
+            "OfflineReason": "Policy" if st.offline else None,
+            "IsReadOnly": st.read_only,
             "PartitionStyle": style,
             "NumberOfPartitions": UInt32(4 if d.is_boot else st.partitions),
             "OperationalStatus": "Offline" if st.offline else "Online",
@@ -115,6 +121,22 @@ def get_disk(ctx: Context, call: Call) -> Iterable[PSObj]:
     return out
 
 
+# MSFT_Disk Clear return values (learn.microsoft.com clear-msft-disk).
+_CRITICAL = (41009, "Operation not supported on a critical disk.")
+_NOT_INITIALIZED = (41000, "The disk has not been initialized.")
+_READ_ONLY = (41002, "The disk is read only.")
+_OFFLINE = (41003, "The disk is offline.")
+_DATA_PARTITIONS = (
+    41008,
+    "Cannot clear with data partitions present. To clear data partitions, use the RemoveData flag.",
+)
+
+
+def _disk_error(code_text: tuple[int, str], cmdlet_name: str) -> PSError:
+    code, text = code_text
+    return _storage_error(text, cmdlet_name, code)
+
+
 @cmdlet("Clear-Disk", params=["Number", "RemoveData", "RemoveOEM", "Confirm"])
 def clear_disk(ctx: Context, call: Call) -> None:
     g = _guest(ctx, "Clear-Disk")
@@ -123,22 +145,37 @@ def clear_disk(ctx: Context, call: Call) -> None:
         if not hit:
             raise _not_found("MSFT_Disk", "Number", n, "Clear-Disk")
         d = hit[0]
+        st = d.state
         if d.is_boot:
-            # R-60: never the boot or system disk (text (unconfirmed), modelled).
-            raise _storage_error(
-                "The requested operation is not supported on a boot or system disk.",
-                "Clear-Disk",
-                4,
-            )
-        if not d.state.partitions:
-            raise _storage_error("The disk has not been initialized.", "Clear-Disk", 41001)
+            raise _disk_error(_CRITICAL, "Clear-Disk")  # R-60: never boot or system
+        # R-60: the Microsoft "Clean drives" script brings a disk online and writable
+        # before Clear-Disk; an offline (SAN policy) or read-only disk refuses it.
+        if st.offline:
+            raise _disk_error(_OFFLINE, "Clear-Disk")
+        if st.read_only:
+            raise _disk_error(_READ_ONLY, "Clear-Disk")
+        if not st.partitions and not st.pool_id:
+            raise _disk_error(_NOT_INITIALIZED, "Clear-Disk")
         if not call.switch("RemoveData"):
-            raise _storage_error(
-                "The disk contains data. To erase it, specify the RemoveData parameter.",
-                "Clear-Disk",
-                40000,
-            )
-        d.state.partitions = 0
+            raise _disk_error(_DATA_PARTITIONS, "Clear-Disk")
+        st.partitions = 0
+
+
+@cmdlet("Set-Disk", params=["Number", "IsOffline", "IsReadOnly"])
+def set_disk(ctx: Context, call: Call) -> None:
+    """Set-Disk -Number N -IsOffline / -IsReadOnly: what the SAN policy decided, changed."""
+    g = _guest(ctx, "Set-Disk")
+    n = int(call.get("Number"))
+    hit = [d for d in _visible_disks(g) if d.number == n]
+    if not hit:
+        raise _not_found("MSFT_Disk", "Number", n, "Set-Disk")
+    d = hit[0]
+    if d.is_boot and (call.get("IsOffline") or call.get("IsReadOnly")):
+        raise _disk_error(_CRITICAL, "Set-Disk")
+    if call.get("IsOffline") is not None:
+        d.state.offline = bool(call.get("IsOffline"))
+    if call.get("IsReadOnly") is not None:
+        d.state.read_only = bool(call.get("IsReadOnly"))
 
 
 def _pd_obj(
@@ -159,9 +196,9 @@ def _pd_obj(
             "CannotPoolReason": reason or "",
             "MediaType": st.media_type,  # R-63
             "BusType": "SAS",  # Hyper-V SCSI VHDX (R-54)
-            "Usage": "Auto-Select",
+            "Usage": "Retired" if st.retired else "Auto-Select",
             # A pool member on a node that is Down (an MSFT_PhysicalDisk status).
-            "HealthStatus": "Warning" if lost else "Healthy",
+            "HealthStatus": "Warning" if lost or st.retired else "Healthy",
             "OperationalStatus": "Lost Communication" if lost else "OK",
             "Manufacturer": "Msft",
             "Model": "Virtual Disk",
@@ -329,9 +366,13 @@ def enable_s2d(ctx: Context, call: Call) -> Iterable[PSObj]:
     return []
 
 
-def _create_volume(ctx: Context, cl: Any, name: str, size: int) -> S.VirtualDisk:
+def _create_volume(
+    ctx: Context, cl: Any, name: str, size: int, file_system: str = "CSVFS_ReFS"
+) -> S.VirtualDisk:
     copies = S.mirror_copies(len(cl.nodes))
-    vol = Volume(name, "CSVFS", size)
+    # The volume keeps the format asked for (CSVFS_ReFS or CSVFS_NTFS); Windows shows
+    # FileSystem "CSVFS" for both and the format in FileSystemType (R-64).
+    vol = Volume(name, file_system, size)
     vd = S.VirtualDisk(
         name, size, copies, "{" + str(ctx.world.new_uuid()) + "}", vol, cl.up_nodes(ctx.world)[0]
     )
@@ -459,7 +500,7 @@ def new_volume(ctx: Context, call: Call) -> Iterable[PSObj]:
             "Not enough available capacity", "New-Volume", 40002, "InvalidArgument"
         )
     ctx.work(timing.seconds("s2d.new_volume"), f"creating volume {name}")
-    vd = _create_volume(ctx, cl, name, size)
+    vd = _create_volume(ctx, cl, name, size, fs)
     vol = vd.volume
     return [
         PSObj(
@@ -561,3 +602,52 @@ def get_storage_subsystem(ctx: Context, call: Call) -> Iterable[PSObj]:
             )
         )
     return out
+
+
+# -- settings for S2D in VMs (R-62): templates/guest/{Get,Set}-S2DInVMSettings.ps1 ---------
+
+AUTO_REPLACE = "System.Storage.PhysicalDisk.AutoReplace.Enabled"
+
+
+def _s2d_settings_obj(cl: Any) -> PSObj:
+    return PSObj(
+        ["System.Management.Automation.PSCustomObject", "System.Object"],
+        {
+            "AutoReplace": cl.health_settings.get(AUTO_REPLACE, "True"),
+            "BlockCacheSize": int(cl.block_cache_size),
+        },
+    )
+
+
+def get_s2d_in_vm_settings(ctx: Any) -> list[PSObj]:
+    """templates/guest/Get-S2DInVMSettings.ps1: reads only."""
+    cl = my_cluster(ctx, "Get-Cluster")
+    assert cl is not None
+    return [_s2d_settings_obj(cl)]
+
+
+def set_s2d_in_vm_settings(ctx: Any, auto_replace: Any, block_cache_size: Any) -> list[PSObj]:
+    """templates/guest/Set-S2DInVMSettings.ps1. The health setting lives in the Health
+    Service, which Enable-ClusterStorageSpacesDirect creates (text modelled)."""
+    cl = my_cluster(ctx, "Set-StorageHealthSetting")
+    assert cl is not None
+    if cl.pool is None:
+        raise _storage_error(
+            "The Health Service is not running on this cluster: enable Storage Spaces Direct "
+            "first.",
+            "Set-StorageHealthSetting",
+            1,
+            "ObjectNotFound",
+        )
+    size = int(block_cache_size)
+    if size < 0:
+        raise PSError(
+            f'Exception setting "BlockCacheSize": "Cannot convert value "{size}" to type '
+            '"System.UInt32"."',
+            fqid="ExceptionWhenSetting",
+            category="NotSpecified",
+            exception="System.Management.Automation.SetValueInvocationException",
+        )
+    cl.health_settings[AUTO_REPLACE] = str(auto_replace)
+    cl.block_cache_size = size
+    return [_s2d_settings_obj(cl)]

@@ -136,6 +136,17 @@ def add_partitionaccesspath(ctx: Context, call: Call) -> Iterable[Any]:
     if not parts:
         raise not_found("MSFT_Partition", "PartitionNumber", call.get("PartitionNumber"), call.name)
     part = parts[0]
+    disk = disks[number]
+    if disk is not None and disk.offline_reason:
+        # an offline disk's partitions take no access path (text modelled).
+        raise PSError(
+            f"The disk {number} is offline ({disk.offline_reason}); bring it online before "
+            "assigning an access path.",
+            fqid=f"StorageWMI 41001,{call.name}",
+            category="InvalidOperation",
+            exception="Microsoft.Management.Infrastructure.CimException",
+            target=number,
+        )
     if part.volume is None:
         raise PSError(
             "The partition has no file system that can be given an access path.",
@@ -182,14 +193,15 @@ def add_partitionaccesspath(ctx: Context, call: Call) -> Iterable[Any]:
 
 
 def volume_obj(letter: str | None, vol: Volume, path: str = "") -> PSObj:
-    fs_type = "CSVFS" if vol.file_system.upper().startswith("CSVFS") else vol.file_system
+    fs = "CSVFS" if vol.file_system.upper().startswith("CSVFS") else vol.file_system
     return PSObj(
         _types("MSFT_Volume"),
         {
             "DriveLetter": letter or NO_LETTER,
             "FileSystemLabel": vol.label,
-            "FileSystem": fs_type,
-            "FileSystemType": fs_type,
+            "FileSystem": fs,
+            # A CSV's underlying format: CSVFS_NTFS or CSVFS_ReFS.
+            "FileSystemType": vol.file_system,
             "DriveType": "Fixed",
             "HealthStatus": "Healthy",
             "OperationalStatus": "OK",
@@ -356,12 +368,15 @@ def host_disk_obj(ctx: Context, number: int, disk: VHD | None) -> PSObj:
             "BusType": "File Backed Virtual",
             "UniqueId": disk.disk_identifier.replace("-", ""),
         }
+    offline = disk is not None and bool(disk.offline_reason)
     props.update(
         {
             "Number": UInt32(number),
-            "IsOffline": False,
+            "IsOffline": offline,
+            # MSFT_Disk OfflineReason (4 = Collision); the Storage module shows the name.
+            "OfflineReason": disk.offline_reason if offline and disk is not None else None,
             "IsReadOnly": bool(disk.mounted_read_only) if disk is not None else False,
-            "OperationalStatus": "Online",
+            "OperationalStatus": "Offline" if offline else "Online",
             "HealthStatus": "Healthy",
         }
     )

@@ -62,7 +62,7 @@ def new_vhd(ctx: Context, call: Call) -> Iterable[Any]:
                 )
             if "SizeBytes" in call and int(call.get("SizeBytes")) != parent.size:
                 raise E.not_modelled_param(call.name, "-SizeBytes different from the parent's size")
-            disk = differencing_child(path, parent, str(ctx.world.new_uuid()).upper())
+            disk = differencing_child(path, parent)
             seconds = timing.seconds("vhd.create_dynamic")
         else:
             size = int(call.get("SizeBytes") or 0)
@@ -183,20 +183,42 @@ def mount_vhd(ctx: Context, call: Call) -> Iterable[Any]:
         number = 1
         while number in used:
             number += 1
+        # R-91: a disk whose GPT disk GUID equals an attached disk's (a sibling child
+        # of the same image) collides: Windows leaves it offline, OfflineReason
+        # Collision, and its partitions get no access path.
+        twin = _attached_twin(ctx, disk)
         disk.mounted = True
         disk.mounted_read_only = call.switch("ReadOnly")
         disk.disk_number = number
+        disk.offline_reason = "Collision" if twin is not None else ""
         for part in disk.partitions:
             if part.volume is not None:
                 part.volume.read_only = disk.mounted_read_only
         auto = getattr(getattr(ctx.world, "profile", None), "automount_letters", False)
-        if auto and not call.switch("NoDriveLetter"):
+        if auto and not call.switch("NoDriveLetter") and not disk.offline_reason:
             os_part = disk.os_partition()
             if os_part is not None:
                 _assign_letter(ctx, os_part)
         ctx.work(timing.seconds("vhd.mount"), f"mounting {path}")
         if call.switch("Passthru"):
             yield S.vhd_obj(ctx.machine, disk)
+
+
+def _attached_twin(ctx: Context, disk: VHD) -> VHD | None:
+    """Another disk mounted on this machine with the same GPT disk GUID (R-91)."""
+    if not disk.disk_guid:
+        return None
+    for _, f in ctx.machine.fs.files("C:\\"):
+        other = f.content
+        if (
+            isinstance(other, VHD)
+            and other is not disk
+            and other.mounted
+            and other.disk_guid == disk.disk_guid
+            and not other.offline_reason
+        ):
+            return other
+    return None
 
 
 def dismount(ctx: Context, disk: VHD) -> None:
@@ -213,6 +235,7 @@ def dismount(ctx: Context, disk: VHD) -> None:
     disk.mounted = False
     disk.mounted_read_only = False
     disk.disk_number = None
+    disk.offline_reason = ""
 
 
 @cmdlet("Dismount-VHD", params=["Path", "DiskNumber", "Passthru"])

@@ -39,8 +39,8 @@ class Domain:
     # built-in Administrator keeps the DC's local password (R-38).
     accounts: dict[str, str] = dataclasses.field(default_factory=dict)
     computers: dict[str, ComputerObject] = dataclasses.field(default_factory=dict)
-    # DNS A records in the domain's zone: host label lower-case -> IPv4.
-    dns: dict[str, str] = dataclasses.field(default_factory=dict)
+    # DNS A records in the domain's zone: host label lower-case -> IPv4 addresses.
+    dns: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     _next_rid: int = 1103
 
     def new_sid(self) -> str:
@@ -54,6 +54,13 @@ class Domain:
         obj = ComputerObject(name.upper(), self.new_sid(), now, cluster=cluster)
         self.computers[name.lower()] = obj
         return obj
+
+    def register(self, name: str, addresses: list[str]) -> None:
+        """A dynamic DNS update: A records for `name`. Records already there stay (a
+        client that stops registering does not delete what it registered; scavenging
+        is not modelled)."""
+        records = self.dns.setdefault(name.lower(), [])
+        records.extend(a for a in addresses if a not in records)
 
     def distinguished_name(self, name: str, container: str = "CN=Computers") -> str:
         dc = ",".join(f"DC={p}" for p in self.fqdn.split("."))
@@ -89,7 +96,7 @@ def dc_guest(world: Any, dom: Domain) -> Any:
 def reachable(world: Any, dom: Domain) -> bool:
     """The DC answers (its guest is Ready): LDAP, Kerberos and DNS work."""
     dc = dc_guest(world, dom)
-    return dc is not None and dc.is_ready()
+    return dc is not None and dc.is_ready() and not getattr(dc, "ad_damaged", False)
 
 
 def ad_ready(world: Any, dom: Domain) -> bool:

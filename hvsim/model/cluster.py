@@ -65,7 +65,17 @@ class Cluster:
     witness: str | None = None  # \\server\share of a file share witness (R-58)
     pool: StoragePool | None = None
     s2d_enabled: bool = False
-    block_cache_size: int = 0
+    # CSV in-memory read cache per node, MB: 1 GiB by default since Windows Server 2019
+    # (windowsserverdocs storage-spaces/csv-cache.md); (Get-Cluster).BlockCacheSize.
+    block_cache_size: int = 1024
+    # Storage Health Service settings set on the clustered subsystem (R-62); a name
+    # not set here has its default.
+    health_settings: dict[str, str] = dataclasses.field(default_factory=dict)
+    # The core resources (IP address, name, witness) are Failed until this modelled
+    # time: a node's management network dropped under them (R-70).
+    core_failed_until: float = 0.0
+    # What the cluster logged, newest last (System log, FailoverClustering source).
+    events: list[str] = dataclasses.field(default_factory=list)
 
     # -- lookups ------------------------------------------------------------------
 
@@ -128,6 +138,33 @@ class Cluster:
             return "Offline"
         return "Online" if self.up_nodes(world) else "Offline"
 
+    def management_network_dropped(self, world: Any, node: str) -> None:
+        """A node's management address moved to a new vSwitch's vNIC: its network
+        went away for a moment under the core resources, which fail and restart
+        (R-70; modelled, the real length of the gap is timing-dependent)."""
+        now = float(world.clock.now())
+        from hvsim import timing
+
+        self.core_failed_until = max(
+            self.core_failed_until, now + timing.seconds("cluster.core_recover")
+        )
+        for r in self.resources:
+            if r.group == "Cluster Group":
+                # Event 1069 of FailoverClustering: a resource in a role failed.
+                self.events.append(
+                    f"1069: Cluster resource '{r.name}' of type '{r.resource_type}' in "
+                    f"clustered role 'Cluster Group' failed (network on {node} changed)."
+                )
+
+    @property
+    def auto_replace(self) -> bool:
+        """System.Storage.PhysicalDisk.AutoReplace.Enabled, on unless set to False (R-62)."""
+        value = self.health_settings.get("System.Storage.PhysicalDisk.AutoReplace.Enabled")
+        return value is None or value.strip().lower() != "false"
+
+    def core_failed(self, world: Any) -> bool:
+        return float(world.clock.now()) < self.core_failed_until
+
     # -- what follows from node states ------------------------------------------------
 
     def refresh(self, world: Any) -> None:
@@ -154,8 +191,10 @@ class Cluster:
         Degraded until it is back (modelled; docs/model-notes.md)."""
         if self.pool is None:
             return False
+        from hvsim.model.s2d import disk_state
+
         up = set(self.up_nodes(world))
-        return any(node not in up for node, _ in self.pool.members)
+        return any(node not in up or disk_state(v).retired for node, v in self.pool.members)
 
     def _bring_online(self, world: Any, group: Group) -> None:
         """A VM group that should be Online but whose VM went off with its node's reboot

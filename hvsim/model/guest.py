@@ -178,6 +178,12 @@ class GuestOS(Machine):
         self.pending_promotion: dict[str, Any] | None = None
         # A feature install that needs a reboot blocks further installs (R-45).
         self.feature_reboot_pending = False
+        # Features a hard reset interrupted: reverted by the next boot (R-37).
+        self.features_to_roll_back: list[str] = []
+        # A promotion finished by a hard reset: the directory does not start (R-37).
+        self.ad_damaged = False
+        # Registry writes not yet on disk: (key path, name, old value, written at).
+        self.registry_unflushed: list[tuple[str, str, Any, float]] = []
         # Cluster configuration left on the node (R-53): the cluster's name.
         self.cluster_config: str | None = None
         # What the VM looked like at the last start (R-01, R-03, R-07, R-75).
@@ -362,15 +368,17 @@ class GuestOS(Machine):
         self.boot_count += 1
         self._schedule(self._boot_stages())
 
-    def on_power_off(self, now: float) -> None:
+    def on_power_off(self, now: float, *, hard: bool = True) -> None:
+        """The VM went Off: a power cut (`hard`: Stop-VM -TurnOff, Remove-VM, the host
+        going down) or a shutdown through the guest (Stop-VM without -TurnOff)."""
         self._advance()
-        self._going_down()
+        self._going_down(hard=hard)
         self.timeline = [Stage(self._now(), OFF, done=True)]
 
     def on_restart(self, now: float) -> None:
-        """Restart-VM: a reset from the host, no grace period."""
+        """Restart-VM: a hard reset from the host, no grace period and no shutdown (R-37)."""
         self._advance()
-        self._going_down()
+        self._going_down(hard=True)
         self.on_power_on(now)
 
     def request_restart(self) -> None:
@@ -406,7 +414,12 @@ class GuestOS(Machine):
         self.boot_count += 1
         self._schedule(self._boot_stages())
 
-    def _going_down(self) -> None:
+    def _going_down(self, *, hard: bool = False) -> None:
+        """The OS goes away. A shutdown (`hard` False) flushes the registry and lets
+        pending servicing finish on the next boot; a hard reset does neither (R-37)."""
+        if hard:
+            self._interrupt_servicing()
+        self.registry_unflushed = []
         self.epoch += 1
         for name in ("vmms", "ADWS", "NTDS", "DNS", "ClusSvc"):
             if name in self.services:
@@ -426,6 +439,41 @@ class GuestOS(Machine):
         from hvsim.model.s2d import on_node_reboot
 
         on_node_reboot(self)
+
+    def note_registry_write(self, path: str, name: str, old: Any) -> None:
+        """Set-ItemProperty changed a value; it reaches the hive on disk only with the
+        lazy flusher or at shutdown (RegFlushKey docs)."""
+        self.registry_unflushed.append((path, name, old, self._now()))
+
+    def _interrupt_servicing(self) -> None:
+        """A hard reset while servicing waits for its restart (R-37 correction; the
+        exact symptoms are (unconfirmed), this is modelled): feature installs stay
+        InstallPending and roll back on the next boot, a promotion leaves a DC whose
+        directory does not come up healthy, and registry writes the lazy flusher has
+        not written yet are lost."""
+        rolled = list(self.pending_features) + (["Hyper-V"] if self.pending_hyperv else [])
+        if rolled:
+            self.pending_features = []
+            self.pending_hyperv = False
+            self.features_to_roll_back = [*self.features_to_roll_back, *rolled]
+            self.setup_notes.append(
+                "hard reset with a feature install pending: " + ", ".join(rolled) + " roll back"
+            )
+        if self.pending_promotion is not None:
+            self.pending_promotion["interrupted"] = True
+            self.setup_notes.append("hard reset with a promotion pending: AD will not start")
+        flush = timing.seconds("registry.lazy_flush")
+        now = self._now()
+        for path, name, old, written in reversed(self.registry_unflushed):
+            if now - written >= flush:
+                continue
+            key = self.reg_key(path)
+            if key is None:
+                continue
+            if old is None:
+                key.pop(name, None)
+            else:
+                key[name] = old
 
     # -- stage actions -------------------------------------------------------------
 
@@ -495,9 +543,7 @@ class GuestOS(Machine):
             self.setup_notes.append(f"the online join to {req.domain} failed; still in a workgroup")
             return
         dom.computer(self.name) or dom.add_computer(self.name, t)
-        ip = self.primary_ip()
-        if ip:
-            dom.dns[self.name.lower()] = ip
+        dom.register(self.name, self.dns_addresses())
         self.domain = dom.fqdn
 
     def _do_oobe(self, t: float) -> None:
@@ -514,6 +560,11 @@ class GuestOS(Machine):
     def _do_ready(self, t: float) -> None:
         self.services["WinRM"] = "Running"
         self.services["vmicheartbeat"] = "Running"
+        if self.features_to_roll_back:
+            # The boot after a hard reset reverts what the install left half done.
+            for name in self.features_to_roll_back:
+                self.features[name] = "Available"
+            self.features_to_roll_back = []
         if self.pending_join:
             self.domain = self.pending_join
             self.pending_join = None
@@ -530,7 +581,8 @@ class GuestOS(Machine):
             self.services["ClusSvc"] = "Running"
         if self.hyperv is not None and self.features.get("Hyper-V") == "Installed":
             self.services["vmms"] = "Running"
-        if self.is_dc and self.domain:
+        self._register_in_dns()
+        if self.is_dc and self.domain and not self.ad_damaged:
             # A promoted DC starts its directory services on every boot (R-40).
             self.services["NTDS"] = "Running"
             if self.features.get("DNS") == "Installed":
@@ -551,7 +603,8 @@ class GuestOS(Machine):
         self.pending_features = []
 
     def _do_ad_ready(self, t: float) -> None:
-        self.services["ADWS"] = "Running"
+        if not self.ad_damaged:
+            self.services["ADWS"] = "Running"
 
     def _complete_hyperv(self) -> None:
         from hvsim.model.hyperv import HyperV
@@ -572,6 +625,9 @@ class GuestOS(Machine):
         p = self.pending_promotion
         assert p is not None
         self.pending_promotion = None
+        # A promotion whose restart was a hard reset (R-37): the forest exists, but the
+        # directory never comes up healthy (modelled).
+        self.ad_damaged = bool(p.get("interrupted"))
         rng = self.world.rng
         sid = "S-1-5-21-" + "-".join(str(rng.randrange(10**8, 10**10)) for _ in range(3))
         dom = Domain(
@@ -581,15 +637,15 @@ class GuestOS(Machine):
             dc=self.name,
             created=t,
             # R-40: AD queries work only from the ad_ready stage of this boot on.
-            ready_at=next((s.start for s in self.timeline if s.action == "ad_ready"), t),
+            ready_at=float("inf")
+            if self.ad_damaged
+            else next((s.start for s in self.timeline if s.action == "ad_ready"), t),
         )
         # R-38: the local SAM is gone; the domain Administrator keeps its password.
         dom.accounts["administrator"] = self.local_accounts.get("administrator", "")
         self.local_accounts = {}
         dom.add_computer(self.name, t)
-        ip = self.primary_ip()
-        if ip:
-            dom.dns[self.name.lower()] = ip
+        dom.register(self.name, self.dns_addresses())
         self.world.domains[dom.fqdn.lower()] = dom
         self.domain = dom.fqdn
         self.is_dc = True
@@ -597,7 +653,7 @@ class GuestOS(Machine):
         if p.get("install_dns", True):
             self.features["DNS"] = "Installed"
             self.services["DNS"] = "Running"
-        self.services["NTDS"] = "Running"
+        self.services["NTDS"] = "Stopped" if self.ad_damaged else "Running"
         self.services.setdefault("ADWS", "Stopped")
 
     # -- networking ------------------------------------------------------------------
@@ -640,6 +696,25 @@ class GuestOS(Machine):
                 ad.gateway = cfg.gateway
             if cfg.dns_servers:
                 ad.dns_servers = list(cfg.dns_servers)
+
+    def dns_addresses(self) -> list[str]:
+        """The IPv4 addresses the DNS client registers: those of every adapter with
+        "Register this connection's addresses" on (R-93), APIPA excluded."""
+        return [
+            ip.address
+            for ad in self.net.adapters
+            if ad.register_dns
+            for ip in ad.ips
+            if ip.family == "IPv4" and not ip.address.startswith("169.254.")
+        ]
+
+    def _register_in_dns(self) -> None:
+        """A member's DNS client registers its addresses when it starts (R-93)."""
+        from hvsim.model.ad import find_domain, reachable
+
+        dom = find_domain(self.world, self.domain) if self.domain else None
+        if dom is not None and (self.is_dc or reachable(self.world, dom)):
+            dom.register(self.name, self.dns_addresses())
 
     def primary_ip(self) -> str | None:
         for ad in self.net.adapters:

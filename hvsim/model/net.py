@@ -48,6 +48,9 @@ class NetAdapter:
     hyperv_name: str | None = None
     guid: str = dataclasses.field(default_factory=lambda: "{" + str(uuid.uuid4()).upper() + "}")
     virtual: bool = True
+    # "Register this connection's addresses in DNS" (Set-DnsClient
+    # -RegisterThisConnectionsAddress); on by default.
+    register_dns: bool = True
 
     @property
     def mac_dashed(self) -> str:

@@ -36,6 +36,11 @@ class DiskState:
     pool_id: str | None = None  # Storage Spaces metadata (R-60)
     media_type: str = "Unspecified"  # R-63: Hyper-V disks report no media type
     offline: bool = False
+    read_only: bool = False
+    # Seen by a guest yet: the SAN policy decides a new disk's state once (R-60).
+    discovered: bool = False
+    # Retired by the Health Service's automatic drive replacement (R-62).
+    retired: bool = False
 
 
 def disk_state(vhd: Any) -> DiskState:
@@ -91,7 +96,14 @@ def guest_disks(guest: Any) -> list[GuestDisk]:
             continue
         if not hasattr(vhd, "disk_identifier"):
             continue
-        out.append(GuestDisk(n, vhd, guest.name, n == 0))
+        disk = GuestDisk(n, vhd, guest.name, n == 0)
+        st = disk.state
+        if not st.discovered:
+            # Windows Server's default SAN policy (OfflineShared) leaves a new disk on a
+            # shared bus offline; Hyper-V SCSI disks report BusType SAS (R-60).
+            st.discovered = True
+            st.offline = not disk.is_boot
+        out.append(disk)
     return out
 
 
@@ -147,6 +159,17 @@ def mirror_copies(node_count: int) -> int:
 
 
 def on_node_reboot(guest: Any) -> None:
-    """R-63: media types set with Set-PhysicalDisk do not survive the node's reboot."""
+    """R-63: media types set with Set-PhysicalDisk do not survive the node's reboot.
+
+    R-62: while the node is down its pool disks lose communication; with automatic
+    drive replacement on, the Health Service treats the disks that come back as
+    replaced drives and retires the old ones, and the pool stays degraded
+    (modelled: what Microsoft's in-VM guidance turns the setting off for)."""
+    from hvsim.model.cluster import cluster_of
+
+    cl = cluster_of(guest.world, guest)
+    live = cl.pool.unique_id if cl is not None and cl.pool is not None else None
     for disk in guest_disks(guest):
         disk.state.media_type = "Unspecified"
+        if live is not None and disk.state.pool_id == live and cl is not None and cl.auto_replace:
+            disk.state.retired = True

@@ -7,7 +7,10 @@ written while the disk is mounted on the host (unattend.xml, R-17/R-23) are
 there when the guest boots.
 
 A differencing child gets its own copy of the parent's partition trees at
-creation; its FileSize grows only by its own writes. Because the parent must
+creation; its FileSize grows only by its own writes. It also carries its
+parent's identity: the Virtual Disk ID (Get-VHD DiskIdentifier, the guest's
+page-83 id, R-15) and the GPT disk GUID (R-91), so siblings are the same disk
+to Windows. Because the parent must
 never change after children exist (R-16), a copy-on-create is the same as a
 live overlay for every case the model allows; a write to such a parent marks
 its children corrupt instead.
@@ -78,10 +81,15 @@ class VHD:
     partitions: list[Partition] = dataclasses.field(default_factory=list, repr=False)
     partition_style: str = "RAW"  # RAW / GPT / MBR
     image: ImageInfo | None = None
+    # GPT disk GUID of a partitioned disk ("" while RAW); children and copies share
+    # it, and two attached disks with one GUID collide (R-91).
+    disk_guid: str = ""
     # Mounted on the host (Mount-VHD): a disk number, until Dismount-VHD (R-17).
     mounted: bool = False
     mounted_read_only: bool = False
     disk_number: int | None = None
+    # Why the host left the mounted disk offline (MSFT_Disk OfflineReason), "" if online.
+    offline_reason: str = ""
     # A running VM that holds the file open (the VM's id), R-17.
     in_use_by: Any = None
     corrupt: bool = False
@@ -172,8 +180,10 @@ def new_disk(path: str, size: int, *, fixed: bool = False, ident: str | None = N
     return v
 
 
-def differencing_child(path: str, parent: VHD, ident: str | None = None) -> VHD:
-    """New-VHD -Differencing: same virtual size, own identity, parent's layout (R-16)."""
+def differencing_child(path: str, parent: VHD) -> VHD:
+    """New-VHD -Differencing: same virtual size, the parent's layout and the parent's
+    identity (R-16, R-15): MS-VHDX 2.6.1.2 marks the Virtual Disk ID item IsVirtualDisk,
+    and a differencing disk 'MUST copy all metadata items with this field set'."""
     child = VHD(
         path=path,
         format=parent.format,
@@ -184,9 +194,9 @@ def differencing_child(path: str, parent: VHD, ident: str | None = None) -> VHD:
         block_size=2 * MiB,
         partition_style=parent.partition_style,
         image=copy.deepcopy(parent.image),
+        disk_identifier=parent.disk_identifier,
+        disk_guid=parent.disk_guid,
     )
-    if ident:
-        child.disk_identifier = ident
     child.partitions = _copy_partitions(parent.partitions, child)
     parent.children.append(child)
     return child
@@ -201,6 +211,7 @@ def copy_of(vhd: VHD, path: str) -> VHD:
         size=vhd.size,
         file_size=vhd.file_size,
         disk_identifier=vhd.disk_identifier,
+        disk_guid=vhd.disk_guid,
         parent=vhd.parent,
         block_size=vhd.block_size,
         logical_sector_size=vhd.logical_sector_size,
@@ -241,6 +252,7 @@ def windows_image(path: str, info: ImageInfo, size: int = 127 * GiB) -> VHD:
     files the model reads (the Panther folder where unattend.xml goes, R-23).
     """
     v = VHD(path=path, type="Dynamic", size=size, partition_style="GPT", image=info)
+    v.disk_guid = "{" + str(uuid.uuid4()).upper() + "}"
     efi_size, msr_size, rec_size = 100 * MiB, 16 * MiB, 529 * MiB
     off = MiB
     efi = Partition(1, "System", GPT_EFI, off, efi_size, Volume("", "FAT32", efi_size, owner=v))

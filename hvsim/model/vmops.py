@@ -382,14 +382,14 @@ def _release(hv: HyperV, vm: VM) -> None:
             disk.in_use_by = None
 
 
-def power_off(ctx: Any, hv: HyperV, vm: VM) -> None:
-    """The VM is Off now (turn off or completed shutdown)."""
+def power_off(ctx: Any, hv: HyperV, vm: VM, *, hard: bool = True) -> None:
+    """The VM is Off now: turned off (`hard`, a power cut) or shut down by its guest."""
     world = ctx.world
     vm.state = "Off"
     vm.started_at = None
     _release(hv, vm)
     if vm.guest is not None:
-        vm.guest.on_power_off(world.clock.now())
+        vm.guest.on_power_off(world.clock.now(), hard=hard)
     faults = getattr(world, "faults", None)
     if faults is not None:
         faults.on_power_off(vm)
@@ -438,7 +438,7 @@ def stop(
         )
     vm.state = "Stopping"
     ctx.work(timing.seconds("vm.shutdown"), f"shutting down {vm.name}")
-    power_off(ctx, hv, vm)
+    power_off(ctx, hv, vm, hard=False)
 
 
 def suspend(ctx: Any, hv: HyperV, vm: VM, cmdlet: str = "Suspend-VM") -> None:
@@ -483,7 +483,9 @@ def _heartbeat(world: Any, vm: VM) -> str:
 
 
 def restart(ctx: Any, hv: HyperV, vm: VM, cmdlet: str = "Restart-VM") -> None:
-    """Restart-VM -Force: a reset; Uptime restarts and the guest reboots (R-37)."""
+    """Restart-VM -Force: a hard reset, "like powering the computer down, then back up"
+    (WPD:Hyper-V/Restart-VM); Uptime restarts and the guest reboots without its
+    shutdown work (R-37)."""
     if vm.state != "Running":
         raise E.vm_state_error(vm.name, cmdlet, "restart")
     now = ctx.world.clock.now()

@@ -155,6 +155,12 @@ class HostProfile:
     nic_mac: str = "0CC47A1B2C3D"
     # Boots that run side by side before they slow each other down.
     parallel_boots: int | None = None
+    # R-94 (unconfirmed either way): PowerShell Direct works from a WinRM session on
+    # this host, and a cluster cmdlet run through it in one node can reach the
+    # others with the session's explicit credential. False models a host where it
+    # does not, for the checks that prove it on a live run.
+    powershell_direct_from_winrm: bool = True
+    powershell_direct_second_hop: bool = True
 
 
 class World:
@@ -375,6 +381,7 @@ def _build_host(world: World, host: Machine, profile: HostProfile) -> None:
         path = f"{IMAGES_DIR}\\{spec.file}"
         image = windows_image(path, spec.info)
         image.disk_identifier = str(world.new_uuid()).upper()
+        image.disk_guid = "{" + str(world.new_uuid()).upper() + "}"
         host.fs.write(path, image, create_parents=True)
     # The profile's free space is what is free with the images in place.
     c.used_base = 0

@@ -34,6 +34,16 @@ def check_cluster(lab: Lab, p: list[Problem], warnings: list[str]) -> None:
         if sw is not None:
             # Clashes with NICs and gateways are _addresses' business.
             inside(cl.address, sw.subnet, ("cluster", "address"), p)
+    if cl.networks.management != "ClusterAndClient":
+        # The cluster's IP address lives on the management network; its resource needs
+        # client access there (R-51, R-59).
+        p.append(
+            (
+                ("cluster", "networks", "management"),
+                f"{cl.networks.management} would leave the cluster address without client "
+                "access (it is on the management network); use ClusterAndClient (R-59)",
+            )
+        )
     w = cl.witness
     nodes = len(lab.nodes)
     if w.type == "none" and nodes == 2:
@@ -110,9 +120,8 @@ def usable_bytes(lab: Lab) -> int:
 
 
 def _footprint_factor(vol: Volume, nodes: int) -> int:
-    # Parity keeps at least half of the footprint for data on the node counts hvlab
-    # allows (3+); counting it as 2 copies is a safe upper bound (hvlab estimate).
-    return mirror_copies(nodes) if vol.resiliency == "Mirror" else 2
+    # Mirror is the only resiliency hvlab builds (R-64): two copies on 2 nodes, three from 3.
+    return mirror_copies(nodes)
 
 
 def check_volumes(lab: Lab, p: list[Problem]) -> None:
@@ -124,8 +133,6 @@ def check_volumes(lab: Lab, p: list[Problem]) -> None:
     for i, vol in enumerate(lab.volumes):
         loc: Loc = ("volumes", i)
         unique(seen, vol.name, vol, (*loc, "name"), "volume", p)
-        if vol.resiliency == "Parity" and nodes < 3:
-            p.append(((*loc, "resiliency"), "Parity needs at least 3 nodes; use Mirror"))
         factor = _footprint_factor(vol, nodes)
         if (vol.size_bytes is None) == (vol.percent is None):
             p.append((loc, "give exactly one of size or percent"))
