@@ -124,6 +124,7 @@ def schema(c):
         "state": "Keep the host in this file across restarts.",
         "timescale": "Real seconds per modelled second (0 = instant; default HVSIM_TIMESCALE or 0).",
         "faults": "Fault injection spec (see hvsim/faults.py), or HVSIM_FAULTS.",
+        "allow_unencrypted": "Accept Basic over HTTP and unsealed messages (AllowUnencrypted=true).",
     }
 )
 def serve(
@@ -138,6 +139,7 @@ def serve(
     state=None,
     timescale=None,
     faults=None,
+    allow_unencrypted=False,
 ):
     """Serve the simulated Hyper-V host over WinRM on 127.0.0.1."""
     from hvsim import cli
@@ -154,6 +156,7 @@ def serve(
         state=state,
         timescale=timescale,
         faults=faults,
+        allow_unencrypted=allow_unencrypted,
     )
 
 

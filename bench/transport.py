@@ -41,7 +41,11 @@ def _free_port() -> int:
 def start_server(auth: str) -> tuple[subprocess.Popen[str], int]:
     port = _free_port()
     env = dict(os.environ, HVSIM_PASSWORD=PASSWORD, HVSIM_USER=USER, PYTHONPATH=str(ROOT))
-    code = f"from hvsim.cli import serve; serve(port={port}, auth={auth!r})"
+    # Basic sends its messages in clear over HTTP: only with AllowUnencrypted=true.
+    code = (
+        f"from hvsim.cli import serve; serve(port={port}, auth={auth!r}, "
+        f"allow_unencrypted={auth == 'basic'})"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True, cwd=str(ROOT)
     )

@@ -132,7 +132,7 @@ MODES = [
 
 @pytest.mark.parametrize(("auth", "https"), MODES)
 def test_typed_object_over_each_transport(sim_server: Any, auth: str, https: bool) -> None:
-    server = sim_server(auth=auth, https=https)
+    server = sim_server(auth=auth, https=https, allow_unencrypted=auth == "basic")
     with RunspacePool(pypsrp_wsman(server, auth)) as pool:
         ps = _invoke(pool, "Get-VMHost")
     assert not ps.had_errors and ps.streams.error == []
@@ -146,7 +146,7 @@ def test_typed_object_over_each_transport(sim_server: Any, auth: str, https: boo
 
 
 def test_error_record_fields_arrive(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
         ps = _invoke(pool, "Get-VM", Name="no-such-vm")
     # Get-VM of a missing name is a non-terminating error; the pipeline completes.
@@ -161,7 +161,7 @@ def test_error_record_fields_arrive(sim_server: Any) -> None:
 
 
 def test_error_action_stop_fails_the_pipeline(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
         ps = _invoke(pool, "Get-VM", Name="no-such-vm", ErrorAction="Stop")
         quiet = _invoke(pool, "Get-VM", Name="no-such-vm", ErrorAction="SilentlyContinue")
@@ -171,7 +171,7 @@ def test_error_action_stop_fails_the_pipeline(sim_server: Any) -> None:
 
 
 def test_unknown_cmdlet_and_parameter_fail_as_powershell(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
         nope = _invoke(pool, "Get-Nonexistent")
         badparam = _invoke(pool, "Get-VMHost", Bogus="x")
@@ -185,7 +185,7 @@ def test_unknown_cmdlet_and_parameter_fail_as_powershell(sim_server: Any) -> Non
 
 
 def test_every_stream_reaches_the_client(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
         w = _invoke(pool, "Write-Warning", Message="careful")
         v = _invoke(pool, "Write-Verbose", Message="chatty", Verbose=True)
@@ -222,7 +222,7 @@ def test_large_output_is_fragmented(sim_server: Any) -> None:
 
 
 def test_pipeline_of_two_commands_and_statements(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
         ps = PowerShell(pool)
         ps.add_cmdlet("Get-VMHost").add_statement()
@@ -278,7 +278,7 @@ def test_securestring_and_credential_reach_the_handler_decrypted(sim_server: Any
 
 
 def test_int32_overflow_is_refused_and_64bit_forms_accepted(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     size = 4 * 1024**3
     with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
         plain = _invoke(pool, "New-VHD", Path="C:\\a.vhdx", SizeBytes=size, Dynamic=True)
@@ -297,7 +297,7 @@ def test_handler_crash_becomes_an_error_record(sim_server: Any) -> None:
     def _crash(ctx: Any, call: Any) -> None:
         raise ZeroDivisionError("model bug")
 
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
         bad = _invoke(pool, "Start-Sleep", Seconds=1)
         ok = _invoke(pool, "Get-VMHost")
@@ -309,7 +309,7 @@ def test_injected_drop_cuts_the_connection(sim_server: Any) -> None:
     from hvsim.model.world import World
 
     world = World.create(faults="drop:cmdlet=Get-VMHost,nth=1")
-    server = sim_server(auth="basic", world=world)
+    server = sim_server(auth="basic", allow_unencrypted=True, world=world)
     with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
         with pytest.raises(Exception) as info:
             _invoke(pool, "Get-VMHost")
@@ -327,7 +327,7 @@ def test_work_releases_the_lock_and_max_runspaces_bounds_concurrency(
     from hvsim.model.world import World
 
     SPANS.clear()
-    server = sim_server(auth="basic", world=World.create(timescale=0.001))
+    server = sim_server(auth="basic", allow_unencrypted=True, world=World.create(timescale=0.001))
     with RunspacePool(pypsrp_wsman(server, "basic"), max_runspaces=runspaces) as pool:
         shells = [PowerShell(pool), PowerShell(pool)]
         for ps in shells:
@@ -346,7 +346,9 @@ def test_server_without_a_world_serves_test_handlers() -> None:
 
     from hvsim.server import serve_in_thread
 
-    with serve_in_thread(None, auth="basic", user=SIM_USER, password=SIM_PASSWORD) as server:
+    with serve_in_thread(
+        None, auth="basic", user=SIM_USER, password=SIM_PASSWORD, allow_unencrypted=True
+    ) as server:
         assert server.world is None and server.url.endswith("/wsman")
         with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
             ps = _invoke(pool, "Write-Warning", Message="no world here")
@@ -354,7 +356,7 @@ def test_server_without_a_world_serves_test_handlers() -> None:
 
 
 def test_shells_of_vanished_clients_are_closed_after_idle_timeout(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     server._psrp.idle_timeout = 0.3
     gone = RunspacePool(pypsrp_wsman(server, "basic"))
     gone.open()  # never closed: the client vanished
@@ -368,7 +370,7 @@ def test_shells_of_vanished_clients_are_closed_after_idle_timeout(sim_server: An
 def test_stop_ends_a_running_pipeline_and_the_pool_goes_on(sim_server: Any) -> None:
     from hvsim.model.world import World
 
-    server = sim_server(auth="basic", world=World.create(timescale=0.01))
+    server = sim_server(auth="basic", allow_unencrypted=True, world=World.create(timescale=0.01))
     with RunspacePool(pypsrp_wsman(server, "basic"), max_runspaces=2) as pool:
         slow = PowerShell(pool)
         slow.add_cmdlet("Get-Culture")  # ctx.work(300) = 3 s real at this timescale
@@ -381,7 +383,7 @@ def test_stop_ends_a_running_pipeline_and_the_pool_goes_on(sim_server: Any) -> N
 
 
 def test_min_max_runspaces_and_positional_arguments(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     with RunspacePool(pypsrp_wsman(server, "basic"), min_runspaces=1, max_runspaces=2) as pool:
         pool.max_runspaces = 6  # SET_MAX_RUNSPACES, answered by the server
         pool.min_runspaces = 2

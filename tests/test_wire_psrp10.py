@@ -70,22 +70,43 @@ def psrp10(request: pytest.FixtureRequest) -> Path:
     return folder
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("auth", ["ntlm", "ntlm-url", "basic"])
-def test_asyncio_client(sim_server: Any, psrp10: Path, tmp_path: Path, auth: str) -> None:
-    server = sim_server(auth=auth.split("-")[0])
+def _client(psrp10: Path, tmp_path: Path, port: int, auth: str) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "client.py"
     script.write_text(CLIENT)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(psrp10), str(server.port), auth, SIM_USER, SIM_PASSWORD],
+    return subprocess.run(
+        [sys.executable, str(script), str(psrp10), str(port), auth, SIM_USER, SIM_PASSWORD],
         capture_output=True,
         text=True,
         timeout=120,
         # Only the installed 1.0.0b1 and its dependencies, never the 0.9.1 ones.
         env={"PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1"},
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("auth", ["ntlm", "ntlm-url", "basic"])
+def test_asyncio_client(sim_server: Any, psrp10: Path, tmp_path: Path, auth: str) -> None:
+    # "ntlm-url" and "basic" send their messages in clear over HTTP: they need the
+    # server's allow_unencrypted (WinRM's AllowUnencrypted=true).
+    server = sim_server(auth=auth.split("-")[0], allow_unencrypted=auth != "ntlm")
+    proc = _client(psrp10, tmp_path, server.port, auth)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     # 1.0.0b1 marks objects it does not rehydrate as Deserialized, as PowerShell does.
     assert "TYPE Deserialized.Microsoft.HyperV.PowerShell.VMHost" in lines
     assert "ERROR InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM" in lines
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("auth", ["ntlm-url", "basic"])
+def test_unencrypted_clients_are_refused_by_default(
+    sim_server: Any, psrp10: Path, tmp_path: Path, auth: str
+) -> None:
+    """AllowUnencrypted=false: Basic over HTTP gets 401, an unsealed body after an
+    NTLM logon gets HTTP 500; sealed NTLM (test_asyncio_client) still works."""
+    server = sim_server(auth=auth.split("-")[0])
+    proc = _client(psrp10, tmp_path, server.port, auth)
+    assert proc.returncode != 0
+    expected = "401" if auth == "basic" else "500"
+    assert expected in proc.stderr, proc.stderr[-2000:]
+    assert "TYPE" not in proc.stdout
