@@ -50,6 +50,8 @@ REQUIREMENTS = [
     "pytest-mock>=3,<4",
     "pytest-timeout>=2.3",
     "PyYAML>=6",
+    # test_powershell_streams names psrp.WinPSSSHInfo, which needs asyncssh.
+    "asyncssh",
 ]
 TEST_FILES = [
     "test_async.py",
@@ -110,9 +112,12 @@ def _pip(*args: str) -> None:
 def prepare() -> tuple[Path, Path]:
     """(site folder with pypsrp 1.0.0b1 and pytest, unpacked sdist)."""
     site = CACHE / "site"
-    if not (site / "psrp" / "__init__.py").exists():
+    marker = site / ".peers-requirements"
+    wanted = "\n".join(REQUIREMENTS)
+    if not marker.exists() or marker.read_text() != wanted:
         print(f"installing pypsrp {VERSION} and pytest into {site}", flush=True)
-        _pip("install", "--quiet", "--no-user", "--target", str(site), *REQUIREMENTS)
+        _pip("install", "--quiet", "--no-user", "--upgrade", "--target", str(site), *REQUIREMENTS)
+        marker.write_text(wanted)
     src = CACHE / f"pypsrp-{VERSION}"
     if not (src / "tests" / "tests_psrp" / "conftest.py").exists():
         sdist = CACHE / f"pypsrp-{VERSION}.tar.gz"
@@ -156,7 +161,7 @@ logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 from hvsim import server
 from hvsim.model.world import World
 world = World.create()
-common = dict(auth="ntlm", user=USER, password=PASSWORD, host=HOST)
+common = dict(auth="ntlm", user=USER, password=PASSWORD, host=HOST, allow_unencrypted=ALLOW)
 plain = server.start(world, port=5985, **common)
 tls = server.start(world, port=5986, https=True, **common)
 print("hvsim listening on", plain.url, tls.url, flush=True)
@@ -168,12 +173,12 @@ finally:
 """
 
 
-def start_server(log_path: Path) -> tuple[subprocess.Popen[str], str]:
+def start_server(log_path: Path, allow_unencrypted: bool) -> tuple[subprocess.Popen[str], str]:
     """hvsim in a child process: HTTP on host:5985 and HTTPS on host:5986, one host."""
     host = _address()
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     code = SERVER.replace("USER", repr(USER)).replace("PASSWORD", repr(PASSWORD))
-    code = code.replace("HOST", repr(host))
+    code = code.replace("HOST", repr(host)).replace("ALLOW", repr(allow_unencrypted))
     log = open(log_path, "w")  # noqa: SIM115 - the child writes to it until it stops
     proc = subprocess.Popen(
         [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=log, text=True
@@ -298,12 +303,17 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=30.0, help="seconds per test (default 30)")
     ap.add_argument("-k", dest="keyword", help="pytest -k expression to narrow the selection")
     ap.add_argument("--server-log", type=Path, help="where hvsim's log goes")
+    ap.add_argument(
+        "--allow-unencrypted",
+        action="store_true",
+        help="serve with AllowUnencrypted=true (default: refuse, as Windows does)",
+    )
     args = ap.parse_args()
 
     CACHE.mkdir(parents=True, exist_ok=True)
     site, src = prepare()
     log_path = args.server_log or CACHE / "hvsim.log"
-    server, host = start_server(log_path)
+    server, host = start_server(log_path, args.allow_unencrypted)
     try:
         records, took = run_tests(site, src, host, args.timeout, args.keyword)
         rss = psutil.Process(server.pid).memory_info().rss / 2**20
@@ -322,7 +332,8 @@ def main() -> None:
     passed = sum(1 for r in results.values() if r == "passed")
     skipped = sum(1 for r in results.values() if r == "skipped")
     hangs = sum(1 for r in results.values() if r.startswith("hang"))
-    print(f"pypsrp {VERSION} server-facing tests against hvsim ({took:.0f} s, {host})")
+    mode = "AllowUnencrypted=true" if args.allow_unencrypted else "AllowUnencrypted=false"
+    print(f"pypsrp {VERSION} server-facing tests against hvsim ({took:.0f} s, {host}, {mode})")
     print(f"passed {passed}/{selected}, hangs {hangs}, skipped {skipped}")
     print(f"server RSS at the end: {rss:.1f} MiB")
     for cause, names in sorted(causes.items(), key=lambda kv: -len(kv[1])):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import logging
 import re
+import struct
 import threading
 import time
 import uuid
@@ -50,7 +51,7 @@ from psrpcore.types import (
     RunspacePoolState,
 )
 
-from hvsim import clixml, executor
+from hvsim import clixml, executor, pwsh_run
 from hvsim.errors import PSError
 from hvsim.faults import DropConnection
 
@@ -367,7 +368,7 @@ class Shell:
         # sets the Failed state with the error record the client will read.
         record = clixml.error_record(err, None)
         if run.pipeline.state == PSInvocationState.NotStarted:
-            run.pipeline.start()
+            _running(run.pipeline)
         run.pipeline._change_state(PSInvocationState.Failed, error=record)
         run.finished = True
         self.flush()
@@ -378,7 +379,7 @@ class Shell:
         if run.started:
             return
         run.started = True
-        run.pipeline.start()
+        _running(run.pipeline)
         run.thread = threading.Thread(
             target=self._work, args=(run,), name=f"hvsim-pipeline-{run.command_id[:8]}", daemon=True
         )
@@ -402,8 +403,6 @@ class Shell:
             self.cond.notify_all()
 
     def session(self) -> Any:
-        from hvsim import pwsh_run
-
         with self.cond:
             if self._session is None:
                 self._session = pwsh_run.Session(
@@ -436,8 +435,6 @@ class Shell:
                 if _executor_only(statements):
                     outputs = self._run_structured(run, statements, sink)
                 else:
-                    from hvsim import pwsh_run
-
                     pwsh_run.run(
                         statements,
                         pwsh_run.Host(
@@ -446,13 +443,13 @@ class Shell:
                             user=self.owner,
                             sink=sink,
                             session=self.session(),
-                            input=run.inputs(),
+                            input=None if run.pipeline.metadata.no_input else run.inputs(),
                             stop=run.stop,
                         ),
                     )
         except PSError as err:
             error = err
-        except PipelineStopped:
+        except (PipelineStopped, pwsh_run.Stopped):
             return
         except DropConnection:
             with self.cond:
@@ -635,7 +632,14 @@ class Shell:
             self.outbox.pop(None, None)
             self.pool.prepare_message(self.pool.our_capability)
             self._feed(connect_xml, None)
-            answer = b"".join(self.outbox.pop(None, collections.deque()))
+            # connectResponseXml carries SESSION_CAPABILITY and RUNSPACEPOOL_INIT_DATA
+            # ([MS-PSRP] 3.1.5.3.17); APPLICATION_PRIVATE_DATA and the state follow
+            # on the pool's next Receive, which is what lets the client go on.
+            answer, rest = _split_connect_answer(
+                b"".join(self.outbox.pop(None, collections.deque()))
+            )
+            if rest:
+                self.outbox[None].append(rest)
             self.disconnected = False
             self.client_ip = client_ip or self.client_ip
             self.last_used = time.monotonic()
@@ -693,6 +697,36 @@ class Shell:
                 self.pool.state = RunspacePoolState.Opened
                 self.pool.close()
             self.cond.notify_all()
+
+
+# PSRP message types ([MS-PSRP] 2.2.1) that answer a Connect directly.
+_CONNECT_ANSWER_TYPES = {0x00010002, 0x0002100B}  # SESSION_CAPABILITY, RUNSPACEPOOL_INIT_DATA
+
+
+def _split_connect_answer(data: bytes) -> tuple[bytes, bytes]:
+    """Split PSRP fragments ([MS-PSRP] 2.2.4: ObjectId, FragmentId, flags,
+    BlobLength, blob) into those of the Connect answer's message types and the rest."""
+    answer, rest = bytearray(), bytearray()
+    kinds: dict[int, bool] = {}
+    i = 0
+    while i + 21 <= len(data):
+        object_id = struct.unpack(">Q", data[i : i + 8])[0]
+        start = data[i + 16] & 0x1
+        length = struct.unpack(">I", data[i + 17 : i + 21])[0]
+        blob = data[i + 21 : i + 21 + length]
+        if start and len(blob) >= 8:
+            kinds[object_id] = struct.unpack("<I", blob[4:8])[0] in _CONNECT_ANSWER_TYPES
+        (answer if kinds.get(object_id) else rest).extend(data[i : i + 21 + length])
+        i += 21 + length
+    return bytes(answer), bytes(rest)
+
+
+def _running(pipeline: ServerPipeline) -> None:
+    """Mark a pipeline Running without telling the client: PowerShell sends
+    PIPELINE_STATE only when a pipeline ends ([MS-PSRP] 2.2.2.21: Completed,
+    Failed, Stopped), and clients count those. psrpcore's start() would send a
+    Running one, so the state is set through its private setter, here only."""
+    pipeline._change_state(PSInvocationState.Running, emit=False)
 
 
 STATE_DONE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done"

@@ -128,7 +128,7 @@ class Host:
     user: str
     sink: Any  # hvsim.psrp._Sink: output() and the other streams
     session: Session
-    input: Iterator[Any]
+    input: Iterator[Any] | None  # None: the pipeline takes no input
     stop: threading.Event
 
 
