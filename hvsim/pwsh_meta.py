@@ -47,22 +47,23 @@ def find_commands(names: list[str], command_type: int, namespaces: list[str]) ->
     return out
 
 
-def _obj(type_names: list[str], props: dict[str, Any]) -> PSObject:
+def _obj(type_names: list[str], props: dict[str, Any], adapted: bool = False) -> PSObject:
     obj = PSObject()
     obj.PSObject.type_names = type_names
+    target = obj.PSObject.adapted_properties if adapted else obj.PSObject.extended_properties
     for key, value in props.items():
-        obj.PSObject.extended_properties.append(PSNoteProperty(key, value))
+        target.append(PSNoteProperty(key, value))
     return obj
 
 
 def _metadata(cmd: Any, kind: int) -> PSObject:
+    from hvsim.clixml import _enum_member
+
     params = {}
     for p in cmd.params.values():
+        # ParameterMetadata ([MS-PSRP] 2.2.3.23): adapted properties.
         params[p.name] = _obj(
-            [
-                "Deserialized.System.Management.Automation.ParameterMetadata",
-                "Deserialized.System.Object",
-            ],
+            ["System.Management.Automation.ParameterMetadata", "System.Object"],
             {
                 "Name": p.name,
                 "ParameterType": p.type,
@@ -70,19 +71,21 @@ def _metadata(cmd: Any, kind: int) -> PSObject:
                 "IsDynamic": p.provider is not None,
                 "SwitchParameter": p.is_switch,
             },
+            adapted=True,
         )
+    command_type = _enum_member(
+        "System.Management.Automation.CommandTypes",
+        "Function" if kind == FUNCTION else "Cmdlet",
+        kind,
+    )
+    # CommandMetadata ([MS-PSRP] 2.2.3.22): a PSCustomObject with note properties.
     return _obj(
-        [
-            "Selected.System.Management.Automation.CmdletInfo",
-            "System.Management.Automation.PSCustomObject",
-            "System.Object",
-        ],
+        ["System.Management.Automation.PSCustomObject", "System.Object"],
         {
             "Name": cmd.name,
             "Namespace": cmd.module,
             "HelpUri": "",
-            "CommandType": kind,
-            "ResolvedCommandName": None,
+            "CommandType": command_type,
             "OutputType": [],
             "Parameters": params,
         },

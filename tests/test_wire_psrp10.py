@@ -48,6 +48,11 @@ asyncio.run(main(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]))
 
 @pytest.fixture(scope="module")
 def psrp10(request: pytest.FixtureRequest) -> Path:
+    return install_psrp10(request)
+
+
+def install_psrp10(request: pytest.FixtureRequest) -> Path:
+    """pypsrp 1.0.0b1 in pytest's cache folder (installed once); skips offline."""
     folder = Path(request.config.cache.mkdir("pypsrp-1.0.0b1"))
     if not (folder / "psrp" / "__init__.py").exists():
         proc = subprocess.run(
