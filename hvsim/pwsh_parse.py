@@ -184,7 +184,7 @@ class Script:
 
 _MULTIPLIERS = {"kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4, "pb": 1024**5}
 _NUMBER = re.compile(
-    r"(0x[0-9a-f]+|(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)(l|d)?(kb|mb|gb|tb|pb)?(?![\w-])", re.I
+    r"(0x[0-9a-f]+|(?:\d+(?:\.\d+)?|\.\d+)(?:e[+-]?\d+)?)(l|d)?(kb|mb|gb|tb|pb)?(?![\w-])", re.I
 )
 _OPERATORS = (
     "eq", "ne", "gt", "ge", "lt", "le", "like", "notlike", "match", "notmatch",
@@ -268,8 +268,15 @@ class _Parser:
         params: list[Param] = []
         while self.peek() == "[":
             # [CmdletBinding()] and friends before param(): accepted, not honoured.
+            # A type at the start of a statement ([IO.Path]::...) is not one.
+            save = self.i
             self.attribute()
             self.skip(True)
+            if self.peek() != "[" and not (
+                self.word().lower() == "param" and self._after_word_is("(")
+            ):
+                self.i = save
+                break
         if self.word().lower() == "param" and self._after_word_is("("):
             self.i += 5
             params = self.param_block()

@@ -535,7 +535,20 @@ class Runner:
                 raise not_modelled(f"the cmdlet {cmd.name}")
             pwsh_utility.call(utility, self, scope, args, inputs, emit)
             return
-        command = executor.Command(cmd.name, list(args), merge_error_to_output=merge)
+        given = {(n or "").lower() for n, _ in args}
+        args = list(args)
+        # The script's preference variables apply to the cmdlets it calls
+        # (about_Preference_Variables) unless the call names the common parameter.
+        for param, variable in (
+            ("ErrorAction", "ErrorActionPreference"),
+            ("WarningAction", "WarningPreference"),
+        ):
+            pref = scope.preference(variable)
+            if param.lower() not in given and pref.lower() != "continue":
+                args.append((param, pref))
+        if "verbose" not in given and scope.preference("VerbosePreference").lower() == "continue":
+            args.append(("Verbose", True))
+        command = executor.Command(cmd.name, args, merge_error_to_output=merge)
         outputs = executor.run_pipeline(
             self.host.world, self.host.machine, self.host.user, [command], self.host.sink,
             input=inputs,

@@ -97,6 +97,14 @@ def call(
 ) -> None:
     from hvsim import bind
 
+    # PowerShell's binder prefers the set whose positional parameter takes the
+    # argument's type as is: a script block goes to -FilterScript / -Process.
+    block_param = {"Where-Object": "FilterScript", "ForEach-Object": "Process"}.get(u.name)
+    if block_param and not any(n and n.lower() == block_param.lower() for n, _ in args):
+        for i, (n, v) in enumerate(args):
+            if n is None and isinstance(v, V.Block):
+                args = [*args[:i], (block_param, v), *args[i + 1 :]]
+                break
     call_ = bind.bind(u.name, args, inputs is not None)
     ctx = Ctx(runner, scope, {}, inputs, emit)
     for name, value in call_.params.items():

@@ -22,12 +22,11 @@ from hvsim.errors import PSError, not_modelled
 CUSTOM = ["System.Management.Automation.PSCustomObject", "System.Object"]
 
 
-@dataclasses.dataclass
-class Block:
-    """A script block value ({ ... })."""
+@dataclasses.dataclass(frozen=True)
+class Block(objects.ScriptBlock):
+    """A script block value ({ ... }) with its parsed body; binds as a ScriptBlock."""
 
-    text: str
-    script: Any
+    script: Any = dataclasses.field(default=None, compare=False)
 
     def __str__(self) -> str:
         return self.text
