@@ -124,9 +124,15 @@ def prepare() -> tuple[Path, Path]:
         if not sdist.exists():
             print(f"downloading the pypsrp {VERSION} sdist into {CACHE}", flush=True)
             _pip(
-                "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                f"pypsrp=={VERSION}", "-d", str(CACHE),
-            )  # fmt: skip
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"pypsrp=={VERSION}",
+                "-d",
+                str(CACHE),
+            )
         with tarfile.open(sdist) as tar:
             tar.extractall(CACHE, filter="data")
     (CACHE / "plugin").mkdir(exist_ok=True)
@@ -210,9 +216,18 @@ def _pytest(
         "HOME": str(CACHE),
     }
     cmd = [
-        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "peers_plugin",
-        "-q", f"--timeout={timeout:g}", "--timeout-method=thread", *args,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "peers_plugin",
+        "-q",
+        f"--timeout={timeout:g}",
+        "--timeout-method=thread",
+        *args,
+    ]
     # Each test is bounded by --timeout; a whole run by that for every test plus slack.
     return subprocess.run(
         cmd, cwd=src, env=env, capture_output=True, text=True, timeout=timeout * 200 + 600
@@ -231,9 +246,13 @@ def run_tests(
     results.unlink(missing_ok=True)
     files = [f"tests/tests_psrp/{name}" for name in TEST_FILES]
     listing = _pytest(
-        site, src, host, timeout, ["--collect-only", *(["-k", keyword] if keyword else []), *files],
+        site,
+        src,
+        host,
+        timeout,
+        ["--collect-only", *(["-k", keyword] if keyword else []), *files],
         results,
-    )  # fmt: skip
+    )
     ids = [ln.strip() for ln in listing.stdout.splitlines() if "::" in ln]
     if not ids:
         raise SystemExit(f"no test collected:\n{listing.stdout[-2000:]}{listing.stderr[-2000:]}")

@@ -187,21 +187,94 @@ _NUMBER = re.compile(
     r"(0x[0-9a-f]+|(?:\d+(?:\.\d+)?|\.\d+)(?:e[+-]?\d+)?)(l|d)?(kb|mb|gb|tb|pb)?(?![\w-])", re.I
 )
 _OPERATORS = (
-    "eq", "ne", "gt", "ge", "lt", "le", "like", "notlike", "match", "notmatch",
-    "contains", "notcontains", "in", "notin", "ceq", "cne", "ieq", "ine",
-    "and", "or", "xor", "not", "f", "replace", "join", "split", "is", "isnot", "as",
-    "band", "bor",
-)  # fmt: skip
+    "eq",
+    "ne",
+    "gt",
+    "ge",
+    "lt",
+    "le",
+    "like",
+    "notlike",
+    "match",
+    "notmatch",
+    "contains",
+    "notcontains",
+    "in",
+    "notin",
+    "ceq",
+    "cne",
+    "ieq",
+    "ine",
+    "and",
+    "or",
+    "xor",
+    "not",
+    "f",
+    "replace",
+    "join",
+    "split",
+    "is",
+    "isnot",
+    "as",
+    "band",
+    "bor",
+)
 _COMPARISON = {
-    "eq", "ne", "gt", "ge", "lt", "le", "like", "notlike", "match", "notmatch",
-    "contains", "notcontains", "in", "notin", "ceq", "cne", "ieq", "ine", "is", "isnot",
-    "replace", "join", "split", "as",
-}  # fmt: skip
+    "eq",
+    "ne",
+    "gt",
+    "ge",
+    "lt",
+    "le",
+    "like",
+    "notlike",
+    "match",
+    "notmatch",
+    "contains",
+    "notcontains",
+    "in",
+    "notin",
+    "ceq",
+    "cne",
+    "ieq",
+    "ine",
+    "is",
+    "isnot",
+    "replace",
+    "join",
+    "split",
+    "as",
+}
 _KEYWORDS = {
-    "begin", "process", "end", "if", "elseif", "else", "while", "for", "foreach", "do",
-    "switch", "function", "filter", "workflow", "try", "catch", "finally", "trap", "throw",
-    "return", "break", "continue", "param", "class", "enum", "using", "data", "exit",
-}  # fmt: skip
+    "begin",
+    "process",
+    "end",
+    "if",
+    "elseif",
+    "else",
+    "while",
+    "for",
+    "foreach",
+    "do",
+    "switch",
+    "function",
+    "filter",
+    "workflow",
+    "try",
+    "catch",
+    "finally",
+    "trap",
+    "throw",
+    "return",
+    "break",
+    "continue",
+    "param",
+    "class",
+    "enum",
+    "using",
+    "data",
+    "exit",
+}
 _ARG_END = set(" \t\r\n;|)}&")
 _DASHES = "-\u2013\u2014\u2015"
 MAX_DEPTH = 60
@@ -515,8 +588,10 @@ class _Parser:
 
     def command(self) -> Command:
         if not self._command_start():
-            raise ParseError(f"Expressions are only allowed as the first element of a pipeline "
-                             f"(at {self.s[self.i : self.i + 20]!r}).")  # fmt: skip
+            raise ParseError(
+                f"Expressions are only allowed as the first element of a pipeline "
+                f"(at {self.s[self.i : self.i + 20]!r})."
+            )
         m = re.compile(r"[\w.\-:\\]+").match(self.s, self.i)
         assert m is not None
         name = m.group(0)
@@ -913,8 +988,17 @@ class _Parser:
     def _expandable(self, quote: str, here: bool = False) -> Expandable:
         parts: list[Any] = []
         buf: list[str] = []
-        escapes = {"n": "\n", "r": "\r", "t": "\t", "0": "\0", "a": "\a", "b": "\b", "e": "\x1b",
-                   "f": "\f", "v": "\v"}  # fmt: skip
+        escapes = {
+            "n": "\n",
+            "r": "\r",
+            "t": "\t",
+            "0": "\0",
+            "a": "\a",
+            "b": "\b",
+            "e": "\x1b",
+            "f": "\f",
+            "v": "\v",
+        }
         while self.i < self.n:
             c = self.s[self.i]
             if c == "`" and self.i + 1 < self.n:

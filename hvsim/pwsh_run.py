@@ -285,8 +285,15 @@ class Runner:
                 raise exc.error from None
             return None if emit is not None else out
         inputs = None if values is None else list(values)
-        self.invoke(cmd.name, cmd.args, inputs, sink, Scope(self.session, False), wire=True,
-                    merge=cmd.merge_error_to_output)  # fmt: skip
+        self.invoke(
+            cmd.name,
+            cmd.args,
+            inputs,
+            sink,
+            Scope(self.session, False),
+            wire=True,
+            merge=cmd.merge_error_to_output,
+        )
         return None if emit is not None else out
 
     # -- scripts ---------------------------------------------------------------
@@ -348,8 +355,7 @@ class Runner:
                 p = matches[0]
                 is_switch = (p.type_name or "").lower() in ("switch", "switchparameter")
                 bound[p.name] = (value is None or bool(value)) if is_switch else value
-            elif key in ("verbose", "debug", "erroraction", "warningaction",
-                         "informationaction"):  # fmt: skip
+            elif key in ("verbose", "debug", "erroraction", "warningaction", "informationaction"):
                 self._script_common(key, value, scope)
             else:
                 raise PSError(
@@ -389,8 +395,11 @@ class Runner:
                 "Continue" if value is None or value else "SilentlyContinue",
             )
         else:
-            name = {"erroraction": "ErrorActionPreference", "warningaction": "WarningPreference",
-                    "informationaction": "InformationPreference"}[key]  # fmt: skip
+            name = {
+                "erroraction": "ErrorActionPreference",
+                "warningaction": "WarningPreference",
+                "informationaction": "InformationPreference",
+            }[key]
             scope.vars[name.lower()] = (name, str(getattr(value, "name", value)))
 
     # -- statements ------------------------------------------------------------
@@ -523,9 +532,13 @@ class Runner:
         env = pwsh_utility.env_item(name, args)
         if env is not None:
             scope.set(P.Var(env[0], "env"), env[1])
-            emit(objects.PSObj(["System.Collections.DictionaryEntry", "System.ValueType",
-                                "System.Object"], {"Name": env[0], "Key": env[0],
-                                                   "Value": env[1]}, env[1]))  # fmt: skip
+            emit(
+                objects.PSObj(
+                    ["System.Collections.DictionaryEntry", "System.ValueType", "System.Object"],
+                    {"Name": env[0], "Key": env[0], "Value": env[1]},
+                    env[1],
+                )
+            )
             return
         cmd = bind.resolve_command(name)  # raises "not recognized"
         if registry.lookup(cmd.name) is None:
@@ -550,9 +563,13 @@ class Runner:
             args.append(("Verbose", True))
         command = executor.Command(cmd.name, args, merge_error_to_output=merge)
         outputs = executor.run_pipeline(
-            self.host.world, self.host.machine, self.host.user, [command], self.host.sink,
+            self.host.world,
+            self.host.machine,
+            self.host.user,
+            [command],
+            self.host.sink,
             input=inputs,
-        )  # fmt: skip
+        )
         for value in outputs:
             emit(value)
 
@@ -608,8 +625,9 @@ class Runner:
                 if not isinstance(node.target, P.TypeLit):
                     raise not_modelled("static members of a value that is not a type")
                 args = [self.value(a, scope) for a in node.args or []]
-                return V.static(node.target.type_name, node.name, node.args is not None, args,
-                                self.session)  # fmt: skip
+                return V.static(
+                    node.target.type_name, node.name, node.args is not None, args, self.session
+                )
             target = self.value(node.target, scope)
             if node.args is not None:
                 return V.method(target, node.name, [self.value(a, scope) for a in node.args])

@@ -31,9 +31,19 @@ class Utility:
 
 
 _TABLE: dict[str, Utility] = {}
-_COMMON = {"erroraction", "warningaction", "informationaction", "verbose", "debug",
-           "errorvariable", "warningvariable", "informationvariable", "outvariable",
-           "outbuffer", "pipelinevariable"}  # fmt: skip
+_COMMON = {
+    "erroraction",
+    "warningaction",
+    "informationaction",
+    "verbose",
+    "debug",
+    "errorvariable",
+    "warningvariable",
+    "informationvariable",
+    "outvariable",
+    "outbuffer",
+    "pipelinevariable",
+}
 
 
 def utility(name: str, *params: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -208,16 +218,22 @@ def write_information(ctx: Ctx) -> None:
 
 @utility("Write-Verbose", "Message")
 def write_verbose(ctx: Ctx) -> None:
-    on = ctx.verbose if ctx.verbose is not None else ctx.pref(None, "VerbosePreference") in (
-        "continue", "inquire", "stop")  # fmt: skip
+    on = (
+        ctx.verbose
+        if ctx.verbose is not None
+        else ctx.pref(None, "VerbosePreference") in ("continue", "inquire", "stop")
+    )
     if on:
         ctx.sink.verbose(V.to_str(ctx.params.get("message")))
 
 
 @utility("Write-Debug", "Message")
 def write_debug(ctx: Ctx) -> None:
-    on = ctx.debug if ctx.debug is not None else ctx.pref(None, "DebugPreference") in (
-        "continue", "inquire", "stop")  # fmt: skip
+    on = (
+        ctx.debug
+        if ctx.debug is not None
+        else ctx.pref(None, "DebugPreference") in ("continue", "inquire", "stop")
+    )
     if on:
         ctx.sink.debug(V.to_str(ctx.params.get("message")))
 
@@ -265,8 +281,17 @@ def write_error(ctx: Ctx) -> None:
     ctx.error(err)
 
 
-@utility("Write-Progress", "Activity", "Status", "PercentComplete", "Completed", "Id",
-         "CurrentOperation", "SecondsRemaining", "ParentId")  # fmt: skip
+@utility(
+    "Write-Progress",
+    "Activity",
+    "Status",
+    "PercentComplete",
+    "Completed",
+    "Id",
+    "CurrentOperation",
+    "SecondsRemaining",
+    "ParentId",
+)
 def write_progress(ctx: Ctx) -> None:
     if ctx.scope.preference("ProgressPreference").lower() in ("silentlycontinue", "ignore"):
         return
@@ -408,8 +433,9 @@ def get_variable(ctx: Ctx) -> None:
 # ------------------------------------------------------------------ objects
 
 
-@utility("Select-Object", "Property", "ExpandProperty", "First", "Last", "Skip", "InputObject",
-         "Unique")  # fmt: skip
+@utility(
+    "Select-Object", "Property", "ExpandProperty", "First", "Last", "Skip", "InputObject", "Unique"
+)
 def select_object(ctx: Ctx) -> None:
     items = _items(ctx, "inputobject")
     skip = int(ctx.params.get("skip") or 0)
@@ -449,8 +475,11 @@ def select_object(ctx: Ctx) -> None:
                 k.lower() == pattern.lower() for k in chosen
             ):
                 chosen[pattern] = None
-        base = item.type_names[0] if isinstance(item, objects.PSObj) and item.type_names else (
-            "System.Object")  # fmt: skip
+        base = (
+            item.type_names[0]
+            if isinstance(item, objects.PSObj) and item.type_names
+            else ("System.Object")
+        )
         selected = V.custom(chosen)
         selected.type_names = [f"Selected.{base}", *V.CUSTOM]
         ctx.emit(selected)

@@ -181,8 +181,22 @@ def binary(op: str, a: Any, b: Any) -> Any:
         items = b if isinstance(b, list) else [b]
         hit = any(_eq(x, a) for x in items)
         return hit if op == "in" else not hit
-    if op in ("eq", "ne", "gt", "ge", "lt", "le", "like", "notlike", "match", "notmatch",
-              "ieq", "ine", "ceq", "cne"):  # fmt: skip
+    if op in (
+        "eq",
+        "ne",
+        "gt",
+        "ge",
+        "lt",
+        "le",
+        "like",
+        "notlike",
+        "match",
+        "notmatch",
+        "ieq",
+        "ine",
+        "ceq",
+        "cne",
+    ):
         if isinstance(a, list):
             # A collection on the left filters: the matching elements.
             return [x for x in a if _compare(op, x, b)]

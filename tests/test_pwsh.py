@@ -49,7 +49,7 @@ def pool(sim_server: Any) -> Any:
         (
             "if (1 -gt 2) { 'no' } elseif ('A' -eq 'a') { 'case-insensitive' } else { 'x' }",
             ["case-insensitive"],
-        ),  # fmt: skip
+        ),
         ("$n = 0; while ($n -lt 3) { $n; $n++ }", [0, 1, 2]),
         ("1..4 | Where-Object { $_ % 2 -eq 0 }", [2, 4]),
         ("1, 2 | ForEach-Object { $_ * 10 }", [10, 20]),

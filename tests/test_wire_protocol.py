@@ -157,9 +157,14 @@ def test_profile_folders_exist_and_relative_copies_land_in_documents(
     src = tmp_path / "notes.txt"
     src.write_bytes(b"hello")
     client = Client(
-        "127.0.0.1", port=server.port, ssl=False, auth="ntlm", username=SIM_USER,
-        password=SIM_PASSWORD, operation_timeout=5,
-    )  # fmt: skip
+        "127.0.0.1",
+        port=server.port,
+        ssl=False,
+        auth="ntlm",
+        username=SIM_USER,
+        password=SIM_PASSWORD,
+        operation_timeout=5,
+    )
     client.copy(str(src), "notes.txt")
     fs = server.world.host.fs
     assert fs.is_dir(f"C:\\Users\\{SIM_USER}\\Desktop")
