@@ -35,9 +35,11 @@ from psrpcore import (
     EndOfPipelineInputEvent,
     GetAvailableRunspacesEvent,
     GetCommandMetadataEvent,
+    PipelineHostResponseEvent,
     PipelineInputEvent,
     PSRPPayload,
     ResetRunspaceStateEvent,
+    RunspacePoolHostResponseEvent,
     ServerPipeline,
     ServerRunspacePool,
     SetMaxRunspacesEvent,
@@ -48,6 +50,7 @@ from psrpcore.types import (
     CommandMetadataCount,
     PipelineResultTypes,
     PSInvocationState,
+    PSSecureString,
     RunspacePoolState,
 )
 
@@ -66,6 +69,8 @@ IDLE_TIMEOUT = 7200.0
 MAX_SHELLS_PER_USER = 25
 # How often abandoned and expired shells are looked for.
 REAP_INTERVAL = 1.0
+# Longest wait for the client's answer to a host call (ReadLine and friends).
+HOST_CALL_SECONDS = 300.0
 
 
 class ShellGone(Exception):
@@ -148,6 +153,85 @@ class _Sink:
             if self.run.pipeline.state != PSInvocationState.Running:
                 return
             fn(*args, **kwargs)
+            shell.flush()
+
+    def host_call(self, method: str, params: list[Any]) -> Any:
+        """A call on the client's host ([MS-PSRP] 2.2.2.15-2.2.2.28): PIPELINE_HOST_CALL
+        to the pipeline's host, or RUNSPACEPOOL_HOST_CALL when the pipeline uses the
+        pool's. Waits (bounded, stop-aware) for the answer of a non-void method."""
+        from psrpcore.types import HostMethodIdentifier
+
+        shell = self.run.shell
+        mi = HostMethodIdentifier[method]
+        with shell.cond:
+            if self.run.pipeline.state != PSInvocationState.Running:
+                raise PipelineStopped()
+            target = shell.host_of(self.run)
+            if target is None:
+                if mi.is_void():
+                    return None  # no client host: output goes nowhere
+                raise PSError(
+                    "A command that prompts the user failed because the host program or the "
+                    "command type does not support user interaction. The host was attempting "
+                    f"to request confirmation with the following message: {method}",
+                    fqid="HostException",
+                    category="ResourceUnavailable",
+                    exception="System.Management.Automation.Host.HostException",
+                )
+            args = [clixml.to_ps(p) for p in params]
+            if target == "pipeline":
+                ci = self.run.pipeline.host_call(mi, args)
+            else:
+                ci = shell.pool.host_call(mi, args)
+            shell.flush()
+            if mi.is_void():
+                return None
+            deadline = time.monotonic() + HOST_CALL_SECONDS
+            while ci not in shell.host_answers:
+                if self.run.stopped():
+                    raise PipelineStopped()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise PSError(
+                        f"The client's host did not answer {method} within {HOST_CALL_SECONDS:.0f} s.",
+                        fqid="HostCallTimedOut,hvsim",
+                        category="OperationTimeout",
+                        exception="System.TimeoutException",
+                    )
+                shell.cond.wait(min(left, 1.0))
+            answer = shell.host_answers.pop(ci)
+        error = answer.error
+        if error is not None:
+            text = str(getattr(error.Exception, "Message", None) or error)
+            raise PSError(
+                f'Exception calling "{_host_method_name(method)}" with "{len(params)}" '
+                f'argument(s): "{text}"',
+                fqid="HostException",
+                category="NotSpecified",
+                exception="System.Management.Automation.MethodInvocationException",
+            )
+        result = answer.result
+        return result if isinstance(result, PSSecureString) else clixml.from_ps(result)
+
+    def user_event(self, source_id: str, sender: Any, args: list[Any], data: Any) -> None:
+        """A forwarded engine event: USER_EVENT ([MS-PSRP] 2.2.2.12) to the client."""
+        from psrpcore.types import PSDateTime, UserEvent
+
+        shell = self.run.shell
+        with shell.cond:
+            shell.event_count += 1
+            shell.pool.prepare_message(
+                UserEvent(
+                    EventIdentifier=shell.event_count,
+                    SourceIdentifier=source_id,
+                    TimeGenerated=PSDateTime.now(),
+                    Sender=clixml.to_ps(sender),
+                    SourceArgs=[clixml.to_ps(a) for a in args],
+                    MessageData=clixml.to_ps(data),
+                    ComputerName=None,
+                    RunspaceId=shell.pool.runspace_pool_id,
+                )
+            )
             shell.flush()
 
     def output(self, value: Any) -> None:
@@ -292,6 +376,8 @@ class Shell:
         self.disconnected = False
         self.last_used = time.monotonic()
         self.running = 0  # pipelines holding a runspace (at most MaxRunspaces)
+        self.host_answers: dict[int, Any] = {}  # host call id -> the client's answer
+        self.event_count = 0
         self._session: Any = None  # hvsim.pwsh_run.Session, made on first script
 
     @property
@@ -351,6 +437,9 @@ class Shell:
         elif isinstance(event, EndOfPipelineInputEvent):
             self._run_for(event.pipeline_id).input_done = True
             self.cond.notify_all()
+        elif isinstance(event, PipelineHostResponseEvent | RunspacePoolHostResponseEvent):
+            self.host_answers[event.ci] = event
+            self.cond.notify_all()
         elif isinstance(event, GetCommandMetadataEvent):
             run = self._run_for(event.pipeline_id)
             run.metadata_request = event.pipeline
@@ -402,6 +491,19 @@ class Shell:
             self.running -= 1
             self.cond.notify_all()
 
+    def host_of(self, run: _Run) -> str | None:
+        """Whose host a pipeline's host calls go to: "pipeline", "pool" or None.
+        A pipeline without a host of its own uses the pool's when it says so
+        (HostInfo.UseRunspaceHost, [MS-PSRP] 2.2.3.14)."""
+        info = getattr(run.pipeline.metadata, "host", None)
+        if info is not None and not getattr(info, "IsHostNull", True):
+            return "pipeline"
+        if info is None or getattr(info, "UseRunspaceHost", True):
+            pool_host = self.pool.host
+            if pool_host is not None and not getattr(pool_host, "IsHostNull", True):
+                return "pool"
+        return None
+
     def session(self) -> Any:
         with self.cond:
             if self._session is None:
@@ -409,6 +511,7 @@ class Shell:
                     owner=self.owner,
                     computer=self.service.computer_name,
                     application_arguments=clixml.from_ps(self.pool.application_arguments or {}),
+                    machine=self.service.machine,
                 )
             return self._session
 
@@ -721,6 +824,10 @@ def _split_connect_answer(data: bytes) -> tuple[bytes, bytes]:
     return bytes(answer), bytes(rest)
 
 
+def _host_method_name(method: str) -> str:
+    return method.rstrip("0123456789")
+
+
 def _running(pipeline: ServerPipeline) -> None:
     """Mark a pipeline Running without telling the client: PowerShell sends
     PIPELINE_STATE only when a pipeline ends ([MS-PSRP] 2.2.2.21: Completed,
@@ -829,7 +936,6 @@ class PSRPService:
             client_ip=client_ip,
         )
         shell.create(creation_xml)
-        _ensure_profile(self.machine, owner)
         with self.lock:
             self.shells[sid] = shell
         return shell
@@ -888,19 +994,3 @@ class PSRPService:
             self.shells.clear()
         for shell in shells:
             shell.close()
-
-
-def _ensure_profile(machine: Any, owner: str) -> None:
-    """The user's profile folders exist once they log on: a remote session starts
-    in Documents, where relative paths (Client.copy's destination) land."""
-    fs = getattr(machine, "fs", None)
-    if fs is None:
-        return
-    name = owner.rsplit("\\", 1)[-1].split("@", 1)[0] or "Administrator"
-    for sub in ("Documents", "Desktop", "Downloads", "AppData\\Local\\Temp"):
-        path = f"C:\\Users\\{name}\\{sub}"
-        try:
-            if not fs.exists(path):
-                fs.mkdir(path)
-        except Exception:  # a host without a C: volume has no profile to make
-            log.debug("could not create %s", path, exc_info=True)

@@ -809,6 +809,7 @@ class _Parser:
             self.skip(True)
             if self.peek() != ")":
                 while True:
+                    self.skip(True)
                     args.append(self.logical_no_comma())
                     self.skip(True)
                     if self.peek() == ",":

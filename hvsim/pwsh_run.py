@@ -65,7 +65,10 @@ class Session:
     """A runspace's state that outlives one pipeline: global variables, the
     environment. RESET_RUNSPACE_STATE ([MS-PSRP] 2.2.2.30) puts it back."""
 
-    def __init__(self, owner: str, computer: str, application_arguments: Any) -> None:
+    def __init__(
+        self, owner: str, computer: str, application_arguments: Any, machine: Any = None
+    ) -> None:
+        self.machine = machine
         self.owner = owner
         self.computer = computer
         self.application_arguments = application_arguments or {}
@@ -76,6 +79,8 @@ class Session:
     def reset(self) -> None:
         with self.lock:
             self.globals: dict[str, tuple[str, Any]] = {}
+            # Engine event subscriptions: source identifier -> forwarded to the client.
+            self.event_forward: dict[str, bool] = {}
             for name, value in PREFERENCES.items():
                 self.globals[name] = (_PREF_NAMES[name], value)
             user = self.owner.rsplit("\\", 1)[-1].split("@", 1)[0] or "Administrator"
@@ -182,6 +187,90 @@ class Scope:
         return str(getattr(value, "name", value) or "Continue")
 
 
+class HostProxy:
+    """$Host of a remote session (ServerRemoteHost): its UI calls go to the
+    client's host as host calls; Runspace.Events forwards engine events."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get_member(self, name: str) -> Any:
+        key = name.lower()
+        if key == "ui":
+            return _HostUI()
+        if key == "name":
+            return "ServerRemoteHost"
+        if key == "runspace":
+            return _Runspace(self.session)
+        raise not_modelled(f"$Host.{name}")
+
+
+# PSHostUserInterface methods by (name, argument count) -> HostMethodIdentifier
+# ([MS-PSRP] 2.2.3.17).
+_UI_METHODS = {
+    ("writeline", 0): "WriteLine1",
+    ("writeline", 1): "WriteLine2",
+    ("writeline", 3): "WriteLine3",
+    ("write", 1): "Write1",
+    ("write", 3): "Write2",
+    ("readline", 0): "ReadLine",
+    ("readlineassecurestring", 0): "ReadLineAsSecureString",
+    ("writeerrorline", 1): "WriteErrorLine",
+    ("writedebugline", 1): "WriteDebugLine",
+    ("writeverboseline", 1): "WriteVerboseLine",
+    ("writewarningline", 1): "WriteWarningLine",
+}
+
+
+class _HostUI:
+    def get_member(self, name: str) -> Any:
+        raise not_modelled(f"$Host.UI.{name}")
+
+    def call_method(self, runner: Runner, name: str, args: list[Any]) -> Any:
+        from psrpcore.types import HostMethodIdentifier
+
+        method = _UI_METHODS.get((name.lower(), len(args)))
+        if method is None:
+            raise not_modelled(f"$Host.UI.{name}() with {len(args)} argument(s)")
+        result = runner.host.sink.host_call(method, list(args))
+        return V.VOID if HostMethodIdentifier[method].is_void() else result
+
+
+class _Runspace:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get_member(self, name: str) -> Any:
+        if name.lower() == "events":
+            return _Events(self.session)
+        raise not_modelled(f"$Host.Runspace.{name}")
+
+
+class _Events:
+    """PSEventManager: SubscribeEvent with forward=$true makes GenerateEvent send
+    a USER_EVENT to the client ([MS-PSRP] 2.2.2.12)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get_member(self, name: str) -> Any:
+        raise not_modelled(f"$Host.Runspace.Events.{name}")
+
+    def call_method(self, runner: Runner, name: str, args: list[Any]) -> Any:
+        key = name.lower()
+        if key == "subscribeevent" and len(args) >= 3:
+            source = V.to_str(args[2]).lower()
+            self.session.event_forward[source] = len(args) >= 7 and V.truthy(args[6])
+            return V.VOID
+        if key == "generateevent" and len(args) == 4:
+            source = V.to_str(args[0])
+            if self.session.event_forward.get(source.lower()):
+                event_args = args[2] if isinstance(args[2], list) else [args[2]]
+                runner.host.sink.user_event(source, args[1], event_args, args[3])
+            return V.VOID
+        raise not_modelled(f"$Host.Runspace.Events.{name}()")
+
+
 _READ_ONLY = {"true", "false", "null", "host", "pssenderinfo", "pid", "psversiontable", "home"}
 
 
@@ -197,7 +286,7 @@ def _automatic(scope: Scope, key: str) -> Any:
     if key == "home":
         return f"C:\\Users\\{scope.session.user_name}"
     if key == "host":
-        raise not_modelled("$Host (host UI calls and runspace events)")
+        return HostProxy(scope.session)
     if key == "psversiontable":
         return {
             "PSVersion": "5.1.20348.2849",
@@ -478,6 +567,8 @@ class Runner:
                 new = value
             else:
                 new = V.binary(stmt.op[0], self.value(stmt.target, scope), value)
+        if new is V.VOID:
+            new = None
         target = stmt.target
         if isinstance(target, P.Var):
             if target.name.lower() == "null" and not target.scope:
@@ -630,7 +721,12 @@ class Runner:
                 )
             target = self.value(node.target, scope)
             if node.args is not None:
-                return V.method(target, node.name, [self.value(a, scope) for a in node.args])
+                args = [self.value(a, scope) for a in node.args]
+                if hasattr(target, "call_method"):
+                    return target.call_method(self, node.name, args)
+                return V.method(target, node.name, args)
+            if hasattr(target, "get_member"):
+                return target.get_member(node.name)
             return V.member(target, node.name)
         if isinstance(node, P.Index):
             return V.index(self.value(node.target, scope), self.value(node.index, scope))
@@ -658,8 +754,10 @@ class Runner:
 
 
 def _enumerate(value: Any) -> list[Any]:
-    """What a value writes to the pipeline: arrays enumerate, $null is nothing
-    for an expression statement that yields it... except a lone $null."""
+    """What a value writes to the pipeline: arrays enumerate, a void method's
+    result is nothing, anything else (also $null) is itself."""
+    if value is V.VOID:
+        return []
     if isinstance(value, list):
         return list(value)
     if isinstance(value, tuple):

@@ -204,6 +204,10 @@ def write_host(ctx: Ctx) -> None:
     if ctx.pref(ctx.information_action, "InformationPreference") == "ignore":
         return
     ctx.sink.information(data, tags=["PSHOST"])
+    # A client that brought a host also sees the text there (a void host call;
+    # without a host it goes nowhere).
+    nonewline = bool(ctx.params.get("nonewline", False))
+    ctx.sink.host_call("Write1" if nonewline else "WriteLine2", [message])
 
 
 @utility("Write-Information", "MessageData", "Tags")

@@ -22,6 +22,16 @@ from hvsim.errors import PSError, not_modelled
 CUSTOM = ["System.Management.Automation.PSCustomObject", "System.Object"]
 
 
+class _Void:
+    """What a void .NET method returns: nothing reaches the pipeline."""
+
+    def __repr__(self) -> str:
+        return "VOID"
+
+
+VOID = _Void()
+
+
 @dataclasses.dataclass(frozen=True)
 class Block(objects.ScriptBlock):
     """A script block value ({ ... }) with its parsed body; binds as a ScriptBlock."""
@@ -447,14 +457,17 @@ def method(target: Any, name: str, args: list[Any]) -> Any:
             return any(_eq(k, args[0]) for k in target)
         if key == "add":
             target[args[0]] = args[1]
-            return None
+            return VOID
         target.pop(args[0], None)
-        return None
+        return VOID
     kind = type(target).__name__ if target is not None else "null"
     raise not_modelled(f"the method {name}() on a {kind} value")
 
 
 def _temp(session: Any) -> str:
+    from hvsim.filetransfer import ensure_profile
+
+    ensure_profile(session.machine, session.owner)
     return f"C:\\Users\\{session.user_name}\\AppData\\Local\\Temp\\"
 
 

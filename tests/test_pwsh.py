@@ -142,7 +142,7 @@ def test_unknown_command_is_a_statement_error(pool: Any) -> None:
 @pytest.mark.parametrize(
     ("text", "construct"),
     [
-        ("$Host.UI.WriteLine('x')", "$Host"),
+        ("$Host.UI.PromptForChoice('a', 'b', @(), 0)", "$Host.UI.PromptForChoice"),
         ("function f { 1 }", "'function' keyword"),
         ("try { 1 } catch { 2 }", "'try' keyword"),
         ("[IO.File]::ReadAllText('C:\\x')", "[IO.File]::ReadAllText"),
@@ -166,3 +166,27 @@ def test_parser_errors_are_parse_exceptions(pool: Any) -> None:
     assert ps.had_errors and ps.streams.error[0].fq_error == "ParseException"
     with pytest.raises(pwsh_parse.Unsupported):
         pwsh_parse.parse("(" * 200 + "1" + ")" * 200)
+
+
+def test_host_ui_calls_reach_the_clients_host(sim_server: Any) -> None:
+    """$Host.UI calls become host calls ([MS-PSRP] 2.2.2.15-16) to the client's host;
+    without a host, output goes nowhere and a read fails as Windows' does."""
+    from pypsrp.host import PSHost, PSHostUserInterface
+
+    class UI(PSHostUserInterface):
+        def ReadLine(self, runspace: Any, pipeline: Any) -> str:
+            return "typed"
+
+    ui = UI()
+    host = PSHost(None, None, False, "test", None, ui, "1.0")
+    server = sim_server(auth="ntlm")
+    with RunspacePool(pypsrp_wsman(server, "ntlm"), host=host) as rp:
+        ps = _script(
+            rp, "$Host.UI.WriteLine('to the host'); $Host.UI.ReadLine(); Write-Host 'shown'"
+        )
+        assert ps.output == ["typed"]
+        assert ui.stdout == ["to the host\r\n", "shown\r\n"]
+    with RunspacePool(pypsrp_wsman(server, "ntlm")) as rp:
+        ps = _script(rp, "$Host.UI.WriteLine('nowhere'); $Host.UI.ReadLine(); 'next'")
+        assert ps.output == ["next"]
+        assert "does not support user interaction" in str(ps.streams.error[0])
