@@ -211,7 +211,10 @@ class _Sink:
                 exception="System.Management.Automation.MethodInvocationException",
             )
         result = answer.result
-        return result if isinstance(result, PSSecureString) else clixml.from_ps(result)
+        if mi == HostMethodIdentifier.ReadLineAsSecureString and isinstance(result, str):
+            # The answer is a SecureString encrypted with the session key.
+            result = PSSecureString(result, shell.pool._cipher)
+        return clixml.from_ps(result)
 
     def user_event(self, source_id: str, sender: Any, args: list[Any], data: Any) -> None:
         """A forwarded engine event: USER_EVENT ([MS-PSRP] 2.2.2.12) to the client."""
@@ -639,6 +642,10 @@ class Shell:
             if command_id:
                 run = self.runs.get(command_id.upper())
                 if run is None:
+                    if command_id.upper() in self.retired:
+                        # Input racing the pipeline's end (a client sends while the
+                        # final state is on its way): dropped, as for Signal.
+                        return
                     raise UnknownCommand(command_id)
                 key = run.key
             else:

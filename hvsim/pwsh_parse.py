@@ -286,6 +286,7 @@ class _Parser:
         self.i = 0
         self.n = len(text)
         self.depth = 0
+        self.no_comma = False  # inside a method's argument list
 
     # -- low level -------------------------------------------------------------
 
@@ -734,6 +735,8 @@ class _Parser:
 
     def array(self, newlines: bool) -> Any:
         first = self.unary()
+        if self.no_comma:
+            return first
         items = [first]
         while True:
             save = self.i
@@ -821,15 +824,22 @@ class _Parser:
         return Member(target, name, static)
 
     def logical_no_comma(self) -> Any:
-        # Method arguments are separated by commas: parse each below the array level.
-        save_array = self.array
-        self.array = lambda newlines: self.unary()  # type: ignore[method-assign]
+        # Method arguments are separated by commas: parse each below the array
+        # level (a comma inside brackets of the argument is an array again).
+        saved, self.no_comma = self.no_comma, True
         try:
             return self.logical(True)
         finally:
-            self.array = save_array  # type: ignore[method-assign]
+            self.no_comma = saved
 
     def primary(self) -> Any:
+        saved, self.no_comma = self.no_comma, False
+        try:
+            return self._primary()
+        finally:
+            self.no_comma = saved
+
+    def _primary(self) -> Any:
         self.skip()
         c = self.peek()
         if c == "'":
