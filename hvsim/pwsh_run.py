@@ -403,20 +403,18 @@ class Runner:
                 self.block(script.begin, scope, emit)
             if script.process is not None:
                 items: Iterable[Any] = values if values is not None else [None]
-                seen = False
                 for item in items:
-                    seen = True
                     self.check_stop()
                     scope.vars["_"] = ("_", item)
                     scope.vars["psitem"] = ("PSItem", item)
                     for p in piped:
                         scope.vars[p.name.lower()] = (p.name, item)
                     self.block(script.process, scope, emit)
-                if not seen and values is not None:
-                    pass  # no input objects: process does not run
-            elif values is not None and (script.uses_input or script.end is None):
-                # $input in the end block enumerates all the input.
-                scope.vars["input"] = ("input", list(values))
+            elif values is not None:
+                # $input enumerates the input as it arrives: the body runs at once
+                # and blocks only where it reads $input (a pipeline's input still
+                # streams in from the client meanwhile).
+                scope.vars["input"] = ("input", LiveInput(values))
             if script.end is not None:
                 if script.process is not None:
                     scope.vars["input"] = ("input", [])
@@ -753,11 +751,31 @@ class Runner:
         return out
 
 
+class LiveInput:
+    """$input: the pipeline's input objects, read as they arrive (once)."""
+
+    def __init__(self, source: Iterable[Any]) -> None:
+        self._source = iter(source)
+        self._seen: list[Any] = []
+        self._done = False
+
+    def items(self) -> list[Any]:
+        if not self._done:
+            self._seen.extend(self._source)
+            self._done = True
+        return list(self._seen)
+
+    def get_member(self, name: str) -> Any:
+        return V.member(self.items(), name)
+
+
 def _enumerate(value: Any) -> list[Any]:
     """What a value writes to the pipeline: arrays enumerate, a void method's
     result is nothing, anything else (also $null) is itself."""
     if value is V.VOID:
         return []
+    if isinstance(value, LiveInput):
+        return value.items()
     if isinstance(value, list):
         return list(value)
     if isinstance(value, tuple):
