@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import fnmatch
 import json
 import os
 import random
@@ -97,9 +98,44 @@ def pytest_runtest_logreport(report):
     _write({"id": report.nodeid, "when": report.when, "outcome": report.outcome, "text": text})
 """
 
-# Tests that need what hvsim does not model, and why. The bench prints this next
+# Tests that need what hvsim does not model (or that Windows' defaults refuse
+# too), by a pattern of their name (fnmatch). The bench prints the reason next
 # to such a failure; a test listed here that passes is reported too.
-EXPLAINED: dict[str, str] = {}
+EXPLAINED: dict[str, str] = {
+    "test_powershell_connect*": (
+        "pypsrp 1.0.0b1 rebuilds the connection of an enumerated pool from the full URL, "
+        "which turns message encryption off; AllowUnencrypted=false refuses it (HTTP 500), "
+        "as Windows does. Passes with --allow-unencrypted."
+    ),
+    "test_runspace_disconnect": (
+        "as test_powershell_connect*: the reconnection by enumeration is sent unsealed. "
+        "Passes with --allow-unencrypted."
+    ),
+    "test_runspace_host_call*": (
+        "reaches the pool's host through .NET reflection ([Runspace]::DefaultRunspace."
+        "GetType().GetProperty(...)), which is not modelled; the test then waits forever for "
+        "a host call that never comes (the server has already failed the pipeline)."
+    ),
+    "test_*invoke_ps_with_cwd*": (
+        "sets the location with [System.Environment]::CurrentDirectory = ..., Set-Location "
+        "and provider paths (Variable:/): locations and providers are not modelled."
+    ),
+    "test_copy_*": (
+        "psrp's copy.ps1 defines functions and writes through System.IO.File, "
+        "System.Security.Cryptography and reflection on $Host: not modelled (pypsrp 0.9.1's "
+        "copy script is known by hash and modelled, hvsim/filetransfer.py)."
+    ),
+    "test_fetch_*": (
+        "psrp's fetch.ps1 and the tests' set-up use System.IO.File and FileInfo streams: "
+        "not modelled."
+    ),
+    "test_wsman_basic_*": (
+        "Basic logon: off on a default WinRM service (Auth/Basic=false); over HTTP it is also "
+        "unencrypted (AllowUnencrypted=false). hvsim serves one logon scheme per listener "
+        "(NTLM here)."
+    ),
+    "test_wsman_credssp*": "CredSSP logon: off on a default WinRM service, not modelled.",
+}
 
 
 def _pip(*args: str) -> None:
@@ -315,6 +351,14 @@ def outcome(records: list[dict[str, Any]], timeout: float) -> str:
     return "passed"
 
 
+def _explained(name: str) -> str | None:
+    test = name.split("::", 1)[-1].split("[", 1)[0]
+    for pattern, why in EXPLAINED.items():
+        if fnmatch.fnmatchcase(test, pattern):
+            return why
+    return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -353,17 +397,20 @@ def main() -> None:
     hangs = sum(1 for r in results.values() if r.startswith("hang"))
     mode = "AllowUnencrypted=true" if args.allow_unencrypted else "AllowUnencrypted=false"
     print(f"pypsrp {VERSION} server-facing tests against hvsim ({took:.0f} s, {host}, {mode})")
+    failed = [n for n, r in results.items() if r not in ("passed", "skipped")]
+    explained = sum(1 for n in failed if _explained(n))
     print(f"passed {passed}/{selected}, hangs {hangs}, skipped {skipped}")
+    print(
+        f"failures explained (not modelled, or refused as Windows does): {explained}/{len(failed)}"
+    )
     print(f"server RSS at the end: {rss:.1f} MiB")
     for cause, names in sorted(causes.items(), key=lambda kv: -len(kv[1])):
         print(f"\n{len(names):3d}  {cause}")
         for name in sorted(names):
-            why = EXPLAINED.get(name.split("::", 1)[-1])
+            why = _explained(name)
             short = name.replace("tests/tests_psrp/", "")
             print(f"       {short}" + (f"  -- {why}" if why else ""))
-    surprising = [
-        n for n, r in results.items() if r == "passed" and n.split("::", 1)[-1] in EXPLAINED
-    ]
+    surprising = [n for n, r in results.items() if r == "passed" and _explained(n)]
     if surprising:
         print("\nlisted as not modelled but passed (update EXPLAINED):")
         for name in surprising:
