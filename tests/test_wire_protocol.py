@@ -222,6 +222,9 @@ with psrp.SyncRunspacePool(info) as rp:
     gcm = psrp.SyncCommandMetaPipeline(rp, name="Get-*Item", namespace=["Microsoft.PowerShell.Management"])
     found = gcm.invoke()
     print("META", type(found[0]).__name__, sorted(m.Name for m in found[1:]))
+    ps = psrp.SyncPowerShell(rp)
+    ps.add_command("Get-ComputerInfo")
+    print("TOSTRING", repr(ps.invoke()[0].PSObject.to_string))
 """
 
 
@@ -234,7 +237,17 @@ def psrp10(request: pytest.FixtureRequest) -> Path:
 
 @pytest.mark.slow
 def test_pipelines_start_at_create_pipeline(sim_server: Any, psrp10: Path, tmp_path: Path) -> None:
-    """[MS-PSRP] 3.2.5.4.10, 3.2.1.3.2: a pipeline runs from CREATE_PIPELINE on."""
+    """[MS-PSRP] 3.2.5.4.10, 3.2.1.3.2: a pipeline runs from CREATE_PIPELINE on.
+    Also: <ToString> is encoded as [MS-PSRP] 2.2.5.2.4 encodes strings, so a CR
+    survives XML's end-of-line handling (psrpcore 0.3.1 alone writes it raw)."""
+    from hvsim import objects, registry
+
+    if registry.lookup("Get-ComputerInfo") is None:
+
+        @registry.cmdlet("Get-ComputerInfo", params=[])
+        def _info(ctx: Any, call: Any) -> list[Any]:
+            return [objects.PSObj(["Hvsim.Test.Lines"], {"A": 1}, "line1\r\nline2_x")]
+
     server = sim_server(auth="ntlm")
     script = tmp_path / "client.py"
     script.write_text(CLIENT)
@@ -251,3 +264,4 @@ def test_pipelines_start_at_create_pipeline(sim_server: Any, psrp10: Path, tmp_p
     assert "STOPPED [1]" in lines, proc.stdout
     meta = next(line for line in lines if line.startswith("META"))
     assert meta.startswith("META CommandMetadataCount") and "'Get-ChildItem'" in meta
+    assert "TOSTRING 'line1\\r\\nline2_x'" in lines, proc.stdout
