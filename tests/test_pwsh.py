@@ -168,25 +168,64 @@ def test_parser_errors_are_parse_exceptions(pool: Any) -> None:
         pwsh_parse.parse("(" * 200 + "1" + ")" * 200)
 
 
-def test_host_ui_calls_reach_the_clients_host(sim_server: Any) -> None:
-    """$Host.UI calls become host calls ([MS-PSRP] 2.2.2.15-16) to the client's host;
-    without a host, output goes nowhere and a read fails as Windows' does."""
+def test_host_ui_calls_reach_the_clients_host(tmp_path: Any) -> None:
+    """$Host.UI calls become host calls ([MS-PSRP] 2.2.2.15-16) to the client's host,
+    and Write-Host writes there too; without a host, output goes nowhere and a read
+    fails as Windows' does. The server runs in a child process: other test modules
+    register test-only handlers (Write-Host among them) in this one."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import SIM_PASSWORD, SIM_USER
     from pypsrp.host import PSHost, PSHostUserInterface
+    from pypsrp.wsman import WSMan
 
     class UI(PSHostUserInterface):
         def ReadLine(self, runspace: Any, pipeline: Any) -> str:
             return "typed"
 
-    ui = UI()
-    host = PSHost(None, None, False, "test", None, ui, "1.0")
-    server = sim_server(auth="ntlm")
-    with RunspacePool(pypsrp_wsman(server, "ntlm"), host=host) as rp:
-        ps = _script(
-            rp, "$Host.UI.WriteLine('to the host'); $Host.UI.ReadLine(); Write-Host 'shown'"
-        )
-        assert ps.output == ["typed"]
-        assert ui.stdout == ["to the host\r\n", "shown\r\n"]
-    with RunspacePool(pypsrp_wsman(server, "ntlm")) as rp:
-        ps = _script(rp, "$Host.UI.WriteLine('nowhere'); $Host.UI.ReadLine(); 'next'")
-        assert ps.output == ["next"]
-        assert "does not support user interaction" in str(ps.streams.error[0])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, HVSIM_PASSWORD=SIM_PASSWORD, HVSIM_USER=SIM_USER, PYTHONPATH=str(root))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", f"from hvsim.cli import serve; serve(port={port}, auth='ntlm')"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().startswith("hvsim listening")
+
+        def wsman() -> WSMan:
+            return WSMan(
+                "127.0.0.1",
+                port=port,
+                ssl=False,
+                auth="ntlm",
+                username=SIM_USER,
+                password=SIM_PASSWORD,
+                operation_timeout=5,
+            )
+
+        ui = UI()
+        host = PSHost(None, None, False, "test", None, ui, "1.0")
+        with RunspacePool(wsman(), host=host) as rp:
+            ps = _script(
+                rp, "$Host.UI.WriteLine('to the host'); $Host.UI.ReadLine(); Write-Host 'shown'"
+            )
+            assert ps.output == ["typed"]
+            assert ui.stdout == ["to the host\r\n", "shown\r\n"]
+            (info,) = ps.streams.information
+            assert info.message_data.adapted_properties["Message"] == "shown"
+        with RunspacePool(wsman()) as rp:
+            ps = _script(rp, "$Host.UI.WriteLine('nowhere'); $Host.UI.ReadLine(); 'next'")
+            assert ps.output == ["next"]
+            assert "does not support user interaction" in str(ps.streams.error[0])
+    finally:
+        proc.terminate()
+        proc.wait(10)
