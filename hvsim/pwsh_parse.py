@@ -177,7 +177,6 @@ class Script:
     process: list[Any] | None
     end: list[Any] | None
     named_blocks: bool
-    uses_input: bool = False  # $input or $_ appears outside begin
 
 
 # ------------------------------------------------------------------ scanner
@@ -380,8 +379,6 @@ class _Parser:
             body = self.statements(closing)
             self._done(closing)
             script = Script(params, None, None, body, False)
-        text_after_begin = self.s
-        script.uses_input = bool(re.search(r"\$(input|_|psitem)\b", text_after_begin, re.I))
         return script
 
     def _after_word_is(self, ch: str) -> bool:
@@ -478,7 +475,7 @@ class _Parser:
 
     def _statement(self) -> Any:
         kw = self.word().lower()
-        if kw in _KEYWORDS and not self._is_command_name_use(kw):
+        if kw in _KEYWORDS:
             if kw == "if":
                 return self.if_statement()
             if kw == "while":
@@ -518,10 +515,6 @@ class _Parser:
     def _cast_then_variable(self) -> bool:
         m = re.compile(r"\[[\w.]+(\[\])?\]\s*\$").match(self.s, self.i)
         return m is not None
-
-    def _is_command_name_use(self, kw: str) -> bool:
-        # "end" or "process" as a command name never happens in the subset.
-        return False
 
     def block(self) -> list[Any]:
         self.expect("{")

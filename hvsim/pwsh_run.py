@@ -309,7 +309,6 @@ def is_utility(name: str) -> bool:
 
 def run(statements: list[list[executor.Command]], host: Host) -> None:
     """Run the wire pipeline's statements; output goes to host.sink as it comes."""
-    from hvsim import pwsh_utility
 
     runner = Runner(host)
     if host.session.first_pipeline:
@@ -325,7 +324,7 @@ def run(statements: list[list[executor.Command]], host: Host) -> None:
         for i, cmd in enumerate(cmds):
             last = i == len(cmds) - 1
             emit = runner.emit if last else None
-            values = runner.wire_command(cmd, values, emit, pwsh_utility)
+            values = runner.wire_command(cmd, values, emit)
         if values is not None:
             for value in values:
                 runner.emit(value)
@@ -349,7 +348,7 @@ class Runner:
     # -- commands from the wire ------------------------------------------------
 
     def wire_command(
-        self, cmd: executor.Command, values: Iterable[Any] | None, emit: Any, utility: Any
+        self, cmd: executor.Command, values: Iterable[Any] | None, emit: Any
     ) -> list[Any] | None:
         """One command of a wire pipeline. Returns its output as a list when it
         is not the last command (emit is None); otherwise streams it."""
