@@ -510,6 +510,10 @@ class _Parser:
                     self.skip(True)
                     return Assign(target, op, self.statement())
             self.i = save
+        if self.peek() == "[" and re.compile(r"\[[\w.]+\]::\w+\s*=(?!=)").match(self.s, self.i):
+            m = re.compile(r"\[([\w.]+)\]::(\w+)").match(self.s, self.i)
+            assert m is not None
+            raise Unsupported(f"assigning to the .NET member [{m.group(1)}]::{m.group(2)}")
         return self.pipeline()
 
     def _cast_then_variable(self) -> bool:

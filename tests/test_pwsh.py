@@ -149,6 +149,7 @@ def test_unknown_command_is_a_statement_error(pool: Any) -> None:
         ("Get-Process", "the cmdlet Get-Process"),
         ("& 'cmd.exe' /c dir", "call operators"),
         ("$x = @{}; $x.GetType()", "GetType"),
+        ("[Environment]::CurrentDirectory = 'C:\\'", "assigning to the .NET member"),
     ],
 )
 def test_outside_the_subset_is_refused_naming_the_construct(
