@@ -6,8 +6,10 @@ Prints, measured in this one run on loopback:
   - median and p95 latency of one simple cmdlet call (Get-VMHost) over HTTP with
     Basic (client encryption off) and over HTTP with NTLM and message sealing;
   - throughput of 8 pipelines running in parallel (8 clients, one pool each);
-  - the server's RSS before and after --calls calls (psutil).
-Targets: median <= 15 ms per call, RSS growth <= 10 %.
+  - the server's RSS before and after --calls calls (psutil);
+  - the server's RSS through hostile requests: 20 unauthenticated 15 MiB posts
+    (half with an NTLM negotiate token), then the same sealed calls again.
+Targets: median <= 15 ms per call, RSS growth <= 10 %, RSS < 100 MB throughout.
 """
 
 from __future__ import annotations
@@ -41,7 +43,11 @@ def _free_port() -> int:
 def start_server(auth: str) -> tuple[subprocess.Popen[str], int]:
     port = _free_port()
     env = dict(os.environ, HVSIM_PASSWORD=PASSWORD, HVSIM_USER=USER, PYTHONPATH=str(ROOT))
-    code = f"from hvsim.cli import serve; serve(port={port}, auth={auth!r})"
+    # Basic sends its messages in clear over HTTP: only with AllowUnencrypted=true.
+    code = (
+        f"from hvsim.cli import serve; serve(port={port}, auth={auth!r}, "
+        f"allow_unencrypted={auth == 'basic'})"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True, cwd=str(ROOT)
     )
@@ -137,6 +143,35 @@ def rss_growth(proc: subprocess.Popen[str], port: int, calls: int) -> tuple[floa
     return before / 2**20, after / 2**20, calls / took
 
 
+def hostile_rss(proc: subprocess.Popen[str], port: int) -> tuple[float, float, float]:
+    """RSS before, peak during, and after twenty unauthenticated 15 MiB posts."""
+    server = psutil.Process(proc.pid)
+    before = peak = server.memory_info().rss
+    big = b"<" * (15 * 1024 * 1024)
+    token = b"Authorization: Negotiate TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==\r\n"
+    for i in range(20):
+        head = (
+            b"POST /wsman HTTP/1.1\r\nHost: x\r\nContent-Type: application/soap+xml\r\n"
+            + (token if i % 2 else b"")
+            + f"Content-Length: {len(big)}\r\n\r\n".encode()
+        )
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(head)
+                sock.sendall(big)
+                sock.recv(1024)
+        except OSError:
+            pass  # the server answers 401 and closes before the body is through
+        peak = max(peak, server.memory_info().rss)
+    pool = client(port, "ntlm")  # the server still serves
+    try:
+        call(pool)
+    finally:
+        pool.close()
+    after = server.memory_info().rss
+    return before / 2**20, max(peak, after) / 2**20, after / 2**20
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -156,6 +191,12 @@ def main() -> None:
             if auth == "ntlm":
                 rate = throughput(port, auth, 8, 50)
                 print(f"throughput 8 parallel pipelines (NTLM)  {rate:7.1f} calls/s", flush=True)
+                before, peak, after = hostile_rss(proc, port)
+                print(
+                    f"server RSS through 20 unauthenticated 15 MiB posts: {before:.1f} MiB before, "
+                    f"peak {peak:.1f} MiB, {after:.1f} MiB after",
+                    flush=True,
+                )
             else:
                 before, after, rate = rss_growth(proc, port, args.calls)
                 growth = (after - before) / before * 100

@@ -228,6 +228,7 @@ def schema(c, verbose=0, quiet=False):
         "state": "Keep the host in this file across restarts.",
         "timescale": "Real seconds per modelled second (0 = instant; default HVSIM_TIMESCALE or 0).",
         "faults": "Fault injection spec (see hvsim/faults.py), or HVSIM_FAULTS.",
+        "allow_unencrypted": "Accept Basic over HTTP and unsealed messages (AllowUnencrypted=true).",
     },
     # No one-letter flags: -h would be --https, where everyone expects help.
     auto_shortflags=False,
@@ -244,6 +245,7 @@ def serve(
     state=None,
     timescale=None,
     faults=None,
+    allow_unencrypted=False,
     verbose=0,
     quiet=False,
 ):
@@ -262,6 +264,7 @@ def serve(
         state=state,
         timescale=timescale,
         faults=faults,
+        allow_unencrypted=allow_unencrypted,
         verbosity=(verbose, quiet),
     )
 

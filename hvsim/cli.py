@@ -21,12 +21,15 @@ def serve(
     state: str | None = None,
     timescale: float | str | None = None,
     faults: str | None = None,
+    allow_unencrypted: bool = False,
 ) -> None:
     """Serve the simulated host on 127.0.0.1 until interrupted.
 
     Prints exactly one line, `hvsim listening on <url> (user ..., ...)`, once
-    connections are accepted: the URL, then which account clients log on with. Without a password (--password or HVSIM_PASSWORD) it exits with
-    code 2 and says how to give one.
+    connections are accepted: the URL, then which account clients log on with.
+    Without a password (--password or HVSIM_PASSWORD) it exits with code 2 and says
+    how to give one. allow_unencrypted is WinRM's AllowUnencrypted=true: Basic over
+    HTTP and unsealed bodies are accepted.
     """
     from hvsim import persist, server
     from hvsim.faults import Faults
@@ -101,6 +104,7 @@ def serve(
             cert=cert,
             key=key,
             in_thread=False,
+            allow_unencrypted=bool(allow_unencrypted),
         )
     except OSError as exc:
         _exit(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}")

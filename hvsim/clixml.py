@@ -186,9 +186,20 @@ def to_ps(value: Any, depth: int = 1) -> Any:
             meta.adapted_properties.append(PSNoteProperty(name, to_ps(v, depth - 1)))
         for name, v in value.notes.items():
             meta.extended_properties.append(PSNoteProperty(name, to_ps(v, depth - 1)))
-        meta.to_string = _to_string(value)
+        meta.to_string = encode_to_string(_to_string(value))
         return obj
     return PSString(str(value))
+
+
+def encode_to_string(text: str) -> str:
+    """A <ToString> value encoded as [MS-PSRP] 2.2.5.2.4 says for strings (a CR,
+    other control characters and "_x" as _xHHHH_). psrpcore 0.3.1 writes
+    <ToString> raw, so a CR would reach the client as LF (XML end-of-line
+    handling); its reader already decodes the escapes. Encoding here, before
+    psrpcore writes the element, is the wrapper around that gap."""
+    from psrpcore.types._serializer import _serialize_string
+
+    return str(_serialize_string(text))
 
 
 def _shallow(value: Any) -> Any:

@@ -89,6 +89,9 @@ class Command:
     is_script: bool = False
     # PowerShell's stream merging (2>&1 and friends); True merges errors into output.
     merge_error_to_output: bool = False
+    # A script's UseLocalScope: False runs it in the runspace's global scope, so
+    # its assignments outlive the pipeline (hvsim.pwsh_run).
+    use_local_scope: bool | None = None
 
 
 def _preference(value: Any, parameter: str) -> str:

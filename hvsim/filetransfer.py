@@ -77,7 +77,31 @@ def _full_path(ctx: Any, raw: Any) -> str:
         return path
     # A remote session starts in the user's Documents folder.
     user = str(ctx.user).split("\\")[-1] or "Administrator"
+    ensure_profile(getattr(ctx, "machine", None), str(ctx.user))
     return f"C:\\Users\\{user}\\Documents\\{path}"
+
+
+PROFILE_FOLDERS = ("Documents", "Desktop", "Downloads", "AppData\\Local\\Temp")
+
+
+def ensure_profile(machine: Any, user: str) -> None:
+    """The user's profile folders, which Windows creates at the first logon.
+
+    Modelled: they appear in the model when a remote session first uses them
+    (a relative copy destination, the temp path), so that a host nobody copied
+    files to keeps the snapshot it started with.
+    """
+    fs = getattr(machine, "fs", None)
+    if fs is None:
+        return
+    name = user.rsplit("\\", 1)[-1].split("@", 1)[0] or "Administrator"
+    for sub in PROFILE_FOLDERS:
+        path = f"C:\\Users\\{name}\\{sub}"
+        try:
+            if not fs.exists(path):
+                fs.mkdir(path)
+        except Exception:  # a host without a writable C: has no profile to make
+            return
 
 
 def _as_bytes(content: Any, path: str) -> bytes:

@@ -9,6 +9,13 @@ Outgoing PSRP data is drained from psrpcore in bounded fragments into one outbox
 per target (the pool, or a pipeline), so a Receive for one pipeline never takes
 another's data, and a large output is split over as many Receives as the
 client's MaxEnvelopeSize needs.
+
+A pipeline starts when its CREATE_PIPELINE arrives ([MS-PSRP] 3.2.5.4.10,
+3.2.1.3.2), not when its input ends: it can fail or write output while the
+client still sends input. Structured calls of modelled cmdlets and the known
+constant scripts run through hvsim.executor; anything else a client sends
+(scripts, utility cmdlets such as Write-Output or Set-Variable) runs through
+hvsim.pwsh_run, the small PowerShell subset, with the pool's variables.
 """
 
 from __future__ import annotations
@@ -16,9 +23,11 @@ from __future__ import annotations
 import collections
 import logging
 import re
+import struct
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from psrpcore import (
@@ -26,9 +35,11 @@ from psrpcore import (
     EndOfPipelineInputEvent,
     GetAvailableRunspacesEvent,
     GetCommandMetadataEvent,
+    PipelineHostResponseEvent,
     PipelineInputEvent,
     PSRPPayload,
     ResetRunspaceStateEvent,
+    RunspacePoolHostResponseEvent,
     ServerPipeline,
     ServerRunspacePool,
     SetMaxRunspacesEvent,
@@ -36,13 +47,15 @@ from psrpcore import (
     StreamType,
 )
 from psrpcore.types import (
+    CommandMetadataCount,
     PipelineResultTypes,
     PSInvocationState,
+    PSSecureString,
     RunspacePoolState,
 )
 
-from hvsim import clixml, executor
-from hvsim.errors import PSError, not_modelled
+from hvsim import clixml, executor, pwsh_run
+from hvsim.errors import PSError
 from hvsim.faults import DropConnection
 
 log = logging.getLogger(__name__)
@@ -50,7 +63,14 @@ log = logging.getLogger(__name__)
 # Size of the fragments drained from psrpcore. A Receive packs as many as fit in
 # the client's MaxEnvelopeSize, so this only bounds the unit of packing.
 FRAGMENT_BYTES = 32 * 1024
+# The shell IdleTimeOut of the Microsoft.PowerShell configuration (7200000 ms).
 IDLE_TIMEOUT = 7200.0
+# Its MaxShellsPerUser quota.
+MAX_SHELLS_PER_USER = 25
+# How often abandoned and expired shells are looked for.
+REAP_INTERVAL = 1.0
+# Longest wait for the client's answer to a host call (ReadLine and friends).
+HOST_CALL_SECONDS = 300.0
 
 
 class ShellGone(Exception):
@@ -65,6 +85,18 @@ class UnknownCommand(Exception):
     """A Send, Receive or Signal named a CommandId this shell does not have."""
 
 
+class ShellDisconnected(Exception):
+    """The shell was disconnected while a Receive waited on it."""
+
+
+class QuotaExceeded(Exception):
+    """The user already holds MaxShellsPerUser shells."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
 class _Run:
     """One pipeline: its psrpcore object, its input and its worker."""
 
@@ -72,15 +104,40 @@ class _Run:
         self.shell = shell
         self.command_id = command_id
         self.pipeline = ServerPipeline(shell.pool, uuid.UUID(command_id))
-        self.input: list[Any] = []
+        self.input: collections.deque[Any] = collections.deque()
+        self.input_done = False
         self.started = False
         self.finished = False
         self.dropped = False
+        self.metadata_request: Any = None  # GET_COMMAND_METADATA's request
+        self.stop = threading.Event()
         self.thread: threading.Thread | None = None
 
     @property
     def key(self) -> uuid.UUID:
         return self.pipeline.pipeline_id
+
+    def inputs(self) -> Iterator[Any]:
+        """Pipeline input as it arrives, until the client ends it (or a stop)."""
+        cond = self.shell.cond
+        while True:
+            with cond:
+                while not self.input and not self.input_done and not self.stopped():
+                    cond.wait(1.0)
+                if self.input:
+                    item = self.input.popleft()
+                elif self.stopped():
+                    raise PipelineStopped()
+                else:
+                    return
+            yield item
+
+    def stopped(self) -> bool:
+        return self.stop.is_set() or self.shell.closed
+
+
+class PipelineStopped(Exception):
+    """The pipeline was stopped (Signal, Delete) while it ran."""
 
 
 class _Sink:
@@ -98,6 +155,98 @@ class _Sink:
             fn(*args, **kwargs)
             shell.flush()
 
+    def host_call(self, method: str, params: list[Any]) -> Any:
+        """A call on the client's host ([MS-PSRP] 2.2.2.15-2.2.2.28): PIPELINE_HOST_CALL
+        to the pipeline's host, or RUNSPACEPOOL_HOST_CALL when the pipeline uses the
+        pool's. Waits (bounded, stop-aware) for the answer of a non-void method."""
+        from psrpcore.types import HostMethodIdentifier
+
+        shell = self.run.shell
+        mi = HostMethodIdentifier[method]
+        with shell.cond:
+            if self.run.pipeline.state != PSInvocationState.Running:
+                raise PipelineStopped()
+            target = shell.host_of(self.run)
+            if target is None:
+                if mi.is_void():
+                    return None  # no client host: output goes nowhere
+                raise PSError(
+                    "A command that prompts the user failed because the host program or the "
+                    "command type does not support user interaction. The host was attempting "
+                    f"to request confirmation with the following message: {method}",
+                    fqid="HostException",
+                    category="ResourceUnavailable",
+                    exception="System.Management.Automation.Host.HostException",
+                )
+            args = [clixml.to_ps(p) for p in params]
+            if target == "pipeline":
+                ci = self.run.pipeline.host_call(mi, args)
+            else:
+                ci = shell.pool.host_call(mi, args)
+            shell.flush()
+            if mi.is_void():
+                return None
+            deadline = time.monotonic() + HOST_CALL_SECONDS
+            while ci not in shell.host_answers:
+                if self.run.stopped():
+                    raise PipelineStopped()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise PSError(
+                        f"The client's host did not answer {method} within {HOST_CALL_SECONDS:.0f} s.",
+                        fqid="HostCallTimedOut,hvsim",
+                        category="OperationTimeout",
+                        exception="System.TimeoutException",
+                    )
+                shell.cond.wait(min(left, 1.0))
+            answer = shell.host_answers.pop(ci)
+        error = answer.error
+        if error is not None:
+            text = str(getattr(error.Exception, "Message", None) or error)
+            raise PSError(
+                f'Exception calling "{_host_method_name(method)}" with "{len(params)}" '
+                f'argument(s): "{text}"',
+                fqid="HostException",
+                category="NotSpecified",
+                exception="System.Management.Automation.MethodInvocationException",
+            )
+        result = answer.result
+        if mi == HostMethodIdentifier.ReadLineAsSecureString and isinstance(result, str):
+            # The answer is a SecureString encrypted with the session key.
+            result = PSSecureString(result, shell.pool._cipher)
+        return clixml.from_ps(result)
+
+    def user_event(self, source_id: str, sender: Any, args: list[Any], data: Any) -> None:
+        """A forwarded engine event: USER_EVENT ([MS-PSRP] 2.2.2.12) to the client."""
+        from psrpcore.types import PSDateTime, UserEvent
+
+        shell = self.run.shell
+        with shell.cond:
+            shell.event_count += 1
+            shell.pool.prepare_message(
+                UserEvent(
+                    EventIdentifier=shell.event_count,
+                    SourceIdentifier=source_id,
+                    TimeGenerated=PSDateTime.now(),
+                    Sender=clixml.to_ps(sender),
+                    SourceArgs=[clixml.to_ps(a) for a in args],
+                    MessageData=clixml.to_ps(data),
+                    ComputerName=None,
+                    RunspaceId=shell.pool.runspace_pool_id,
+                )
+            )
+            shell.flush()
+
+    def output(self, value: Any) -> None:
+        """One output object, sent at once (scripts stream their output)."""
+        if isinstance(value, PSError):
+            self._write(self.run.pipeline.write_output, clixml.error_record(value, self.command))
+        else:
+            self._write(self.run.pipeline.write_output, clixml.to_ps(value))
+
+    def debug(self, text: str) -> None:
+        self._write(self.run.pipeline.write_debug, str(text))
+
     def error(self, err: PSError) -> None:
         rec = clixml.error_record(err, self.command)
         self._write(
@@ -114,11 +263,12 @@ class _Sink:
     def verbose(self, text: str) -> None:
         self._write(self.run.pipeline.write_verbose, str(text))
 
-    def information(self, data: Any) -> None:
+    def information(self, data: Any, tags: list[str] | None = None) -> None:
         self._write(
             self.run.pipeline.write_information,
             clixml.to_ps(data),
             self.command,
+            tags=tags,
             computer=self.run.shell.service.computer_name,
             user=self.run.shell.owner,
         )
@@ -190,6 +340,7 @@ def _statements(metadata: Any) -> list[list[executor.Command]]:
                 ],
                 is_script=bool(raw.is_script),
                 merge_error_to_output=merge,
+                use_local_scope=raw.use_local_scope,
             )
         )
         if raw.end_of_statement:
@@ -200,10 +351,23 @@ def _statements(metadata: Any) -> list[list[executor.Command]]:
 class Shell:
     """A WSMan shell holding one PSRP runspace pool."""
 
-    def __init__(self, service: PSRPService, shell_id: str, owner: str) -> None:
+    def __init__(
+        self,
+        service: PSRPService,
+        shell_id: str,
+        owner: str,
+        *,
+        idle_timeout: float | None = None,
+        resource_uri: str = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell",
+        client_ip: str = "",
+    ) -> None:
         self.service = service
         self.id = shell_id
         self.owner = owner
+        self.resource_uri = resource_uri
+        self.client_ip = client_ip
+        # The client's IdleTimeOut, if it asked for one; else the service's.
+        self._idle_timeout = idle_timeout
         self.pool = ServerRunspacePool()
         self.cond = threading.Condition()
         self.outbox: dict[uuid.UUID | None, collections.deque[bytes]] = collections.defaultdict(
@@ -212,8 +376,16 @@ class Shell:
         self.runs: dict[str, _Run] = {}
         self.retired: collections.deque[str] = collections.deque(maxlen=1024)
         self.closed = False
+        self.disconnected = False
         self.last_used = time.monotonic()
-        self._slots: threading.BoundedSemaphore | None = None
+        self.running = 0  # pipelines holding a runspace (at most MaxRunspaces)
+        self.host_answers: dict[int, Any] = {}  # host call id -> the client's answer
+        self.event_count = 0
+        self._session: Any = None  # hvsim.pwsh_run.Session, made on first script
+
+    @property
+    def idle_timeout(self) -> float:
+        return self._idle_timeout or self.service.idle_timeout
 
     # -- psrpcore plumbing (call with self.cond held) --------------------------
 
@@ -236,25 +408,46 @@ class Shell:
         self.flush()
 
     def _on_event(self, event: Any) -> None:
-        if isinstance(event, SetMaxRunspacesEvent | SetMinRunspacesEvent | ResetRunspaceStateEvent):
+        if isinstance(event, SetMaxRunspacesEvent):
+            # [MS-PSRP] 2.2.2.9: refused (False) below MinRunspaces or below 1.
+            ok = event.count >= max(1, self.pool.min_runspaces)
+            self.pool.runspace_availability_response(event.ci, ok)
+            self.cond.notify_all()  # a larger pool lets waiting pipelines run
+        elif isinstance(event, SetMinRunspacesEvent):
+            # [MS-PSRP] 2.2.2.10: refused below 1 or above MaxRunspaces.
+            ok = 1 <= event.count <= self.pool.max_runspaces
+            self.pool.runspace_availability_response(event.ci, ok)
+        elif isinstance(event, ResetRunspaceStateEvent):
+            # [MS-PSRP] 2.2.2.30: the runspace's variables go back to their defaults.
+            if self._session is not None:
+                self._session.reset()
             self.pool.runspace_availability_response(event.ci, True)
         elif isinstance(event, GetAvailableRunspacesEvent):
-            busy = sum(1 for r in self.runs.values() if r.started and not r.finished)
             self.pool.runspace_availability_response(
-                event.ci, max(0, self.pool.max_runspaces - busy)
+                event.ci, max(0, self.pool.max_runspaces - self.running)
             )
         elif isinstance(event, CreatePipelineEvent):
+            # [MS-PSRP] 3.2.5.4.10: the pipeline is invoked now; its input, if
+            # any, follows in PIPELINE_INPUT messages.
             run = self._run_for(event.pipeline_id)
-            if run.pipeline.metadata is not None and run.pipeline.metadata.no_input:
-                self._start(run)
+            run.input_done = bool(
+                run.pipeline.metadata is not None and run.pipeline.metadata.no_input
+            )
+            self._start(run)
         elif isinstance(event, PipelineInputEvent):
             self._run_for(event.pipeline_id).input.append(clixml.from_ps(event.data))
+            self.cond.notify_all()
         elif isinstance(event, EndOfPipelineInputEvent):
-            self._start(self._run_for(event.pipeline_id))
+            self._run_for(event.pipeline_id).input_done = True
+            self.cond.notify_all()
+        elif isinstance(event, PipelineHostResponseEvent | RunspacePoolHostResponseEvent):
+            self.host_answers[event.ci] = event
+            self.cond.notify_all()
         elif isinstance(event, GetCommandMetadataEvent):
             run = self._run_for(event.pipeline_id)
-            run.pipeline.start()
-            self._fail(run, not_modelled("command metadata (Get-Command over remoting)"))
+            run.metadata_request = event.pipeline
+            run.input_done = True
+            self._start(run)
 
     def _run_for(self, pipeline_id: uuid.UUID) -> _Run:
         for run in self.runs.values():
@@ -266,6 +459,8 @@ class Shell:
         # psrpcore has no public way to fail a pipeline; this is the one place that
         # sets the Failed state with the error record the client will read.
         record = clixml.error_record(err, None)
+        if run.pipeline.state == PSInvocationState.NotStarted:
+            _running(run.pipeline)
         run.pipeline._change_state(PSInvocationState.Failed, error=record)
         run.finished = True
         self.flush()
@@ -276,70 +471,120 @@ class Shell:
         if run.started:
             return
         run.started = True
-        run.pipeline.start()
-        if self._slots is None:
-            # The pool runs at most MaxRunspaces pipelines at once; the rest wait,
-            # as in a real runspace pool.
-            self._slots = threading.BoundedSemaphore(max(1, self.pool.max_runspaces or 1))
+        _running(run.pipeline)
         run.thread = threading.Thread(
             target=self._work, args=(run,), name=f"hvsim-pipeline-{run.command_id[:8]}", daemon=True
         )
         run.thread.start()
 
+    def _take_runspace(self, run: _Run) -> bool:
+        """Wait for a free runspace: the pool runs at most MaxRunspaces pipelines at
+        once and the rest wait, as in a real runspace pool; a changed MaxRunspaces
+        applies to the waiting ones."""
+        with self.cond:
+            while self.running >= max(1, self.pool.max_runspaces or 1):
+                if run.stopped():
+                    return False
+                self.cond.wait(1.0)
+            self.running += 1
+            return True
+
+    def _release_runspace(self) -> None:
+        with self.cond:
+            self.running -= 1
+            self.cond.notify_all()
+
+    def host_of(self, run: _Run) -> str | None:
+        """Whose host a pipeline's host calls go to: "pipeline", "pool" or None.
+        A pipeline without a host of its own uses the pool's when it says so
+        (HostInfo.UseRunspaceHost, [MS-PSRP] 2.2.3.14)."""
+        info = getattr(run.pipeline.metadata, "host", None)
+        if info is not None and not getattr(info, "IsHostNull", True):
+            return "pipeline"
+        if info is None or getattr(info, "UseRunspaceHost", True):
+            pool_host = self.pool.host
+            if pool_host is not None and not getattr(pool_host, "IsHostNull", True):
+                return "pool"
+        return None
+
+    def session(self) -> Any:
+        with self.cond:
+            if self._session is None:
+                self._session = pwsh_run.Session(
+                    owner=self.owner,
+                    computer=self.service.computer_name,
+                    application_arguments=clixml.from_ps(self.pool.application_arguments or {}),
+                    machine=self.service.machine,
+                )
+            return self._session
+
     def _work(self, run: _Run) -> None:
-        assert self._slots is not None
-        with self._slots:
-            label = "script"
-            outputs: list[Any] = []
-            error: PSError | None = None
-            try:
+        if not self._take_runspace(run):
+            return
+        try:
+            self._work_in_runspace(run)
+        finally:
+            self._release_runspace()
+
+    def _work_in_runspace(self, run: _Run) -> None:
+        label = "script"
+        outputs: list[Any] = []
+        error: PSError | None = None
+        try:
+            if run.metadata_request is not None:
+                outputs = command_metadata(run.metadata_request)
+            else:
                 statements = _statements(run.pipeline.metadata)
                 first = statements[0][0] if statements and statements[0] else None
                 label = "script" if first is None or first.is_script else first.name
                 sink = _Sink(run, label)
-                piped: list[Any] | None = None if run.pipeline.metadata.no_input else run.input
-                for cmds in statements:
-                    sink.command = "script" if cmds[0].is_script else cmds[0].name
-                    outputs.extend(
-                        executor.run_pipeline(
-                            self.service.world,
-                            self.service.machine,
-                            self.owner,
-                            cmds,
-                            sink,
-                            input=piped,
-                        )
-                    )
-                    piped = None
-            except PSError as err:
-                error = err
-            except DropConnection:
-                self._journal(label)
-                with self.cond:
-                    run.dropped = True
-                    self.cond.notify_all()
-                return
-            except Exception as exc:  # never let a model bug kill the worker silently
-                log.exception("pipeline %s failed", run.command_id)
-                error = executor.internal_error(executor.Command(label), exc)
-            # What the pipeline changed is on disk before the client hears of it.
-            journal_error = self._journal(label)
-            if journal_error is not None and error is None:
-                error = journal_error
-            with self.cond:
-                if run.pipeline.state != PSInvocationState.Running:
-                    return  # stopped by a signal or the shell was deleted
-                try:
-                    self._write_outputs(run, outputs, label)
-                except Exception as exc:  # an output psrpcore cannot serialize
-                    log.exception("pipeline %s: output not serializable", run.command_id)
-                    error = executor.internal_error(executor.Command(label), exc)
-                if error is not None:
-                    self._fail(run, error)
+                if _executor_only(statements):
+                    outputs = self._run_structured(run, statements, sink)
                 else:
-                    run.pipeline.complete()
-                    run.finished = True
-                    self.flush()
+                    pwsh_run.run(
+                        statements,
+                        pwsh_run.Host(
+                            world=self.service.world,
+                            machine=self.service.machine,
+                            user=self.owner,
+                            sink=sink,
+                            session=self.session(),
+                            input=None if run.pipeline.metadata.no_input else run.inputs(),
+                            stop=run.stop,
+                        ),
+                    )
+        except PSError as err:
+            error = err
+        except (PipelineStopped, pwsh_run.Stopped):
+            self._journal(label)  # what ran before the stop stays done
+            return
+        except DropConnection:
+            self._journal(label)
+            with self.cond:
+                run.dropped = True
+                self.cond.notify_all()
+            return
+        except Exception as exc:  # never let a model bug kill the worker silently
+            log.exception("pipeline %s failed", run.command_id)
+            error = executor.internal_error(executor.Command(label), exc)
+        # What the pipeline changed is on disk before the client hears of it.
+        journal_error = self._journal(label)
+        if journal_error is not None and error is None:
+            error = journal_error
+        with self.cond:
+            if run.pipeline.state != PSInvocationState.Running:
+                return  # stopped by a signal or the shell was deleted
+            try:
+                self._write_outputs(run, outputs, label)
+            except Exception as exc:  # an output psrpcore cannot serialize
+                log.exception("pipeline %s: output not serializable", run.command_id)
+                error = executor.internal_error(executor.Command(label), exc)
+            if error is not None:
+                self._fail(run, error)
+            else:
+                run.pipeline.complete()
+                run.finished = True
+                self.flush()
 
     def _journal(self, label: str) -> PSError | None:
         journal = getattr(self.service.world, "journal", None)
@@ -357,9 +602,32 @@ class Shell:
             )
         return None
 
+    def _run_structured(
+        self, run: _Run, statements: list[list[executor.Command]], sink: _Sink
+    ) -> list[Any]:
+        """Modelled cmdlets and the known scripts, through hvsim.executor."""
+        # A command that cannot run fails the pipeline now, before its input ends.
+        for cmds in statements:
+            for cmd in cmds:
+                if not cmd.is_script:
+                    _check_command(cmd.name)
+        piped: list[Any] | None = None if run.pipeline.metadata.no_input else list(run.inputs())
+        outputs: list[Any] = []
+        for cmds in statements:
+            sink.command = "script" if cmds[0].is_script else cmds[0].name
+            outputs.extend(
+                executor.run_pipeline(
+                    self.service.world, self.service.machine, self.owner, cmds, sink, input=piped
+                )
+            )
+            piped = None
+        return outputs
+
     def _write_outputs(self, run: _Run, outputs: list[Any], label: str) -> None:
         for i, value in enumerate(outputs, 1):
-            if isinstance(value, PSError):
+            if isinstance(value, _Raw):
+                run.pipeline.write_output(value.value)
+            elif isinstance(value, PSError):
                 run.pipeline.write_output(clixml.error_record(value, label))
             else:
                 run.pipeline.write_output(clixml.to_ps(value))
@@ -396,6 +664,10 @@ class Shell:
             if command_id:
                 run = self.runs.get(command_id.upper())
                 if run is None:
+                    if command_id.upper() in self.retired:
+                        # Input racing the pipeline's end (a client sends while the
+                        # final state is on its way): dropped, as for Signal.
+                        return
                     raise UnknownCommand(command_id)
                 key = run.key
             else:
@@ -422,6 +694,8 @@ class Shell:
             while True:
                 if self.closed or self.service.stopping:
                     raise ShellGone(self.id)
+                if self.disconnected:
+                    raise ShellDisconnected(self.id)
                 if run is not None and run.dropped:
                     raise ConnectionDropped(run.command_id)
                 box = self.outbox.get(key)
@@ -440,6 +714,7 @@ class Shell:
             done = run is not None and run.finished and not box
             if done and run is not None:
                 self._retire(run)
+            self.last_used = time.monotonic()
             return bytes(data), done
 
     def signal(self, command_id: str, code: str) -> None:
@@ -451,6 +726,7 @@ class Shell:
                     return  # already delivered and cleaned up
                 raise UnknownCommand(command_id)
             if code.endswith("crtl_c") or code.endswith("ctrl_c"):
+                run.stop.set()
                 if run.pipeline.state == PSInvocationState.Running:
                     run.pipeline.stop()
                     run.finished = True
@@ -458,6 +734,66 @@ class Shell:
                 return
             # terminate: the client is done with the command.
             self._drop(run)
+
+    def disconnect(self, idle_timeout: float | None) -> None:
+        """[MS-WSMV] 3.1.4.15: the client goes away; pipelines go on, output is kept."""
+        with self.cond:
+            self.disconnected = True
+            if idle_timeout is not None:
+                self._idle_timeout = idle_timeout
+            self.last_used = time.monotonic()
+            if self.pool.state == RunspacePoolState.Opened:
+                self.pool.state = RunspacePoolState.Disconnected
+            self.cond.notify_all()  # a waiting Receive ends (stream disconnected)
+
+    def reconnect(self) -> None:
+        """[MS-WSMV] 3.1.4.16: the same client resumes its shell."""
+        with self.cond:
+            self.disconnected = False
+            self.last_used = time.monotonic()
+            if self.pool.state == RunspacePoolState.Disconnected:
+                self.pool.state = RunspacePoolState.Opened
+
+    def connect(self, connect_xml: bytes, client_ip: str) -> bytes:
+        """[MS-PSRP] 3.1.5.3.16-17: a new client takes over a disconnected pool.
+        Returns the PSRP answer (SESSION_CAPABILITY, RUNSPACEPOOL_INIT_DATA,
+        APPLICATION_PRIVATE_DATA) for connectResponseXml."""
+        with self.cond:
+            self.pool.connect()
+            # What was queued for the old client's pool is not the new client's.
+            self.outbox.pop(None, None)
+            self.pool.prepare_message(self.pool.our_capability)
+            self._feed(connect_xml, None)
+            # connectResponseXml carries SESSION_CAPABILITY and RUNSPACEPOOL_INIT_DATA
+            # ([MS-PSRP] 3.1.5.3.17); APPLICATION_PRIVATE_DATA and the state follow
+            # on the pool's next Receive, which is what lets the client go on.
+            answer, rest = _split_connect_answer(
+                b"".join(self.outbox.pop(None, collections.deque()))
+            )
+            if rest:
+                self.outbox[None].append(rest)
+            self.disconnected = False
+            self.client_ip = client_ip or self.client_ip
+            self.last_used = time.monotonic()
+            return answer
+
+    def connect_command(self, command_id: str) -> None:
+        """[MS-PSRP] 3.1.5.3.18: a connected client takes up a pipeline's output."""
+        with self.cond:
+            if command_id.upper() not in self.runs:
+                raise UnknownCommand(command_id)
+            self.last_used = time.monotonic()
+
+    def commands(self) -> list[tuple[str, str]]:
+        """(CommandId, CommandState) of the pipelines whose output is not all received."""
+        with self.cond:
+            return [
+                (cid, STATE_DONE if run.finished else STATE_RUNNING)
+                for cid, run in self.runs.items()
+            ]
+
+    def busy(self) -> bool:
+        return any(r.started and not r.finished for r in self.runs.values())
 
     def _retire(self, run: _Run) -> None:
         """Forget a pipeline whose last data the client has received.
@@ -472,6 +808,7 @@ class Shell:
         self.retired.append(run.command_id)
 
     def _drop(self, run: _Run) -> None:
+        run.stop.set()
         if run.pipeline.state == PSInvocationState.Running:
             run.pipeline.stop()
         run.finished = True
@@ -481,15 +818,109 @@ class Shell:
         # Discard anything still queued for a pipeline that is gone.
         self.flush()
         self.outbox.pop(run.key, None)
+        self.retired.append(run.command_id)
 
     def close(self) -> None:
         with self.cond:
             for run in list(self.runs.values()):
                 self._drop(run)
             self.closed = True
-            if self.pool.state == RunspacePoolState.Opened:
+            if self.pool.state in (RunspacePoolState.Opened, RunspacePoolState.Disconnected):
+                self.pool.state = RunspacePoolState.Opened
                 self.pool.close()
             self.cond.notify_all()
+
+
+# PSRP message types ([MS-PSRP] 2.2.1) that answer a Connect directly.
+_CONNECT_ANSWER_TYPES = {0x00010002, 0x0002100B}  # SESSION_CAPABILITY, RUNSPACEPOOL_INIT_DATA
+
+
+def _split_connect_answer(data: bytes) -> tuple[bytes, bytes]:
+    """Split PSRP fragments ([MS-PSRP] 2.2.4: ObjectId, FragmentId, flags,
+    BlobLength, blob) into those of the Connect answer's message types and the rest."""
+    answer, rest = bytearray(), bytearray()
+    kinds: dict[int, bool] = {}
+    i = 0
+    while i + 21 <= len(data):
+        object_id = struct.unpack(">Q", data[i : i + 8])[0]
+        start = data[i + 16] & 0x1
+        length = struct.unpack(">I", data[i + 17 : i + 21])[0]
+        blob = data[i + 21 : i + 21 + length]
+        if start and len(blob) >= 8:
+            kinds[object_id] = struct.unpack("<I", blob[4:8])[0] in _CONNECT_ANSWER_TYPES
+        (answer if kinds.get(object_id) else rest).extend(data[i : i + 21 + length])
+        i += 21 + length
+    return bytes(answer), bytes(rest)
+
+
+def _host_method_name(method: str) -> str:
+    return method.rstrip("0123456789")
+
+
+def _running(pipeline: ServerPipeline) -> None:
+    """Mark a pipeline Running without telling the client: PowerShell sends
+    PIPELINE_STATE only when a pipeline ends ([MS-PSRP] 2.2.2.21: Completed,
+    Failed, Stopped), and clients count those. psrpcore's start() would send a
+    Running one, so the state is set through its private setter, here only."""
+    pipeline._change_state(PSInvocationState.Running, emit=False)
+
+
+STATE_DONE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done"
+STATE_RUNNING = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Running"
+
+
+def _check_command(name: str) -> None:
+    """Fail now, as PowerShell does when it prepares the pipeline, for a command
+    that does not exist or that the model does not implement."""
+    from hvsim import bind, registry
+    from hvsim.errors import not_modelled
+
+    cmd = bind.resolve_command(name)
+    if registry.lookup(cmd.name) is None:
+        raise not_modelled(f"the cmdlet {cmd.name}")
+
+
+def _executor_only(statements: list[list[executor.Command]]) -> bool:
+    """True when every command is a modelled cmdlet or a known constant script:
+    such pipelines run as they always did, through hvsim.executor. Utility
+    cmdlets the model does not register (Write-Output ...) and other scripts go
+    to hvsim.pwsh_run."""
+    from hvsim import bind, filetransfer, pwsh_run, registry, scripts
+
+    for cmds in statements:
+        for cmd in cmds:
+            if cmd.is_script:
+                if filetransfer.find(cmd.name) is None and scripts.find(cmd.name, "host") is None:
+                    return False
+                continue
+            try:
+                resolved = bind.resolve_command(cmd.name)
+            except PSError:
+                continue  # fails as "not recognized" in _check_command
+            if registry.lookup(resolved.name) is None and pwsh_run.is_utility(resolved.name):
+                return False
+    return True
+
+
+def command_metadata(request: Any) -> list[Any]:
+    """GET_COMMAND_METADATA ([MS-PSRP] 2.2.2.14, 3.2.5.4.13): the count, then one
+    CommandMetadata ([MS-PSRP] 2.2.3.22) per catalog cmdlet that matches the
+    names, command types and namespaces asked for."""
+    from hvsim import pwsh_meta
+
+    found = pwsh_meta.find_commands(
+        list(request.name or ["*"]),
+        int(getattr(request.command_type, "value", request.command_type) or 0),
+        list(request.namespace or []),
+    )
+    return [_Raw(CommandMetadataCount(Count=len(found)))] + [_Raw(m) for m in found]
+
+
+class _Raw:
+    """An output object that is already a psrpcore value (no clixml conversion)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 class PSRPService:
@@ -504,34 +935,77 @@ class PSRPService:
         self.stopping = False
         # WinRM's default shell IdleTimeOut (the Create response says PT7200S).
         self.idle_timeout = IDLE_TIMEOUT
+        self.max_shells_per_user = MAX_SHELLS_PER_USER
+        self._reaper: threading.Thread | None = None
+        self._stop = threading.Event()
 
-    def create(self, shell_id: str | None, owner: str, creation_xml: bytes) -> Shell:
-        self._reap()
+    def create(
+        self,
+        shell_id: str | None,
+        owner: str,
+        creation_xml: bytes,
+        *,
+        idle_timeout: float | None = None,
+        resource_uri: str = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell",
+        client_ip: str = "",
+    ) -> Shell:
+        self._start_reaper()
+        self.reap()
+        with self.lock:
+            held = sum(1 for sh in self.shells.values() if sh.owner.lower() == owner.lower())
+        if held >= self.max_shells_per_user:
+            raise QuotaExceeded(self.max_shells_per_user)
         sid = (shell_id or str(uuid.uuid4())).upper()
-        shell = Shell(self, sid, owner)
+        shell = Shell(
+            self,
+            sid,
+            owner,
+            idle_timeout=idle_timeout,
+            resource_uri=resource_uri,
+            client_ip=client_ip,
+        )
         shell.create(creation_xml)
         with self.lock:
             self.shells[sid] = shell
         return shell
 
-    def _reap(self) -> None:
-        """Close shells nobody used for IdleTimeOut (clients that vanished without
-        a Delete), as WinRM does."""
+    def _start_reaper(self) -> None:
+        with self.lock:
+            if self._reaper is None and not self.stopping:
+                self._reaper = threading.Thread(
+                    target=self._reap_loop, name="hvsim-reaper", daemon=True
+                )
+                self._reaper.start()
+
+    def _reap_loop(self) -> None:
+        while not self._stop.wait(REAP_INTERVAL):
+            try:
+                self.reap()
+            except Exception:  # the reaper must outlive any one bad shell
+                log.exception("reaping shells failed")
+
+    def reap(self) -> list[str]:
+        """Close shells nobody used for their IdleTimeOut (clients that vanished
+        without a Delete, disconnected shells nobody came back for), as WinRM does."""
         now = time.monotonic()
         with self.lock:
             idle = [
                 sid
                 for sid, sh in self.shells.items()
-                if now - sh.last_used > self.idle_timeout
-                and not any(r.started and not r.finished for r in sh.runs.values())
+                if now - sh.last_used > sh.idle_timeout and (sh.disconnected or not sh.busy())
             ]
         for sid in idle:
-            log.info("closing shell %s after %.0f s idle", sid, self.idle_timeout)
+            log.info("closing shell %s after its IdleTimeOut", sid)
             self.delete(sid)
+        return idle
 
     def get(self, shell_id: str) -> Shell | None:
         with self.lock:
             return self.shells.get(shell_id.upper())
+
+    def shells_of(self, user: str) -> list[Shell]:
+        with self.lock:
+            return [sh for sh in self.shells.values() if sh.owner.lower() == user.lower()]
 
     def delete(self, shell_id: str) -> bool:
         with self.lock:
@@ -543,6 +1017,7 @@ class PSRPService:
 
     def stop(self) -> None:
         self.stopping = True
+        self._stop.set()
         with self.lock:
             shells = list(self.shells.values())
             self.shells.clear()

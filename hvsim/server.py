@@ -11,6 +11,7 @@ import datetime
 import ipaddress
 import logging
 import os
+import shutil
 import socket
 import ssl
 import tempfile
@@ -113,6 +114,8 @@ class RunningServer:
     _thread: threading.Thread | None
     _accounts: Accounts
     _psrp: PSRPService
+    # The folder of a self-signed certificate made for this server, removed at stop.
+    _generated: str | None = None
 
     def __repr__(self) -> str:
         return f"RunningServer(url={self.url!r})"
@@ -136,6 +139,10 @@ class RunningServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._accounts.cleanup()
+        if self._generated:
+            # The self-signed key must not outlive the server.
+            shutil.rmtree(self._generated, ignore_errors=True)
+            self._generated = None
 
 
 def start(
@@ -150,8 +157,13 @@ def start(
     cert: str | None = None,
     key: str | None = None,
     in_thread: bool = True,
+    allow_unencrypted: bool = False,
 ) -> RunningServer:
-    """Bind and (with in_thread) start serving. The caller stops it."""
+    """Bind and (with in_thread) start serving. The caller stops it.
+
+    allow_unencrypted is WinRM's AllowUnencrypted: off (the default, as on
+    Windows) refuses Basic over plain HTTP and SOAP bodies that are not sealed.
+    """
     auth = auth.lower()
     if auth not in ("basic", "ntlm", "negotiate"):
         raise ValueError(f"auth must be basic or ntlm, not {auth!r}")
@@ -166,9 +178,11 @@ def start(
     scheme = "https" if https else "http"
     url = f"{scheme}://{host}:{bound}/wsman"
     cert_path = None
+    generated: str | None = None
     if https:
         if cert is None:
             cert, key = self_signed()
+            generated = os.path.dirname(cert)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
         http.tls = ctx
@@ -178,9 +192,12 @@ def start(
         accounts=accounts,
         service=WSManService(psrp, url),
         computer_name=computer,
+        allow_unencrypted=allow_unencrypted,
     )
     thread = None
-    server = RunningServer(url, bound, world, https, cert_path, http, None, accounts, psrp)
+    server = RunningServer(
+        url, bound, world, https, cert_path, http, None, accounts, psrp, _generated=generated
+    )
     if in_thread:
         thread = threading.Thread(target=server.serve_forever, name="hvsim-server", daemon=True)
         thread.start()
@@ -199,6 +216,7 @@ def serve_in_thread(
     port: int = 0,
     cert: str | None = None,
     key: str | None = None,
+    allow_unencrypted: bool = False,
 ) -> Iterator[RunningServer]:
     """Serve `world` on 127.0.0.1 (an ephemeral port by default) for the `with` block."""
     server = start(
@@ -210,6 +228,7 @@ def serve_in_thread(
         port=port,
         cert=cert,
         key=key,
+        allow_unencrypted=allow_unencrypted,
     )
     try:
         yield server

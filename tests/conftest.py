@@ -23,7 +23,9 @@ def sim_world() -> Any:
 
 @pytest.fixture
 def sim_server(sim_world: Any) -> Iterator[Callable[..., Any]]:
-    """Start hvsim servers on ephemeral loopback ports: sim_server(auth=, https=, world=).
+    """Start hvsim servers on ephemeral loopback ports: sim_server(auth=, https=, world=,
+    allow_unencrypted=). Like Windows, a server refuses unencrypted traffic (Basic over
+    HTTP, unsealed bodies) unless allow_unencrypted is given.
 
     Every server started through the fixture is stopped at the end of the test.
     """
@@ -31,7 +33,9 @@ def sim_server(sim_world: Any) -> Iterator[Callable[..., Any]]:
 
     stack = contextlib.ExitStack()
 
-    def start(auth: str = "ntlm", https: bool = False, world: Any = None) -> Any:
+    def start(
+        auth: str = "ntlm", https: bool = False, world: Any = None, allow_unencrypted: bool = False
+    ) -> Any:
         return stack.enter_context(
             serve_in_thread(
                 world if world is not None else sim_world,
@@ -39,6 +43,7 @@ def sim_server(sim_world: Any) -> Iterator[Callable[..., Any]]:
                 https=https,
                 user=SIM_USER,
                 password=SIM_PASSWORD,
+                allow_unencrypted=allow_unencrypted,
             )
         )
 

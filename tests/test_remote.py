@@ -155,7 +155,7 @@ def test_wire_values_carry_explicit_types() -> None:
     [("ntlm", "ntlm", False), ("ntlm", "negotiate", False), ("basic", "basic", True)],
 )
 def test_typed_records(sim_server: Any, auth: str, client_auth: str, https: bool) -> None:
-    server = sim_server(auth=auth, https=https)
+    server = sim_server(auth=auth, https=https, allow_unencrypted=auth == "basic")
     with Host.connect(_settings(server, client_auth)) as host:
         (vmhost,) = host.run("Get-VMHost")
     assert isinstance(vmhost, Record)
@@ -247,7 +247,7 @@ def test_parallel_map_over_several_connections(sim_server: Any) -> None:
 
 
 def test_map_raises_the_first_failure_after_all_ran(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     with Host.connect(_settings(server, "basic")) as host:
         with pytest.raises(HostError) as info:
             host.map([("Get-VMHost", {}), ("Get-VM", {"Name": "ghost"}), ("Get-VMHost", {})])

@@ -1,9 +1,11 @@
 """hvsim over real WinRM on loopback, driven by unmodified pypsrp 0.9.1.
 
 The model's own cmdlets (Get-VMHost, Get-VM, New-VHD) serve the end-to-end
-calls. A few test-only handlers are registered under catalog cmdlets hvlab
-never sends (Write-*, Get-Random, Get-Credential, ConvertFrom-SecureString), to
-produce every stream, large outputs and to look at secret parameters.
+calls; hvsim's utility cmdlets (Write-*) produce every stream. A few test-only
+handlers are registered under catalog cmdlets hvlab never sends and hvsim does
+not implement (Get-Random, Get-Credential, ConvertFrom-SecureString, Get-Culture,
+Get-TimeZone),
+for large outputs, secret parameters and a crashing handler.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import TaggedValue
 
 from hvsim import objects, registry
-from hvsim.errors import PSError
 
 SEEN: dict[str, Any] = {}
 
@@ -33,41 +34,6 @@ def _register(name: str, params: list[str]) -> Any:
         return fn
 
     return deco
-
-
-@_register("Write-Warning", ["Message"])
-def _warning(ctx: Any, call: Any) -> None:
-    ctx.warning(call.get("Message"))
-
-
-@_register("Write-Verbose", ["Message"])
-def _verbose(ctx: Any, call: Any) -> None:
-    ctx.verbose(call.get("Message"))
-
-
-@_register("Write-Information", ["MessageData", "Tags"])
-def _information(ctx: Any, call: Any) -> None:
-    ctx.information(call.get("MessageData"))
-
-
-@_register("Write-Progress", ["Activity", "Status", "PercentComplete"])
-def _progress(ctx: Any, call: Any) -> None:
-    ctx.progress(
-        call.get("Activity"), call.get("Status") or "", int(call.get("PercentComplete", -1))
-    )
-
-
-@_register("Write-Error", ["Message", "ErrorId", "Category", "TargetObject"])
-def _error(ctx: Any, call: Any) -> list[str]:
-    ctx.error(
-        PSError(
-            str(call.get("Message")),
-            fqid=str(call.get("ErrorId") or "Microsoft.PowerShell.Commands.WriteErrorException"),
-            category=str(call.get("Category") or "NotSpecified"),
-            target=call.get("TargetObject"),
-        )
-    )
-    return ["after the error"]
 
 
 @_register("Get-Random", ["Count", "Maximum"])
@@ -132,7 +98,7 @@ MODES = [
 
 @pytest.mark.parametrize(("auth", "https"), MODES)
 def test_typed_object_over_each_transport(sim_server: Any, auth: str, https: bool) -> None:
-    server = sim_server(auth=auth, https=https)
+    server = sim_server(auth=auth, https=https, allow_unencrypted=auth == "basic")
     with RunspacePool(pypsrp_wsman(server, auth)) as pool:
         ps = _invoke(pool, "Get-VMHost")
     assert not ps.had_errors and ps.streams.error == []
@@ -146,7 +112,7 @@ def test_typed_object_over_each_transport(sim_server: Any, auth: str, https: boo
 
 
 def test_error_record_fields_arrive(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
         ps = _invoke(pool, "Get-VM", Name="no-such-vm")
     # R-21: Get-VM of a missing name is a non-terminating error; the pipeline completes.
@@ -161,7 +127,7 @@ def test_error_record_fields_arrive(sim_server: Any) -> None:
 
 
 def test_error_action_stop_fails_the_pipeline(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
         ps = _invoke(pool, "Get-VM", Name="no-such-vm", ErrorAction="Stop")
         quiet = _invoke(pool, "Get-VM", Name="no-such-vm", ErrorAction="SilentlyContinue")
@@ -171,7 +137,7 @@ def test_error_action_stop_fails_the_pipeline(sim_server: Any) -> None:
 
 
 def test_unknown_cmdlet_and_parameter_fail_as_powershell(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
         nope = _invoke(pool, "Get-Nonexistent")
         badparam = _invoke(pool, "Get-VMHost", Bogus="x")
@@ -185,7 +151,7 @@ def test_unknown_cmdlet_and_parameter_fail_as_powershell(sim_server: Any) -> Non
 
 
 def test_every_stream_reaches_the_client(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
         w = _invoke(pool, "Write-Warning", Message="careful")
         v = _invoke(pool, "Write-Verbose", Message="chatty", Verbose=True)
@@ -204,7 +170,8 @@ def test_every_stream_reaches_the_client(sim_server: Any) -> None:
     (err,) = e.streams.error
     assert (err.fq_error, str(err)) == ("Bad,Test", "bad thing")
     assert err.message.startswith("InvalidData")
-    assert e.output == ["after the error"]
+    # A non-terminating error: the pipeline completes (Write-Error writes no output).
+    assert e.output == [] and not e.had_errors
 
 
 def test_large_output_is_fragmented(sim_server: Any) -> None:
@@ -222,7 +189,7 @@ def test_large_output_is_fragmented(sim_server: Any) -> None:
 
 
 def test_pipeline_of_two_commands_and_statements(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
         ps = PowerShell(pool)
         ps.add_cmdlet("Get-VMHost").add_statement()
@@ -278,7 +245,7 @@ def test_securestring_and_credential_reach_the_handler_decrypted(sim_server: Any
 
 
 def test_int32_overflow_is_refused_and_64bit_forms_accepted(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     size = 4 * 1024**3
     with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
         plain = _invoke(pool, "New-VHD", Path="C:\\a.vhdx", SizeBytes=size, Dynamic=True)
@@ -293,13 +260,13 @@ def test_int32_overflow_is_refused_and_64bit_forms_accepted(sim_server: Any) -> 
 
 
 def test_handler_crash_becomes_an_error_record(sim_server: Any) -> None:
-    @_register("Start-Sleep", ["Seconds"])
+    @_register("Get-TimeZone", [])
     def _crash(ctx: Any, call: Any) -> None:
         raise ZeroDivisionError("model bug")
 
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
-        bad = _invoke(pool, "Start-Sleep", Seconds=1)
+        bad = _invoke(pool, "Get-TimeZone")
         ok = _invoke(pool, "Get-VMHost")
     assert bad.had_errors and bad.streams.error[0].fq_error == "hvsim.InternalError"
     assert ok.output and not ok.had_errors
@@ -309,7 +276,7 @@ def test_injected_drop_cuts_the_connection(sim_server: Any) -> None:
     from hvsim.model.world import World
 
     world = World.create(faults="drop:cmdlet=Get-VMHost,nth=1")
-    server = sim_server(auth="basic", world=world)
+    server = sim_server(auth="basic", allow_unencrypted=True, world=world)
     with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
         with pytest.raises(Exception) as info:
             _invoke(pool, "Get-VMHost")
@@ -327,7 +294,7 @@ def test_work_releases_the_lock_and_max_runspaces_bounds_concurrency(
     from hvsim.model.world import World
 
     SPANS.clear()
-    server = sim_server(auth="basic", world=World.create(timescale=0.001))
+    server = sim_server(auth="basic", allow_unencrypted=True, world=World.create(timescale=0.001))
     with RunspacePool(pypsrp_wsman(server, "basic"), max_runspaces=runspaces) as pool:
         shells = [PowerShell(pool), PowerShell(pool)]
         for ps in shells:
@@ -346,7 +313,9 @@ def test_server_without_a_world_serves_test_handlers() -> None:
 
     from hvsim.server import serve_in_thread
 
-    with serve_in_thread(None, auth="basic", user=SIM_USER, password=SIM_PASSWORD) as server:
+    with serve_in_thread(
+        None, auth="basic", user=SIM_USER, password=SIM_PASSWORD, allow_unencrypted=True
+    ) as server:
         assert server.world is None and server.url.endswith("/wsman")
         with RunspacePool(pypsrp_wsman(server, "basic")) as pool:
             ps = _invoke(pool, "Write-Warning", Message="no world here")
@@ -354,7 +323,7 @@ def test_server_without_a_world_serves_test_handlers() -> None:
 
 
 def test_shells_of_vanished_clients_are_closed_after_idle_timeout(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     server._psrp.idle_timeout = 0.3
     gone = RunspacePool(pypsrp_wsman(server, "basic"))
     gone.open()  # never closed: the client vanished
@@ -368,7 +337,7 @@ def test_shells_of_vanished_clients_are_closed_after_idle_timeout(sim_server: An
 def test_stop_ends_a_running_pipeline_and_the_pool_goes_on(sim_server: Any) -> None:
     from hvsim.model.world import World
 
-    server = sim_server(auth="basic", world=World.create(timescale=0.01))
+    server = sim_server(auth="basic", allow_unencrypted=True, world=World.create(timescale=0.01))
     with RunspacePool(pypsrp_wsman(server, "basic"), max_runspaces=2) as pool:
         slow = PowerShell(pool)
         slow.add_cmdlet("Get-Culture")  # ctx.work(300) = 3 s real at this timescale
@@ -381,7 +350,7 @@ def test_stop_ends_a_running_pipeline_and_the_pool_goes_on(sim_server: Any) -> N
 
 
 def test_min_max_runspaces_and_positional_arguments(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     with RunspacePool(pypsrp_wsman(server, "basic"), min_runspaces=1, max_runspaces=2) as pool:
         pool.max_runspaces = 6  # SET_MAX_RUNSPACES, answered by the server
         pool.min_runspaces = 2

@@ -47,7 +47,17 @@ def test_serves_prints_one_line_and_saves_state_on_interrupt(tmp_path: Path) -> 
     port = _free_port()
     state = tmp_path / "host.state"
     proc = subprocess.Popen(
-        [str(INVOKE), "sim.serve", "--port", str(port), "--auth", "basic", "--state", str(state)],
+        [
+            str(INVOKE),
+            "sim.serve",
+            "--port",
+            str(port),
+            "--auth",
+            "basic",
+            "--state",
+            str(state),
+            "--allow-unencrypted",
+        ],
         cwd=ROOT,
         env=_env(HVSIM_PASSWORD=PASSWORD, HVSIM_USER="labadmin"),
         stdout=subprocess.PIPE,

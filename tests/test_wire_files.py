@@ -40,7 +40,7 @@ def test_known_digests_match_the_installed_pypsrp() -> None:
 
 @pytest.mark.parametrize("auth", ["basic", "ntlm"])
 def test_copy_then_fetch_roundtrip(sim_server: Any, tmp_path: Path, auth: str) -> None:
-    server = sim_server(auth=auth)
+    server = sim_server(auth=auth, allow_unencrypted=auth == "basic")
     payload = os.urandom(300_000)  # several PSRP input fragments
     src = tmp_path / "unattend.bin"
     src.write_bytes(payload)
@@ -56,13 +56,13 @@ def test_copy_then_fetch_roundtrip(sim_server: Any, tmp_path: Path, auth: str) -
 def test_fetch_of_a_missing_file_fails_with_the_script_text(
     sim_server: Any, tmp_path: Path
 ) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     with pytest.raises(WinRMError, match=r"The path at 'C:\\nope.txt' does not exist"):
         _client(server, "basic").fetch("C:\\nope.txt", str(tmp_path / "x"))
 
 
 def test_other_scripts_are_not_modelled(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     out, streams, had_errors = _client(server, "basic").execute_ps("Get-Process")
     assert out == ""
     # execute_ps wraps the text in Invoke-Expression, which hvsim refuses.

@@ -65,14 +65,14 @@ def _still_serves(server: Any, auth: str = "basic") -> None:
 
 @pytest.mark.parametrize("auth", ["basic", "ntlm"])
 def test_wrong_password_gets_401(sim_server: Any, auth: str) -> None:
-    server = sim_server(auth=auth)
+    server = sim_server(auth=auth, allow_unencrypted=auth == "basic")
     with pytest.raises(AuthenticationError):
         RunspacePool(pypsrp_wsman(server, auth, password="wrong-password")).open()
     _still_serves(server, auth)
 
 
 def test_no_credentials_get_401_with_the_scheme(sim_server: Any) -> None:
-    basic = sim_server(auth="basic")
+    basic = sim_server(auth="basic", allow_unencrypted=True)
     ntlm = sim_server(auth="ntlm")
     r1 = requests.post(basic.url, data=b"<x/>", timeout=5)
     r2 = requests.post(ntlm.url, data=b"<x/>", timeout=5)
@@ -107,7 +107,7 @@ def test_no_credentials_get_401_with_the_scheme(sim_server: Any) -> None:
 def test_bad_requests_get_a_wsman_fault_and_the_server_goes_on(
     sim_server: Any, data: bytes, code: int
 ) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     resp = _post(server, data)
     assert resp.status_code == 500
     assert _fault_code(resp) == code
@@ -115,7 +115,7 @@ def test_bad_requests_get_a_wsman_fault_and_the_server_goes_on(
 
 
 def test_idle_receive_answers_timed_out_and_the_client_polls_again(sim_server: Any) -> None:
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     wsman = pypsrp_wsman(server, "basic")
     with RunspacePool(wsman) as pool:
         with pytest.raises(WSManFaultError) as info:
@@ -205,7 +205,7 @@ def _readable(capture: bytes) -> bytes:
 def test_ntlm_seals_every_message_on_the_wire(sim_server: Any) -> None:
     # Control: without sealing, the tap reads the cmdlet name and the reply's
     # type names, so the tap and the search work.
-    clear = _readable(_run_through_tap(sim_server(auth="basic"), "basic"))
+    clear = _readable(_run_through_tap(sim_server(auth="basic", allow_unencrypted=True), "basic"))
     for needle in (b"Get-VMHost", b"Microsoft.HyperV.PowerShell.VMHost", b"<s:Envelope"):
         assert needle in clear, needle
     sealed = _readable(_run_through_tap(sim_server(auth="ntlm"), "ntlm"))
@@ -231,7 +231,7 @@ def test_responses_fit_the_clients_max_envelope_size(sim_server: Any) -> None:
                 for i in range(int(call.get("Count")))
             ]
 
-    server = sim_server(auth="basic")
+    server = sim_server(auth="basic", allow_unencrypted=True)
     tap = _Tap(server.port)
     try:
         wsman = WSMan(
