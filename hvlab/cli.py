@@ -124,9 +124,7 @@ def plan(
     from hvlab.spec.inventory import inventory
 
     if not offline:
-        from hvlab import lab as labs
-
-        labs.plan(config, lab=lab, as_json=as_json)
+        plan_on_host(config, lab, as_json)
         return
     spec = load_lab(lab_path(config, lab))
     phases = inventory(spec)
@@ -150,6 +148,18 @@ def _plan_text(name: str, summary: str, phases: list[dict[str, Any]]) -> str:
 # --- against a host (the configured one, or the embedded simulated host) ---------
 
 
+def _lab(config: Any, lab: str | None, as_json: bool) -> Any:
+    """The lab through the Python API, its text on the terminal: stdout, or stderr when
+    stdout carries the JSON report."""
+    from hvlab.api import Lab
+
+    return Lab.load(lab, config=config, output=sys.stderr if as_json else sys.stdout)
+
+
+def _print_json(payload: Any) -> None:
+    _emit(json.dumps(payload, indent=2, default=str))
+
+
 def up(
     config: Any = None,
     lab: str | None = None,
@@ -158,26 +168,47 @@ def up(
     yes: bool = False,
     trace: str | None = None,
 ) -> None:
-    """Build the lab; see hvlab.lab.up."""
-    from hvlab import lab as labs
+    """Build the lab (hvlab.api.Lab.up); with --json the report, also when it failed."""
+    from hvlab.errors import HvlabError
 
-    labs.up(config, lab=lab, parallel=parallel, as_json=as_json, yes=yes, trace=trace)
+    try:
+        result = _lab(config, lab, as_json).up(parallel=parallel, trace=trace, ask=not yes)
+    except HvlabError as err:
+        if as_json and getattr(err, "report", None) is not None:
+            _print_json(err.report)
+        raise
+    if as_json:
+        _print_json(result.report)
+
+
+def plan_on_host(config: Any = None, lab: str | None = None, as_json: bool = False) -> None:
+    """What lab.up would change (hvlab.api.Lab.plan), as text or JSON."""
+    payload = _lab(config, lab, as_json).plan()
+    if as_json:
+        _print_json(payload)
 
 
 def down(
     config: Any = None, lab: str | None = None, yes: bool = False, as_json: bool = False
 ) -> None:
-    """Remove what carries the lab's mark; see hvlab.lab.down."""
-    from hvlab import teardown
+    """Remove what the lab provably created (hvlab.api.Lab.down)."""
+    from hvlab.errors import HvlabError
 
-    teardown.down(config, lab=lab, yes=yes, as_json=as_json)
+    try:
+        payload = _lab(config, lab, as_json).down(ask=not yes)
+    except HvlabError as err:
+        if as_json and getattr(err, "report", None) is not None:
+            _print_json(err.report)
+        raise
+    if as_json:
+        _print_json(payload)
 
 
 def status(config: Any = None, lab: str | None = None, as_json: bool = False) -> None:
-    """Show the lab as the host sees it; see hvlab.lab.status."""
-    from hvlab import status as lab_status
-
-    lab_status.status(config, lab=lab, as_json=as_json)
+    """Show the lab as the host sees it (hvlab.api.Lab.status)."""
+    data = _lab(config, lab, as_json).status().data
+    if as_json:
+        _print_json(data)
 
 
 def rule(number: str) -> None:

@@ -85,3 +85,24 @@ class Guest:
     def first(self, command: str, **params: Any) -> Any:
         out = self.run(command, **params)
         return out[0] if out else None
+
+
+def as_whoever_logs_on(host: Any, creds: Any, vm: str, call: Any) -> list[Any]:
+    """Run `call(guest)` as the account that last logged on to `vm`; if the guest
+    rejects it, try the other one once (R-38: the DC's local SAM goes away at
+    promotion, members take both). The other account is kept only when it logs on;
+    otherwise the first error stands."""
+    try:
+        return call(Guest(host, vm, creds.current(vm)))
+    except HostError as err:
+        if classify(err) != BAD_CREDENTIAL:
+            raise
+        other = creds.other(vm)
+        try:
+            result = call(Guest(host, vm, other))
+        except HostError as second:
+            if classify(second) == BAD_CREDENTIAL:
+                raise err from None
+            raise
+        creds.remember(vm, other)
+        return result

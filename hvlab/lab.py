@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -24,6 +25,9 @@ from hvlab.steps.common import SILENT, text, val
 
 # Tasks that only read the host: on the embedded host they never write its state.
 READ_ONLY_VERBS = frozenset({"status", "plan"})
+
+# `out` left to the task: stdout, or stderr when stdout carries the JSON report.
+AUTO: Any = "auto"
 
 
 def load_spec(config: Any, lab: str | None) -> Any:
@@ -53,11 +57,23 @@ def credential(user: str, secret: Any) -> Any:
     return Credential(user, secret)
 
 
-def say(stream: IO[str], line: str) -> None:
-    """A line for the person at the terminal (and the run log); -q keeps it off screen."""
+def say(stream: IO[str] | None, line: str) -> None:
+    """A line for the person at the terminal (and the run log); -q keeps it off screen,
+    and without a stream (the Python API, unless asked) only the run log has it."""
     hvlog.log.info("%s", line)
-    if not hvlog.quiet():
+    if stream is not None and not hvlog.quiet():
         print(line, file=stream, flush=True)
+
+
+@dataclasses.dataclass
+class Target:
+    """What the Python API hands a task: the lab already loaded, where its text goes
+    (None: nowhere), and an open session to reuse instead of opening one."""
+
+    spec: Any
+    source: str
+    out: IO[str] | None = None
+    session: Session | None = None
 
 
 @contextlib.contextmanager
@@ -68,24 +84,33 @@ def on_host(
     as_json: bool,
     state_base: Path | None,
     parallel: int = 0,
-) -> Iterator[tuple[Any, Session, IO[str]]]:
+    target: Target | None = None,
+) -> Iterator[tuple[Any, Session, IO[str] | None]]:
     """Load the lab, open the host, and say first which host it is (simulated or not).
-    With --json the text goes to stderr so stdout holds only the report."""
-    spec, source = load_spec_from(config, lab)
-    out = sys.stderr if as_json else sys.stdout
+    With --json the text goes to stderr so stdout holds only the report. A `target`
+    from the API brings the lab, the stream and maybe an open session."""
+    if target is not None:
+        spec, source, out = target.spec, target.source, target.out
+    else:
+        spec, source = load_spec_from(config, lab)
+        out = sys.stderr if as_json else sys.stdout
     folder = state_dir(spec.name, state_base or home(config))
-    with (
-        hvlog.run_log(folder, f"lab.{verb} {spec.name} from {source}"),
-        open_session(
-            config,
-            parallel=parallel,
-            state_base=state_base,
-            writes=verb not in READ_ONLY_VERBS,
-            verb=verb,
-            notice=lambda line: say(sys.stderr, line),
-            vms=[vm.name for vm in spec.vms] + [h.name for h in spec.ha_vms],
-        ) as session,
-    ):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(hvlog.run_log(folder, f"lab.{verb} {spec.name} from {source}"))
+        if target is not None and target.session is not None:
+            session = target.session
+        else:
+            session = stack.enter_context(
+                open_session(
+                    config,
+                    parallel=parallel,
+                    state_base=state_base,
+                    writes=verb not in READ_ONLY_VERBS,
+                    verb=verb,
+                    notice=lambda line: say(sys.stderr if out is not None else None, line),
+                    vms=[vm.name for vm in spec.vms] + [h.name for h in spec.ha_vms],
+                )
+            )
         say(out, f"hvlab lab.{verb} {spec.name} from {source} on {session.description}")
         yield spec, session, out
 
@@ -117,9 +142,14 @@ def up(
     yes: bool = False,
     trace: str | None = None,
     state_base: Path | None = None,
+    target: Target | None = None,
 ) -> dict[str, Any]:
     started = time.monotonic()
-    with on_host("up", config, lab, as_json, state_base, parallel) as (spec, session, out):
+    with on_host("up", config, lab, as_json, state_base, parallel, target) as (
+        spec,
+        session,
+        out,
+    ):
         folder = state_dir(spec.name, state_base or home(config))
         state = LabState(folder)
         if not session.simulated and not yes:
@@ -157,9 +187,10 @@ def up(
         state.write_json("report.json", payload)
         for line in progress.summary_lines(results):
             say(out, line)
-        if as_json:
+        if as_json and target is None:
             print(json.dumps(payload, indent=2, default=str))
         if error is not None:
+            error.report = payload  # type: ignore[attr-defined]
             raise error
         return payload
 
@@ -270,9 +301,14 @@ def plan(
     lab: str | None = None,
     as_json: bool = False,
     state_base: Path | None = None,
+    target: Target | None = None,
 ) -> dict[str, Any]:
     """The same steps with every change recorded instead of made."""
-    with on_host("plan", config, lab, as_json, state_base) as (spec, session, out):
+    with on_host("plan", config, lab, as_json, state_base, target=target) as (
+        spec,
+        session,
+        out,
+    ):
         secrets = lab_secrets(spec, session)
         state = LabState(state_dir(spec.name, state_base or home(config)))
         run = Run(
@@ -289,7 +325,7 @@ def plan(
         "changes": sum(1 for r in results if r.changed),
         "steps": [{**r.to_json(), "resources": ahead.get(r.name, [])} for r in results],
     }
-    if as_json:
+    if as_json and target is None:
         print(json.dumps(payload, indent=2))
     else:
         for r in results:

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from hvlab.creds import CredentialBook
 from hvlab.errors import HostError
-from hvlab.lab import credential, lab_secrets, on_host, say
+from hvlab.lab import Target, credential, lab_secrets, on_host, say
 from hvlab.steps.common import SILENT, first, lab_folder_is_ours, owns_vm, text, val
 
 
@@ -19,14 +19,19 @@ def status(
     lab: str | None = None,
     as_json: bool = False,
     state_base: Path | None = None,
+    target: Target | None = None,
 ) -> dict[str, Any]:
-    with on_host("status", config, lab, as_json, state_base) as (spec, session, out):
+    with on_host("status", config, lab, as_json, state_base, target=target) as (
+        spec,
+        session,
+        out,
+    ):
         secrets = lab_secrets(spec, session)
         creds = CredentialBook(spec, secrets, credential)
         data = collect_status(spec, session.host, creds)
-    if as_json:
+    if as_json and target is None:
         print(json.dumps(data, indent=2, default=str))
-    else:
+    elif out is not None:
         _print_status(out, data)
     return data
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hvlab.errors import HostError, StepError
-from hvlab.lab import confirm, on_host, say
+from hvlab.lab import Target, confirm, on_host, say
 from hvlab.paths import home, state_dir
 from hvlab.state import LabState
 from hvlab.steps.common import (
@@ -38,12 +38,17 @@ def down(
     yes: bool = False,
     as_json: bool = False,
     state_base: Path | None = None,
+    target: Target | None = None,
 ) -> dict[str, Any]:
     """Remove what this lab created; leave everything else as it is."""
     removed: list[str] = []
     problems: list[str] = []
     left: list[dict[str, Any]] = []
-    with on_host("down", config, lab, as_json, state_base) as (spec, session, out):
+    with on_host("down", config, lab, as_json, state_base, target=target) as (
+        spec,
+        session,
+        out,
+    ):
         host = session.host
         local = LabState(state_dir(spec.name, state_base or home(config)))
         hint = local.get_fact("host", "creating_folders")
@@ -125,10 +130,12 @@ def down(
         if not problems and hint:
             local.set_fact("host", "creating_folders", None)
     payload = {"lab": spec.name, "removed": removed, "left": left, "problems": problems}
-    if as_json:
+    if as_json and target is None:
         print(json.dumps(payload, indent=2))
     if problems:
-        raise StepError("down", "; ".join(problems))
+        error = StepError("down", "; ".join(problems))
+        error.report = payload  # type: ignore[attr-defined]
+        raise error
     say(out, f"removed {len(removed)} resources of lab {spec.name}")
     return payload
 

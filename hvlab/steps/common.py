@@ -12,7 +12,7 @@ from typing import Any
 
 from hvlab.engine import StepContext
 from hvlab.errors import HostError, StepError
-from hvlab.guest import BAD_CREDENTIAL, NO_SUCH_VM, NOT_READY, Guest, classify
+from hvlab.guest import BAD_CREDENTIAL, NO_SUCH_VM, NOT_READY, Guest, as_whoever_logs_on, classify
 
 # Bounded waits (hyperv-facts.md §11, orchestrator deadlines).
 FIRST_BOOT_DEADLINE = 20 * 60
@@ -154,23 +154,7 @@ def guest(ctx: StepContext, vm: str) -> Guest:
 
 
 def _with_fallback(ctx: StepContext, vm: str, call: Any) -> list[Any]:
-    """Run `call(guest)`; if the guest rejects the account, try the other one once
-    (R-38: the DC's local SAM goes away at promotion, members take both). The other
-    account is kept only when it logs on; otherwise the first error stands."""
-    try:
-        return call(guest(ctx, vm))
-    except HostError as err:
-        if classify(err) != BAD_CREDENTIAL:
-            raise
-        other = ctx.creds.other(vm)
-        try:
-            result = call(Guest(ctx.host, vm, other))
-        except HostError as second:
-            if classify(second) == BAD_CREDENTIAL:
-                raise err from None
-            raise
-        ctx.creds.remember(vm, other)
-        return result
+    return as_whoever_logs_on(ctx.host, ctx.creds, vm, call)
 
 
 def in_guest(ctx: StepContext, vm: str, command: str, **params: Any) -> list[Any]:
