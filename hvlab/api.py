@@ -246,12 +246,14 @@ class Lab:
         """Run one cmdlet inside a lab VM through PowerShell Direct, as the account that
         logs on there now (local before the domain, the domain's after; R-38). Returns
         the records; raises HostError as the guest reported it."""
-        if vm not in {v.name for v in self.spec.vms}:
+        # Cluster cmdlets report node names in capitals: match as Windows does.
+        name = next((v.name for v in self.spec.vms if v.name.lower() == vm.lower()), None)
+        if name is None:
             raise ConfigError(
                 f"{vm} is not a VM of lab {self.name} ({', '.join(v.name for v in self.spec.vms)})"
             )
         with self.connected() as lab:
-            return lab._run_in(vm, cmdlet, params)
+            return lab._run_in(name, cmdlet, params)
 
     def _run_in(self, vm: str, cmdlet: str, params: dict[str, Any]) -> list[Any]:
         from hvlab.guest import as_whoever_logs_on

@@ -107,6 +107,20 @@ class LabHandle:
         """The node the HA VM runs on now (read from the host)."""
         return self.status().owner_of(ha_vm)
 
+    def uptime(self, vm: str) -> float | None:
+        """Seconds a VM has run: a lab VM as the host sees it, an HA VM as the node that
+        owns it sees it (None when it is not running)."""
+        from hvlab.status import seconds
+
+        if vm in self.ha_vms:
+            owner = self.owner_of(vm)
+            if not owner:
+                return None
+            records = self.run(owner, "Get-VM", Name=vm)
+        else:
+            records = self.host.run("Get-VM", Name=vm)
+        return seconds(records[0].get("Uptime")) if records else None
+
     def status(self) -> Any:
         """hvlab.api.Status of the lab, read now."""
         return self.lab.status()

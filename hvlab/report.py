@@ -234,9 +234,10 @@ def reporter(
 ) -> PlainReporter | LiveReporter | QuietReporter:
     from hvlab.log import quiet
 
-    out = stream or sys.stderr
-    if quiet():
+    if stream is None or quiet():
+        # No stream: the Python API prints nothing unless asked (the run log records).
         return QuietReporter()
+    out = stream
     if out.isatty():
         return LiveReporter(out, estimate)
     return PlainReporter(out, estimate)

@@ -60,7 +60,7 @@ def collect_status(spec: Any, host: Any, creds: CredentialBook) -> dict[str, Any
                 "name": vm.name,
                 "role": vm.role,
                 "state": text(val(rec, "State")),
-                "uptime_seconds": _seconds(val(rec, "Uptime")),
+                "uptime_seconds": seconds(val(rec, "Uptime")),
                 "nics": [
                     {
                         "name": text(val(n, "Name")),
@@ -161,7 +161,7 @@ def _guest_script(host: Any, node: str, creds: CredentialBook, name: str) -> lis
         return []  # status shows what it can; the rest stays empty
 
 
-def _seconds(value: Any) -> float | None:
+def seconds(value: Any) -> float | None:
     """A TimeSpan as seconds: pypsrp gives timedelta or an ISO 8601 duration."""
     if value is None:
         return None
