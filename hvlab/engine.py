@@ -12,6 +12,7 @@ they are independent, and stops scheduling new work at the first failure.
 from __future__ import annotations
 
 import dataclasses
+import graphlib
 import logging
 import threading
 import time
@@ -189,6 +190,10 @@ class Run:
             for need in step.needs:
                 if need not in self.steps:
                     raise ValueError(f"step {step.name} needs unknown step {need}")
+        try:
+            self._order().prepare()
+        except graphlib.CycleError as err:
+            raise ValueError(f"steps wait for each other in a circle: {err.args[1]}") from None
         self.services = services
         self.reporter = reporter
         self.planning = planning
@@ -206,29 +211,41 @@ class Run:
         if self.cancelled.is_set():
             raise Interrupted("interrupted")
 
+    def _order(self) -> graphlib.TopologicalSorter[str]:
+        return graphlib.TopologicalSorter({name: s.needs for name, s in self.steps.items()})
+
     def execute(self) -> list[StepResult]:
-        """Run every step once its needs are done. Returns results in step order."""
-        done: set[str] = set()
+        """Run every step once its needs are done (graphlib's topological order, in
+        parallel up to `parallel`). Returns results in step order."""
         self.t0 = self.clock()
         begin = getattr(self.reporter, "begin", None)
         if begin is not None:  # reporters that estimate what is left want the graph
             begin(list(self.steps.values()))
+        order = self._order()
+        order.prepare()
+        ready: list[str] = []
         running: dict[Future[None], str] = {}
         failure: BaseException | None = None
         pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="hvlab-step")
         try:
             while True:
                 if failure is None:
-                    for name in self._ready(done, set(running.values())):
-                        if len(running) >= self.parallel:
-                            break
+                    ready.extend(order.get_ready())
+                    while ready and len(running) < self.parallel:
+                        name = ready.pop(0)
+                        if self._waits_on_a_change(name):
+                            # Plan: what it would find depends on changes not made yet; it
+                            # stays pending, and so do the steps after it.
+                            order.done(name)
+                            ready.extend(order.get_ready())
+                            continue
                         running[pool.submit(self._run_step, self.steps[name])] = name
                 if not running:
                     break
                 finished, _ = wait(list(running), timeout=0.2, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     name = running.pop(fut)
-                    done.add(name)
+                    order.done(name)
                     exc = fut.exception()
                     if exc is not None and failure is None:
                         failure = exc
@@ -254,20 +271,15 @@ class Run:
             raise failure
         return list(self.results.values())
 
-    def _ready(self, done: set[str], running: set[str]) -> list[str]:
-        ready = []
-        for name, step in self.steps.items():
-            if name in done or name in running or self.results[name].status != "pending":
-                continue
-            if not all(n in done for n in step.needs):
-                continue
-            if self.planning and any(self.results[n].changed for n in step.needs):
-                # What this step would find depends on changes not made yet.
-                continue
-            if any(self.results[n].status in ("failed", "skipped") for n in step.needs):
-                continue
-            ready.append(name)
-        return ready
+    def _waits_on_a_change(self, name: str) -> bool:
+        """In plan mode, a step after a step that would change, or after one that itself
+        waits, does not run."""
+        if not self.planning:
+            return False
+        return any(
+            self.results[n].changed or self.results[n].status == "pending"
+            for n in self.steps[name].needs
+        )
 
     def _attempts(self, step: Step, ctx: StepContext) -> None:
         """Run the step, and run it again, bounded and said, after either of two

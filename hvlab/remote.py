@@ -48,6 +48,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import tenacity
+
 from hvlab.config import Settings
 from hvlab.errors import ConfigError, HostError, ResponseLost, TransportError
 from hvlab.secrets import Secret
@@ -306,6 +308,32 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
     return (requests.exceptions.RequestException, WinRMError, ConnectionError, TimeoutError)
 
 
+class _Again(Exception):
+    """An attempt failed in a way a fresh connection may get past."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _backoff(attempts: int, host: str, what: str) -> tenacity.Retrying:
+    """`attempts` tries of what raises _Again, 0.2 s apart at first, doubling up to 5 s."""
+
+    def said(state: tenacity.RetryCallState) -> None:
+        failure = state.outcome.exception() if state.outcome is not None else None
+        cause = failure.cause if isinstance(failure, _Again) else failure
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info("%s: %s failed (%s), retrying in %.1fs", host, what, type(cause).__name__, wait)
+
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(_Again),
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential(multiplier=0.2, max=5.0),
+        before_sleep=said,
+        reraise=True,
+    )
+
+
 class Host:
     """A connection to one Windows host (or hvsim) over WinRM/PSRP."""
 
@@ -342,28 +370,29 @@ class Host:
         t0 = time.monotonic()
         outcome = "transport"
         try:
-            for attempt in range(1, attempts + 1):
-                try:
-                    slot = host._checkout("connect")
-                except transient as exc:
-                    if _untrusted_certificate(exc):
-                        # Trying again cannot help: say what to trust, at once.
-                        raise ConfigError(
-                            f"{host.name}: the host's HTTPS certificate is not trusted "
-                            f"({_short(exc)}). Give the CA that signed it with hvlab.ca_file "
-                            "or HVLAB_CA_FILE (a PEM file), or add it to the system's trust store"
-                        ) from None
-                    if attempt == attempts:
-                        raise TransportError(
-                            f"{host.name}: connect failed after {attempts} attempt(s): "
-                            f"{type(exc).__name__}: {_short(exc)}"
-                        ) from None
-                    time.sleep(min(0.2 * 2 ** (attempt - 1), 5.0))
-                    continue
-                host._checkin(slot)
-                outcome = "ok"
-                return host
-            raise AssertionError("unreachable")
+            try:
+                for attempt in _backoff(attempts, host.name, "connect"):
+                    with attempt:
+                        try:
+                            slot = host._checkout("connect")
+                        except transient as exc:
+                            if _untrusted_certificate(exc):
+                                # Trying again cannot help: say what to trust, at once.
+                                raise ConfigError(
+                                    f"{host.name}: the host's HTTPS certificate is not trusted "
+                                    f"({_short(exc)}). Give the CA that signed it with "
+                                    "hvlab.ca_file or HVLAB_CA_FILE (a PEM file), or add it to "
+                                    "the system's trust store"
+                                ) from None
+                            raise _Again(exc) from None
+            except _Again as again:
+                raise TransportError(
+                    f"{host.name}: connect failed after {attempts} attempt(s): "
+                    f"{type(again.cause).__name__}: {_short(again.cause)}"
+                ) from None
+            host._checkin(slot)
+            outcome = "ok"
+            return host
         except ConfigError:
             outcome = "logon refused"
             raise
@@ -507,47 +536,17 @@ class Host:
         outcome = "ok"
         tries = 0
         try:
-            for attempt in range(1, attempts + 1):
-                tries = attempt
-                slot: _Slot | None = None
-                sent = False
-                try:
-                    slot = self._checkout(label)
-                    if secret:
-                        slot.exchange_keys()
-                    # From here the request may reach the host.
-                    sent = True
-                    ps = self._invoke(slot, commands, script, label)
-                except transient as exc:
-                    if slot is not None:
-                        self._discard(slot)
-                    if sent and not read_only and not _never_sent(exc):
-                        # R-92: the host may have run it; repeating could do it twice.
-                        raise ResponseLost(
-                            self.name, label, f"{type(exc).__name__}: {_short(exc, 120)}"
-                        ) from None
-                    if attempt == attempts:
-                        raise TransportError(
-                            f"{self.name}: {label} failed after {attempts} attempt(s): "
-                            f"{type(exc).__name__}: {_short(exc)}"
-                        ) from None
-                    delay = min(0.2 * 2 ** (attempt - 1), 5.0)
-                    log.info(
-                        "%s: %s failed (%s), retrying in %.1fs",
-                        self.name,
-                        label,
-                        type(exc).__name__,
-                        delay,
-                    )
-                    time.sleep(delay)
-                    continue
-                except BaseException:
-                    if slot is not None:
-                        self._discard(slot)
-                    raise
-                self._checkin(slot)
-                return self._results(ps, label, silent)
-            raise AssertionError("unreachable")
+            try:
+                for attempt in _backoff(attempts, self.name, label):
+                    with attempt:
+                        tries = attempt.retry_state.attempt_number
+                        ps = self._attempt(commands, script, label, secret, read_only, transient)
+            except _Again as again:
+                raise TransportError(
+                    f"{self.name}: {label} failed after {attempts} attempt(s): "
+                    f"{type(again.cause).__name__}: {_short(again.cause)}"
+                ) from None
+            return self._results(ps, label, silent)
         except HostError as err:
             outcome = err.error_id or "error"
             raise
@@ -562,6 +561,43 @@ class Host:
             raise
         finally:
             self._record(label, names, time.monotonic() - t0, outcome, tries)
+
+    def _attempt(
+        self,
+        commands: list[Call],
+        script: bool,
+        label: str,
+        secret: bool,
+        read_only: bool,
+        transient: tuple[type[BaseException], ...],
+    ) -> Any:
+        """One try on a pooled connection. A transport failure before the request could
+        reach the host, or of a read, may be tried again (_Again); a change whose answer
+        was lost may have run and is not (R-92)."""
+        slot: _Slot | None = None
+        sent = False
+        try:
+            slot = self._checkout(label)
+            if secret:
+                slot.exchange_keys()
+            # From here the request may reach the host.
+            sent = True
+            ps = self._invoke(slot, commands, script, label)
+        except transient as exc:
+            if slot is not None:
+                self._discard(slot)
+            if sent and not read_only and not _never_sent(exc):
+                # R-92: the host may have run it; repeating could do it twice.
+                raise ResponseLost(
+                    self.name, label, f"{type(exc).__name__}: {_short(exc, 120)}"
+                ) from None
+            raise _Again(exc) from None
+        except BaseException:
+            if slot is not None:
+                self._discard(slot)
+            raise
+        self._checkin(slot)
+        return ps
 
     def _invoke(self, slot: _Slot, commands: list[Call], script: bool, label: str) -> Any:
         from pypsrp.powershell import PowerShell, PSInvocationState

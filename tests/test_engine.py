@@ -150,3 +150,30 @@ def test_wait_returns_when_done():
 def test_unknown_need_is_refused():
     with pytest.raises(ValueError, match="needs unknown step"):
         Run([Step("a", "lab", "x", lambda c: None, needs=("nope",))], {}, PlainReporter(Sink()))
+
+
+def test_a_circle_of_needs_is_refused():
+    steps = [
+        Step("a", "lab", "x", lambda c: None, needs=("c",)),
+        Step("b", "lab", "x", lambda c: None, needs=("a",)),
+        Step("c", "lab", "x", lambda c: None, needs=("b",)),
+    ]
+    with pytest.raises(ValueError, match="wait for each other in a circle"):
+        Run(steps, {}, PlainReporter(Sink()))
+
+
+def test_plan_holds_back_every_step_after_a_change():
+    # a would change; b needs a, c needs b: neither runs, both say why.
+    ran = []
+    steps = [
+        Step("a", "lab", "x", lambda c: c.change("make", lambda: None)),
+        Step("b", "lab", "x", lambda c: ran.append("b"), needs=("a",)),
+        Step("c", "lab", "x", lambda c: ran.append("c"), needs=("b",)),
+        Step("d", "lab", "x", lambda c: ran.append("d")),
+    ]
+    _, results, _ = run(steps, planning=True)
+    status = {r.name: r.status for r in results}
+    assert ran == ["d"]
+    assert status == {"a": "would-change", "b": "blocked", "c": "blocked", "d": "ok"}
+    reasons = {r.name: r.reasons for r in results}
+    assert reasons["b"] == ["runs after a"] and reasons["c"] == ["runs after earlier steps"]
