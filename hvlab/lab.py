@@ -120,10 +120,12 @@ def services(
 ) -> dict[str, Any]:
     from hvlab.config import flag_setting
     from hvlab.render import render_unattend
+    from hvlab.waits import Waits
 
     return {
         # One power cycle for a first boot that never answers; hvlab.hard_reset.
         "hard_reset": flag_setting(config, "hard_reset", True),
+        "waits": Waits.load(config),
         "host": session.host,
         "lab": spec,
         "secrets": secrets,

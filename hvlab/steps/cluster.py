@@ -12,8 +12,6 @@ from typing import Any
 from hvlab.engine import StepContext
 from hvlab.errors import HostError, StepError
 from hvlab.steps.common import (
-    CLUSTER_UP_DEADLINE,
-    MIGRATION_DEADLINE,
     SILENT,
     first,
     guest_script,
@@ -82,7 +80,7 @@ def _nodes_up(ctx: StepContext) -> None:
         seen = ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
         return all(states.get(n) == "Up" for n in wanted), seen
 
-    ctx.wait("every cluster node to be Up", probe, deadline=CLUSTER_UP_DEADLINE)
+    ctx.wait("every cluster node to be Up", probe, deadline=ctx.waits.cluster_up)
 
 
 def _reach_other_nodes(ctx: StepContext) -> None:
@@ -492,7 +490,7 @@ def ha_vm(ctx: StepContext, spec: Any) -> None:
             val(g, "State")
         ) == "Online", seen
 
-    ctx.wait(f"{spec.name} to run on {target}", moved, deadline=MIGRATION_DEADLINE)
+    ctx.wait(f"{spec.name} to run on {target}", moved, deadline=ctx.waits.migration)
     after = first(in_guest(ctx, target, "Get-VM", Name=spec.name))
     if text(val(after, "State")) != "Running":
         raise StepError(

@@ -14,14 +14,8 @@ from hvlab.engine import StepContext
 from hvlab.errors import HostError, StepError
 from hvlab.guest import BAD_CREDENTIAL, NO_SUCH_VM, NOT_READY, Guest, as_whoever_logs_on, classify
 
-# Bounded waits (hyperv-facts.md §11, orchestrator deadlines).
-FIRST_BOOT_DEADLINE = 20 * 60
-REBOOT_DEADLINE = 10 * 60
-ROLES_DEADLINE = 20 * 60
-DC_PROMOTION_DEADLINE = 30 * 60
-AD_READY_DEADLINE = 20 * 60
-CLUSTER_UP_DEADLINE = 10 * 60
-MIGRATION_DEADLINE = 5 * 60
+# How long each wait may take is a setting (hvlab.waits, ctx.waits); how often it
+# looks is not.
 READY_POLL = 5.0
 AD_POLL = 10.0
 

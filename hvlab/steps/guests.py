@@ -8,12 +8,7 @@ from hvlab.engine import StepContext
 from hvlab.errors import HostError, StepError, WaitTimeout
 from hvlab.steps.common import (
     AD_POLL,
-    AD_READY_DEADLINE,
-    DC_PROMOTION_DEADLINE,
-    FIRST_BOOT_DEADLINE,
     READY_POLL,
-    REBOOT_DEADLINE,
-    ROLES_DEADLINE,
     SILENT,
     first,
     in_guest,
@@ -127,7 +122,7 @@ def _first_answer(ctx: StepContext, vm: Any) -> Any:
     guests rides on it from the WinRM session (R-94): a refusal that is not a guest
     still booting stops the run here, saying what was tried."""
     try:
-        return wait_ready(ctx, vm.name, deadline=FIRST_BOOT_DEADLINE)
+        return wait_ready(ctx, vm.name, deadline=ctx.waits.first_boot)
     except HostError as err:
         if not err.cmdlet.endswith(f"@{vm.name}"):
             raise  # a host call (Get-VM) failed, not PowerShell Direct
@@ -219,7 +214,7 @@ def domain_controller(ctx: StepContext, vm: Any) -> None:
     ctx.wait(
         f"{vm.name} to answer as a domain controller",
         promoted,
-        deadline=DC_PROMOTION_DEADLINE,
+        deadline=ctx.waits.dc_promotion,
         poll=READY_POLL,
     )
     if before:
@@ -232,7 +227,7 @@ def domain_controller(ctx: StepContext, vm: Any) -> None:
             return False, err.message
         return dc is not None, f"domain controller {val(dc, 'HostName')}"
 
-    ctx.wait(f"Active Directory on {vm.name}", ad_ready, deadline=AD_READY_DEADLINE, poll=AD_POLL)
+    ctx.wait(f"Active Directory on {vm.name}", ad_ready, deadline=ctx.waits.ad_ready, poll=AD_POLL)
 
 
 def _storage_nics_unregistered(ctx: StepContext, vm: Any) -> None:
@@ -327,7 +322,7 @@ def node_roles(ctx: StepContext, vm: Any) -> None:
     lab = ctx.lab
     restart_reasons = []
     # A resumed run may find the node between reboots: wait until it answers (R-37).
-    wait_ready(ctx, vm.name, deadline=REBOOT_DEADLINE)
+    wait_ready(ctx, vm.name, deadline=ctx.waits.reboot)
     _storage_nics_unregistered(ctx, vm)
     system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
     joined = (
@@ -390,7 +385,7 @@ def node_roles(ctx: StepContext, vm: Any) -> None:
         ctx.ok("spaceport HwTimeout is 30000 ms")
 
     if restart_reasons:
-        restart_and_wait(ctx, vm.name, deadline=ROLES_DEADLINE, why=" and ".join(restart_reasons))
+        restart_and_wait(ctx, vm.name, deadline=ctx.waits.roles, why=" and ".join(restart_reasons))
     ctx.creds.use_domain(vm.name)
 
     # Hyper-V boots twice: ready means the role is Installed and vmms runs (R-46).
@@ -406,7 +401,7 @@ def node_roles(ctx: StepContext, vm: Any) -> None:
         ) == "Running", seen
 
     # Also without a restart now: a resumed run may land between the two boots.
-    ctx.wait(f"Hyper-V to run in {vm.name}", hyperv_ready, deadline=ROLES_DEADLINE)
+    ctx.wait(f"Hyper-V to run in {vm.name}", hyperv_ready, deadline=ctx.waits.roles)
     _node_switch(ctx, vm)
     if not restart_reasons:
         return  # membership was read above and nothing changed it
