@@ -950,6 +950,9 @@ def test_storage_degraded_while_a_node_is_down(lab: World) -> None:
         if p["OperationalStatus"] == "Lost Communication"
     ]
     assert len(lost) == 4
+    # Once the cluster notices node2 is gone, the CSV coordinator moves.
+    node2 = guest_cmd(lab, "node1", "Get-ClusterNode", LAB, Name="node2")[0]
+    assert str(node2["State"]) == "Down"
     csv = next(
         c for c in guest_cmd(lab, "node1", "Get-ClusterSharedVolume", LAB) if "v1" in c["Name"]
     )

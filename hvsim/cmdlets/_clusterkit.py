@@ -85,8 +85,18 @@ def my_cluster(
             ctx.error(err)
             return None
         raise err
-    cl.refresh(ctx.world)
+    cl.refresh(ctx.world, POLLS.get(name))
     return cl
+
+
+# Reads that poll for something the cluster has due (hvsim.model.cluster.refresh).
+POLLS = {
+    "Get-ClusterNode": "nodes",
+    "Get-ClusterGroup": "nodes",
+    "Get-ClusterResource": "nodes",
+    "Get-ClusterNetwork": "links",
+    "Get-ClusterNetworkInterface": "links",
+}
 
 
 def _open_cluster(ctx: Context, g: GuestOS, target: str, cmdlet_name: str) -> Cluster | None:

@@ -1,4 +1,4 @@
-"""Cluster-Aware Updating in remote-updating mode with the hotfix plug-in (R-111), and
+"""Cluster-Aware Updating in remote-updating mode with the hotfix plug-in (R-112), and
 Get-HotFix on a guest.
 
 Invoke-CauRun runs on an update coordinator that is not a node of the cluster (the CAU
@@ -343,8 +343,8 @@ def _node_result(
             "UpdateResults": [
                 PSObj([CAU + "CauUpdateResult", "System.Object"], dict(u)) for u in updates
             ],
-            # Modelled seconds on the cluster's clock at the end of each phase.
-            **{f"{k}Seconds": round(v, 3) for k, v in marks.items()},
+            # When each phase ended (Start: when the node's turn began).
+            **{f"{k}Time": at(v) for k, v in marks.items()},
         },
         to_string=node,
     )
@@ -360,7 +360,6 @@ def _report(cluster: str, start: float, end: float, nodes: list[PSObj]) -> PSObj
             "RunDuration": timedelta(seconds=end - start),
             "Status": "Failed" if failed else "Succeeded",
             "NodeResults": nodes,
-            "StartSeconds": round(start, 3),
         },
         to_string=cluster.upper(),
     )
@@ -401,6 +400,36 @@ def get_hotfix(ctx: Context, call: Call) -> Iterable[PSObj]:
                 fqid="GetHotFixNoEntriesFound,Microsoft.PowerShell.Commands.GetHotFixCommand",
                 category="ObjectNotFound",
                 target=sorted(ids)[0],
+            )
+        )
+    return out
+
+
+def invoke_cau_run_by_node(ctx: Any, run: dict[str, Any]) -> list[PSObj]:
+    """templates/guest/Invoke-CauRunByNode.ps1: Invoke-CauRun @Run, then one flat
+    record per node (what the script's loop writes)."""
+    from hvsim import bind
+
+    call = bind.bind("Invoke-CauRun", [(str(k), v) for k, v in (run or {}).items()], False, None)
+    report = next(iter(invoke_cau_run(ctx, call)))
+    out = []
+    for node in report["NodeResults"]:
+        updates = ";".join(f"{u['HotFixID']}={u['Result']}" for u in node["UpdateResults"])
+        out.append(
+            PSObj(
+                ["System.Management.Automation.PSCustomObject", "System.Object"],
+                {
+                    "Cluster": report["ClusterName"],
+                    "RunStatus": report["Status"],
+                    "Node": node["Node"],
+                    "Status": node["Status"],
+                    "Updates": updates,
+                    "Started": node.get("StartTime"),
+                    **{
+                        k: node.get(f"{k}Time")
+                        for k in ("Drained", "Installed", "Restarted", "Resumed", "Repaired")
+                    },
+                },
             )
         )
     return out

@@ -216,7 +216,7 @@ def _physical_disks(ctx: Context, g: GuestOS) -> list[tuple[S.GuestDisk, str, bo
     out = [(d, str(d.number), False) for d in S.guest_disks(g)]
     cl = cluster_of(ctx.world, g)
     if cl is not None and cl.pool is not None:
-        cl.refresh(ctx.world)
+        cl.refresh(ctx.world, "storage")
         seen = {id(d.vhd) for d, _, _ in out}
         for idx, node in enumerate(cl.nodes, 1):
             other = cl.node_guest(ctx.world, node)
@@ -417,7 +417,7 @@ def get_storage_pool(ctx: Context, call: Call) -> Iterable[PSObj]:
     ]
     cl = cluster_of(ctx.world, g)
     if cl is not None and cl.pool is not None:
-        cl.refresh(ctx.world)
+        cl.refresh(ctx.world, "storage")
         p = cl.pool
         bad = cl.storage_degraded(ctx.world)
         pools.append(_pool_obj(p.friendly_name, False, p.size, p.allocated, p.unique_id, bad))
@@ -459,7 +459,7 @@ def get_virtual_disk(ctx: Context, call: Call) -> Iterable[PSObj]:
     vds = cl.pool.virtual_disks if cl is not None and cl.pool is not None else []
     names = [str(n) for n in as_list(call.get("FriendlyName"))]
     if cl is not None and cl.pool is not None:
-        cl.refresh(ctx.world)
+        cl.refresh(ctx.world, "storage")
     bad = cl.storage_health(ctx.world) if cl is not None else ("Healthy", "OK")
     if not names:
         return [_vd_obj(v, bad) for v in vds]
@@ -671,7 +671,7 @@ def get_storage_job(ctx: Context, call: Call) -> Iterable[PSObj]:
     cl = cluster_of(ctx.world, g)
     if cl is None or cl.pool is None:
         return []
-    cl.refresh(ctx.world)
+    cl.refresh(ctx.world, "storage")
     if not cl.repairing(ctx.world):
         return []
     now = float(ctx.world.clock.now())

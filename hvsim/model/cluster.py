@@ -239,17 +239,18 @@ class Cluster:
 
     # -- what follows from node states ------------------------------------------------
 
-    def refresh(self, world: Any) -> None:
+    def refresh(self, world: Any, wait: str | None = None) -> None:
         """Apply what follows from the nodes' states: storage members away or back
         (R-108), lost nodes detected (R-105), their VMs failed over once the
         resiliency period is over and the failover policy allows (R-106), VMs of a
         node that came back restarted there.
 
-        Whoever looks at the cluster while something is due (a heartbeat timeout, a
-        resiliency period, a repair) waits for it: at timescale 0 the clock goes to
-        the next such moment, so a poll sees the cluster as it is then."""
+        A read that polls for something due waits for it (`wait`: "nodes" for node and
+        role states, "links" for networks, "storage" for the repair): at timescale 0
+        the clock goes to the next such moment, so a poll sees the cluster as it is
+        then; a change made meanwhile (Resume-ClusterNode) does not wait."""
         self._track_storage(world)
-        due = self._next_event(world)
+        due = self._next_event(world, wait) if wait else None
         if due is not None:
             world.clock.advance_to(due)
             self._track_storage(world)
@@ -351,12 +352,13 @@ class Cluster:
             return "Up"
         return "Partitioned" if sum(1 for s in live if s == "Up") >= 2 else "Down"
 
-    def _next_event(self, world: Any) -> float | None:
-        """The next moment something is due: a heartbeat timeout, the end of a
-        resiliency period, the end of a repair."""
+    def _next_event(self, world: Any, kind: str) -> float | None:
+        """The next moment something of `kind` is due: a heartbeat timeout or the end of
+        a resiliency period ("nodes"), a route's timeout ("links"), the end of a repair
+        ("storage")."""
         now = float(world.clock.now())
         times: list[float] = []
-        for node, lost in self.heartbeat_lost.items():
+        for node, lost in self.heartbeat_lost.items() if kind == "nodes" else ():
             if self.node_connected(world, node):
                 continue
             times.append(lost + self.heartbeat_timeout)
@@ -366,8 +368,9 @@ class Cluster:
             )
             if owns_vms and self.resiliency_level == 2:
                 times.append(lost + self.heartbeat_timeout + self.resiliency_default_period)
-        times += [t + self.heartbeat_timeout for t in self.link_down.values()]
-        if not self.members_away:
+        if kind == "links":
+            times += [t + self.heartbeat_timeout for t in self.link_down.values()]
+        if kind == "storage" and not self.members_away:
             times.append(self.repair_until)
         future = [t for t in times if t > now]
         return min(future) if future else None
