@@ -81,7 +81,9 @@ class LabView:
             if states.get(node.lower()) != "Running":
                 continue
             try:
-                self.run(node, "Get-ClusterNode", Name=node)
+                # Get-Cluster answers from the node's cluster service and, unlike the
+                # node and role queries, does not wait for anything due.
+                self.run(node, "Get-Cluster")
             except HostError:
                 continue
             return node

@@ -174,7 +174,7 @@ def node_obj(world: Any, cl: Cluster, name: str) -> PSObj:
     state = cl.node_state(world, name)
     if name in cl.drain_failed:
         drain = "Failed"
-    elif cl.paused.get(name):
+    elif name in cl.paused and name in cl.drain_completed:
         drain = "Completed"
     else:
         drain = "NotInitiated"

@@ -121,6 +121,7 @@ def suspend_cluster_node(ctx: Context, call: Call) -> Iterable[PSObj]:
             ctx.work(timing.seconds("cluster.live_migration"), f"live migration of {vm.name}")
         cl.move_vm(ctx.world, group, dest)
         cl.paused[node].append(group.name)
+    cl.drain_completed = [*(n for n in cl.drain_completed if n != node), node]
     return [node_obj(ctx.world, cl, node)]
 
 
@@ -144,6 +145,7 @@ def resume_cluster_node(ctx: Context, call: Call) -> Iterable[PSObj]:
         )
     drained = cl.paused.pop(node)
     cl.drain_failed = [n for n in cl.drain_failed if n != node]
+    cl.drain_completed = [n for n in cl.drain_completed if n != node]
     if str(call.get("Failback") or "NoFailback") != "Immediate":
         return [node_obj(ctx.world, cl, node)]
     for name in drained:

@@ -96,8 +96,10 @@ class Cluster:
     link_down: dict[str, float] = dataclasses.field(default_factory=dict)
     # Paused nodes -> the groups a drain moved off them, for failback.
     paused: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-    # A drain that could not finish leaves DrainStatus Failed on the node.
+    # A drain that could not finish leaves DrainStatus Failed on the node; one that did,
+    # Completed (until the node is resumed).
     drain_failed: list[str] = dataclasses.field(default_factory=list)
+    drain_completed: list[str] = dataclasses.field(default_factory=list)
     # group name -> times it failed over, for FailoverThreshold/FailoverPeriod.
     failovers: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     # Storage: pool members away ("NODE" or "disk:<UniqueId>" -> since) and
