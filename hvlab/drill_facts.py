@@ -140,6 +140,17 @@ class LabView:
                 out.append(f"VM {vm.name} is {state}")
         if out:
             return out
+        for vm in self.spec.nodes:
+            for adapter in self.host.run("Get-VMNetworkAdapter", VMName=vm.name):
+                if not text(val(adapter, "SwitchName")):
+                    out.append(f"adapter {text(val(adapter, 'Name'))} of {vm.name} is disconnected")
+            attached = {
+                text(val(d, "Path")).lower()
+                for d in self.host.run("Get-VMHardDiskDrive", VMName=vm.name)
+            }
+            for path in self.spec.data_disk_paths(vm):
+                if path.lower() not in attached:
+                    out.append(f"{path} is not attached to {vm.name}")
         try:
             via = self.control()
         except HostError as err:
@@ -164,6 +175,9 @@ class LabView:
             )
         if st.jobs:
             out.append(f"{st.jobs} storage repair job(s) still running")
+        for net in self.run(via, "Get-ClusterNetwork"):
+            if text(val(net, "State")) != "Up":
+                out.append(f"cluster network {text(val(net, 'Name'))} is {text(val(net, 'State'))}")
         for csv in self.run(via, "Get-ClusterSharedVolume"):
             if text(val(csv, "State")) != "Online":
                 out.append(f"{text(val(csv, 'Name'))} is {text(val(csv, 'State'))}")

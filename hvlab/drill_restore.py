@@ -52,6 +52,8 @@ def _vms_running(ctx: StepContext) -> None:
             ctx.drill.facts.setdefault("started", {})[vm.name] = ctx.drill.mark(
                 ctx, f"Start-VM {vm.name}", at
             )
+            if vm.role == "node":
+                ctx.drill.facts["storage_away"] = True  # its drives come back: a resync
         elif state == "Paused":
             ctx.change(f"Resume-VM {vm.name}", lambda v=vm.name: ctx.host.run("Resume-VM", Name=v))
         else:
@@ -88,6 +90,7 @@ def _links_and_drives(ctx: StepContext) -> None:
                 ),
             )
             ctx.drill.facts["returned_at"] = ctx.drill.mark(ctx, f"{path} attached to {vm.name}")
+            ctx.drill.facts["storage_away"] = True
     ctx.ok("every node link and data drive is there")
 
 
@@ -155,10 +158,9 @@ def _storage(ctx: StepContext) -> None:
             f"{st.jobs} repair job(s)"
         )
 
-    was_healthy = healthy()[0]
     t = wait_for(ctx, "the storage to be healthy (repair jobs done)", healthy, REPAIR_DEADLINE)
     back = ctx.drill.facts.get("returned_at")
-    if back is not None and not was_healthy:
+    if back is not None and ctx.drill.facts.get("storage_away"):
         ctx.drill.mark(ctx, "storage healthy, repair done", t)
         ctx.drill.figures.setdefault("storage_repair_s", round(t - back, 1))
 
