@@ -489,7 +489,7 @@ def _cau_run(ctx: StepContext) -> None:
             ("install_s", "Drained", "Installed"),
             ("restart_s", "Installed", "Restarted"),
             ("resume_s", "Restarted", "Resumed"),
-            ("repair_s", "Resumed", "Repaired"),
+            ("repair_s", "Restarted", "Repaired"),  # the resync runs from its return
         ]
         for key, a, b in spans:
             if a in marks and b in marks:
