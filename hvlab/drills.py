@@ -247,7 +247,7 @@ def _suite(spec: Any, session: Any, state: DrillState, results: list[StepResult]
         )
         if r.status == "failed":
             error = r.error or "failed"
-            if error.startswith("expected ") or "gave up waiting" in error:
+            if "expected " in error or "gave up waiting" in error:
                 case.failure = error
             else:
                 case.error = error
