@@ -91,6 +91,10 @@ class Cluster:
         g = self.node_guest(world, name)
         if g is None or g.cluster_config != self.name or not g.is_ready():
             return "Down"
+        # Stop-Cluster stops the cluster service on every node: they are Down until it
+        # runs again (Start-Cluster, or the next boot: the service starts automatically).
+        if g.services.get("ClusSvc") != "Running":
+            return "Down"
         return "Up"
 
     def up_nodes(self, world: Any) -> list[str]:
@@ -194,7 +198,10 @@ class Cluster:
         from hvsim.model.s2d import disk_state
 
         up = set(self.up_nodes(world))
-        return any(node not in up or disk_state(v).retired for node, v in self.pool.members)
+        return any(
+            node not in up or disk_state(v).retired or disk_state(v).stale
+            for node, v in self.pool.members
+        )
 
     def _bring_online(self, world: Any, group: Group) -> None:
         """A VM group that should be Online but whose VM went off with its node's reboot
