@@ -114,8 +114,9 @@ def resolve_secrets(
     names = lab.secrets
     new_forest = lab.domain.mode == "new"
     wanted: list[tuple[str, str, str]] = [("admin", names.admin, "local Administrator")]
-    if new_forest and dsrm:
-        wanted.append(("dsrm", names.dsrm, "Directory Services Restore Mode"))
+    if new_forest:
+        if dsrm:
+            wanted.append(("dsrm", names.dsrm, "Directory Services Restore Mode"))
     else:
         wanted.append(("domain", names.domain, f"domain join account {lab.domain.join_account}"))
 

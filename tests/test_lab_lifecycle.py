@@ -148,8 +148,8 @@ def test_stop_and_start_in_order(workdir: Path) -> None:
     started = lab.start()
     order = [s["step"] for s in sorted(started["steps"], key=lambda s: s["start_seconds"])]
     assert order[0] == "start:dc01" and order[-1] == "healthy"
-    assert order.index("start:hvhost01") < order.index("start:cluster") < order.index(
-        "start:havm01"
+    assert (
+        order.index("start:hvhost01") < order.index("start:cluster") < order.index("start:havm01")
     )
     assert lab.status().healthy
 
@@ -174,7 +174,7 @@ def test_restore_refuses_what_it_cannot_do_whole(workdir: Path) -> None:
         name = "Set-VM" if args[1][0] == "CheckpointType" else "Checkpoint-VM"
         run_pipeline(w, w.host, "HV01\\Administrator", [Command(name, args)], None)
     persist.save(w, path)
-    with pytest.raises(ConfigError, match="lacks hvhost01, hvhost02.*never restored alone"):
+    with pytest.raises(ConfigError, match=r"lacks hvhost01, hvhost02.*never restored alone"):
         lab.restore("half")
     assert [c["complete"] for c in lab.checkpoints()] == [False]
 
@@ -207,7 +207,10 @@ def test_run_and_connect_from_the_command_line(workdir: Path) -> None:
     assert con.returncode == 0, con.stderr
     info = json.loads(con.stdout)
     assert info["console"] == 'vmconnect.exe HV01 "hvhost02"'
-    assert info["powershell_direct"] == "Enter-PSSession -VMName hvhost02 -Credential CORP\\Administrator"
+    assert (
+        info["powershell_direct"]
+        == "Enter-PSSession -VMName hvhost02 -Credential CORP\\Administrator"
+    )
     assert info["address"] == "10.10.0.12" and info["state"] == "Running"
     assert PASSWORDS["HVLAB_ADMIN_PASSWORD"] not in con.stdout + con.stderr
     human = hvlab(workdir, "lab.connect", "--vm", "dc01")
@@ -268,9 +271,9 @@ def test_down_removes_checkpoints_of_a_stopped_lab(workdir: Path) -> None:
     lab.checkpoint("cold")
     w = world(workdir)
     assert {w.vm(n).state for n in VMS} == {"Off"}, "a stopped lab stays stopped"
-    assert any(
-        p.lower().endswith("\\snapshots") for p in _dirs(w, "C:\\hvlab\\s2d-2node")
-    ), "Hyper-V keeps the checkpoint's configuration there"
+    assert any(p.lower().endswith("\\snapshots") for p in _dirs(w, "C:\\hvlab\\s2d-2node")), (
+        "Hyper-V keeps the checkpoint's configuration there"
+    )
     teardown.down(None, lab=str(LAB_FILE), yes=True)
     assert world(workdir).snapshot() == fresh_snapshot()
 

@@ -121,11 +121,10 @@ def test_a_dropped_change_is_not_resent_and_its_step_converges(
 ) -> None:
     """The connection drops while New-VHD runs: the client cannot tell whether it ran,
     so hvlab does not send it again (R-92); the step reads its facts and converges."""
+    from hvlab.paths import host_id, state_dir
     from hvsim import faults
     from hvsim.model.world import World
     from hvsim.server import serve_in_thread
-
-    from hvlab.paths import host_id, state_dir
 
     world = World.create(timescale=0.0)
     world.faults = faults.parse("drop:cmdlet=New-VHD,nth=2;seed=3")
