@@ -8,6 +8,9 @@
     print(status.healthy, status.owner_of("havm01"), status.csv_paths)
     with lab.connected():                      # one host session for several calls
         lab.run("hvhost01", "Get-ClusterNode")  # a cmdlet inside a VM (PowerShell Direct)
+    lab.checkpoint("base")                     # every VM at one moment (lab shut down cleanly)
+    lab.restore("base")                        # the whole lab back to it, healthy again
+    lab.stop(); lab.start()                    # in order: HA VMs, cluster, nodes, DC, and back
     lab.down()
 
 The API prints nothing unless asked (`output=sys.stderr` shows the progress the tasks

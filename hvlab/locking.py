@@ -38,11 +38,11 @@ import threading
 from typing import IO, Any
 
 from hvlab.errors import ConfigError, HostError, LockedError
-from hvlab.steps.common import SILENT, mark_owner
 
 log = logging.getLogger("hvlab.lock")
 
 LOCK_NAME = ".hvlab-lock"
+SILENT = {"ErrorAction": "SilentlyContinue"}
 DEFAULT_HEARTBEAT = 30.0
 DEFAULT_STALE = 300.0
 
@@ -227,6 +227,9 @@ class LabLock:
         return True, Holder.parse(lines[0] if len(lines) == 1 else lines)
 
     def marked(self) -> bool:
+        # Imported here: hvlab.steps imports this module for its lock step.
+        from hvlab.steps.common import mark_owner
+
         marker = self.host.run("Get-Content", Path=self.lab.marker_path, **SILENT)
         return mark_owner(marker) == self.lab.name
 

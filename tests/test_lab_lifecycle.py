@@ -78,6 +78,7 @@ def hvlab(workdir: Path, *args: str, env: dict[str, str] | None = None) -> Any:
     )
 
 
+@pytest.mark.slow
 def test_a_checkpoint_and_restore_cycle_ends_healthy(workdir: Path) -> None:
     lab = _lab()
     up_seconds = json.loads((workdir / ".hvlab" / "sim" / "s2d-2node" / "report.json").read_text())[
@@ -179,7 +180,11 @@ def test_restore_refuses_what_it_cannot_do_whole(workdir: Path) -> None:
     assert [c["complete"] for c in lab.checkpoints()] == [False]
 
 
-def test_run_and_connect_from_the_command_line(workdir: Path) -> None:
+def test_run_and_connect_from_the_command_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hvlab import cli
+
     run = hvlab(workdir, "lab.run", "--vm", "hvhost01", "Get-ClusterNode", "--json")
     assert run.returncode == 0, run.stderr
     nodes = json.loads(run.stdout)
@@ -187,9 +192,13 @@ def test_run_and_connect_from_the_command_line(workdir: Path) -> None:
         ("HVHOST01", "Up"),
         ("HVHOST02", "Up"),
     ]
-    text = hvlab(workdir, "lab.run", "--vm", "dc01", "Get-Service", "--param", "Name=NTDS")
-    assert text.returncode == 0, text.stderr
-    assert "Running" in text.stdout and "NTDS" in text.stdout
+    refused = hvlab(workdir, "lab.run", "--vm", "dc01", "Get-Service", "--param", "Name=[a, b]")
+    assert refused.returncode == 2 and "only scalars" in refused.stderr, refused.stderr
+
+    capsys.readouterr()
+    cli.run_in_vm(None, vm="dc01", cmdlet="Get-Service", params=["Name=NTDS"], lab=str(LAB_FILE))
+    text = capsys.readouterr().out
+    assert "Running" in text and "NTDS" in text
     # Values are YAML scalars: `false` is a Boolean, not the text "false".
     assert lifecycle_params(["Recurse=false", "Depth=3", "Name='3'", "Filter=null"]) == {
         "Recurse": False,
@@ -197,24 +206,28 @@ def test_run_and_connect_from_the_command_line(workdir: Path) -> None:
         "Name": "3",
         "Filter": None,
     }
-    for bad in (["--param", "Name=[a, b]"], ["--param", "no-equals"]):
-        refused = hvlab(workdir, "lab.run", "--vm", "dc01", "Get-Service", *bad)
-        assert refused.returncode == 2, refused.stderr
-    refused = hvlab(workdir, "lab.run", "--vm", "dc99", "Get-Service")
-    assert refused.returncode == 2 and "not a VM of lab s2d-2node" in refused.stderr
+    for bad in (["no-equals"], ["Name=1", "Name=2"], ["1x=3"]):
+        with pytest.raises(ConfigError):
+            lifecycle_params(bad)
+    with pytest.raises(ConfigError, match="not a VM of lab s2d-2node"):
+        cli.run_in_vm(None, vm="dc99", cmdlet="Get-Service", lab=str(LAB_FILE))
+    with pytest.raises(ConfigError, match="not a cmdlet name"):
+        cli.run_in_vm(None, vm="dc01", cmdlet="Get-Service; Stop-Computer", lab=str(LAB_FILE))
 
-    con = hvlab(workdir, "lab.connect", "--vm", "hvhost02", "--json")
-    assert con.returncode == 0, con.stderr
-    info = json.loads(con.stdout)
+    capsys.readouterr()
+    cli.connect(None, vm="hvhost02", lab=str(LAB_FILE), as_json=True)
+    out = capsys.readouterr()
+    info = json.loads(out.out)
     assert info["console"] == 'vmconnect.exe HV01 "hvhost02"'
     assert (
         info["powershell_direct"]
         == "Enter-PSSession -VMName hvhost02 -Credential CORP\\Administrator"
     )
     assert info["address"] == "10.10.0.12" and info["state"] == "Running"
-    assert PASSWORDS["HVLAB_ADMIN_PASSWORD"] not in con.stdout + con.stderr
-    human = hvlab(workdir, "lab.connect", "--vm", "dc01")
-    assert "vmconnect.exe HV01" in human.stdout and "10.10.0.10" in human.stdout
+    assert PASSWORDS["HVLAB_ADMIN_PASSWORD"] not in out.out + out.err
+    cli.connect(None, vm="dc01", lab=str(LAB_FILE))
+    human = capsys.readouterr().out
+    assert "vmconnect.exe HV01" in human and "10.10.0.10" in human
 
 
 def lifecycle_params(items: list[str]) -> dict[str, Any]:
@@ -239,6 +252,17 @@ def test_list_shows_every_lab_by_its_mark(workdir: Path) -> None:
     host("New-VM", Name="web01", Generation=2, NoVHD=True, Path="D:\\labs\\other")
     host("Set-VM", Name="web01", Notes="hvlab:other\nCreated by hvlab for lab other.")
     host("New-VMSwitch", Name="other-lan", SwitchType="Private", Notes="hvlab:other")
+    holder = {
+        "lab": "other",
+        "controller": "ci-runner-2",
+        "pid": 77,
+        "user": "bob",
+        "command": "lab.restore",
+        "since": "2026-01-05T08:00:00Z",
+        "heartbeat": "2026-01-05T08:00:00Z",
+        "token": "feedfacefeedface",
+    }
+    host("New-Item", ItemType="File", Path="D:\\labs\\other\\.hvlab-lock", Value=json.dumps(holder))
     persist.save(w, path)
 
     listed = hvlab(workdir, "lab.list", "--json")
@@ -251,6 +275,8 @@ def test_list_shows_every_lab_by_its_mark(workdir: Path) -> None:
     assert found["other"]["vm_count"] == 1 and found["other"]["states"] == {"Off": 1}
     assert found["other"]["folder"] == "D:\\labs\\other"
     assert found["other"]["switches"] == ["other-lan"]
+    assert "lab.restore by bob on controller ci-runner-2 (pid 77)" in found["other"]["lock"]
+    assert found["s2d-2node"]["lock"] is None
     text = hvlab(workdir, "lab.list")
     assert "s2d-2node" in text.stdout and "3 VM(s): 3 Running" in text.stdout
 
@@ -298,3 +324,14 @@ def test_the_tasks_are_listed(workdir: Path) -> None:
         assert task in listing.stdout, task
     assert ROOT.is_dir()
     assert lifecycle.checkpoint_label("a", "b") == "hvlab:a:b"
+
+
+def test_one_session_checkpoints_and_restores(workdir: Path) -> None:
+    """As the pytest plugin does (--hvlab-restore): one host session for everything."""
+    lab = _lab()
+    with lab.connected():
+        lab.checkpoint("session")
+        lab.run("dc01", "Set-Content", Path="C:\\later.txt", Value="x")
+        assert lab.restore("session")["result"] == "ok"
+        assert lab.status().healthy
+        assert lab.run("dc01", "Test-Path", Path="C:\\later.txt") == [False]

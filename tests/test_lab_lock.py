@@ -303,3 +303,13 @@ def test_local_state_is_kept_per_host(
 def test_host_ids(host: str | None, ident: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HVLAB_HOST", raising=False)
     assert host_id({"host": host}) == ident
+
+
+def test_the_lock_module_imports_on_its_own() -> None:
+    """The embedded host's session imports it before anything else of hvlab (the
+    Python API's first call)."""
+    for module in ("hvlab.locking", "hvlab.session", "hvlab.lifecycle"):
+        run = subprocess.run(
+            [sys.executable, "-c", f"import {module}"], capture_output=True, text=True
+        )
+        assert run.returncode == 0, run.stderr

@@ -277,3 +277,34 @@ def test_a_production_checkpoint_of_a_running_vm_restores_it_off(cluster: World)
     assert guest_cmd(cluster, "dc", "Test-Path", LAB, Path="C:\\after.txt") == [False]
     svc = guest_cmd(cluster, "dc", "Get-Service", LAB, Name=["NTDS"])
     assert str(svc[0]["Status"]) == "Running"
+
+
+@pytest.mark.parametrize(
+    "order", [("node2", "node1", "dc"), ("dc", "node1", "node2")], ids=["node2-first", "dc-first"]
+)
+def test_a_moved_ha_vm_is_back_where_it_ran_whatever_the_restore_order(
+    cluster: World, order: tuple[str, ...]
+) -> None:
+    from test_model_cluster import _ha_vm
+
+    _ha_vm(cluster)
+    guest_cmd(cluster, "node1", "Add-ClusterVirtualMachineRole", LAB, VMName="l2vm")
+    guest_cmd(cluster, "node1", "Start-ClusterGroup", LAB, Name="l2vm")
+    guest_cmd(cluster, "node1", "Stop-ClusterGroup", LAB, Name="l2vm")
+    _shut_down_cleanly(cluster)
+    _checkpoint_all(cluster, "base")
+    _start_all(cluster)
+    guest_cmd(cluster, "node1", "Start-ClusterGroup", LAB, Name="l2vm")
+    guest_cmd(cluster, "node1", "Move-ClusterVirtualMachineRole", LAB, Name="l2vm", Node="node2")
+    assert [v.name for v in cluster.guest("node2").hyperv.vms] == ["l2vm"]
+    guest_cmd(cluster, "node1", "Stop-ClusterGroup", LAB, Name="l2vm")
+    _shut_down_cleanly(cluster)
+    for name in order:
+        _restore(cluster, name, "base")
+    _start_all(cluster)
+    # One VM object, on the node that ran it at the checkpoint, as the cluster says.
+    holders = [n for n in NODES if any(v.name == "l2vm" for v in cluster.guest(n).hyperv.vms)]
+    assert holders == ["node1"]
+    group = guest_cmd(cluster, "node2", "Start-ClusterGroup", LAB, Name="l2vm")[0]
+    assert (str(group["State"]), str(group["OwnerNode"]["Name"]).lower()) == ("Online", "node1")
+    assert _pool(cluster) == {"health": "Healthy", "status": "OK"}

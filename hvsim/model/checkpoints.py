@@ -522,6 +522,11 @@ def _restore_cluster(world: Any, hv: HyperV, guest: Any, cp: Checkpoint) -> None
         cluster = cp.cluster.objects[0]
         world.clusters[key] = cluster
         for g in nodes:
+            # A node restored before the others looked alone then: the clustered VMs
+            # it handed to the live cluster are its own again.
+            for vm in g.cluster_restore.get("dropped", []):
+                if g.hyperv is not None and all(v is not vm for v in g.hyperv.vms):
+                    g.hyperv.vms.append(vm)
             g.cluster_restore = None
         if cluster.pool is not None:
             from hvsim.model.s2d import disk_state
@@ -551,9 +556,10 @@ def _stale_member(world: Any, cluster: Any, guest: Any) -> None:
         if m is not guest and getattr(m, "hyperv", None) is not None
         for v in m.hyperv.vms
     }
-    guest.hyperv.vms = [
-        v for v in guest.hyperv.vms if not (str(v.id) in clustered and id(v) in elsewhere)
-    ]
+    dropped = [v for v in guest.hyperv.vms if str(v.id) in clustered and id(v) in elsewhere]
+    guest.hyperv.vms = [v for v in guest.hyperv.vms if all(v is not d for d in dropped)]
+    if isinstance(guest.cluster_restore, dict):
+        guest.cluster_restore["dropped"] = dropped
 
 
 def _guest_named(world: Any, name: str) -> Any:
