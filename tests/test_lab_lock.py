@@ -167,7 +167,7 @@ def hvlab_proc(workdir: Path, *args: str, env: dict[str, str]) -> subprocess.Pop
 
 @pytest.mark.slow
 def test_a_second_run_on_the_embedded_host_is_refused_at_once(workdir: Path) -> None:
-    env = {**os.environ, "HVSIM_TIMESCALE": "0.002"}
+    env = {**os.environ, "HVSIM_TIMESCALE": "0.004"}
     first = hvlab_proc(workdir, "lab.up", env=env)
     owner = sim_state_path(workdir / ".hvlab").with_name("host.state.owner")
     deadline = time.monotonic() + 60
