@@ -20,6 +20,11 @@ controller RSS < 150 MB; 4-node makespan on staged images <= 18 minutes.
 
 `--images-only` measures only the makespans and critical paths, default images
 against staged ones, side by side.
+
+- a whole-lab restore against a fresh lab.up (R-130): each lab is built, checkpointed
+  (lab.checkpoint) and restored (lab.restore); the modelled seconds each took on
+  the host's clock, and the makespans (wall time / timescale). `--restore-only`
+  measures only these.
 """
 
 from __future__ import annotations
@@ -169,6 +174,42 @@ def images_rows(ts: float) -> list[dict]:
     return rows
 
 
+def run_lifecycle(verb: str, lab_file: Path, timescale: float, state: Path, name: str) -> dict:
+    """lab.checkpoint / lab.restore NAME on the lab built under `state`."""
+    from hvlab import lifecycle
+
+    os.environ["HVSIM_TIMESCALE"] = str(timescale)
+    os.environ.update(PASSWORDS)
+    call = getattr(lifecycle, verb)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return call(None, name, lab=str(lab_file), as_json=True, state_base=state)
+
+
+def restore_rows(ts: float) -> list[dict]:
+    """A restore of each lab against a fresh lab.up, measured side by side."""
+    rows = []
+    for name in ("s2d-2node", "s2d-4node"):
+        lab_file = ROOT / "labs" / f"{name}.yaml"
+        state = Path(tempfile.mkdtemp(prefix="hvlab-bench-"))
+        up = run_up(lab_file, ts, state=state)
+        checkpoint = run_lifecycle("checkpoint", lab_file, ts, state, "bench")
+        restore = run_lifecycle("restore", lab_file, ts, state, "bench")
+        up_clock = float(up["modelled_clock_seconds"])
+        rows.append(
+            {
+                "lab": name,
+                "up_modelled_s": round(up_clock, 1),
+                "checkpoint_modelled_s": checkpoint["host_seconds"],
+                "restore_modelled_s": restore["host_seconds"],
+                "restore_vs_up": round(restore["host_seconds"] / up_clock, 3),
+                "up_makespan_s": round(modelled(up, lab_file, ts), 1) if ts else None,
+                "restore_makespan_s": round(restore["wall_seconds"] / ts, 1) if ts else None,
+                "restore_steps": len(restore["steps"]),
+            }
+        )
+    return rows
+
+
 def modelled(report: dict, lab_file: Path, timescale: float) -> float:
     return report["wall_seconds"] / timescale
 
@@ -219,8 +260,14 @@ def main() -> None:
     parser.add_argument(
         "--images-only", action="store_true", help="only default against staged images"
     )
+    parser.add_argument(
+        "--restore-only", action="store_true", help="only a restore against a fresh lab.up"
+    )
     args = parser.parse_args()
     ts = args.timescale
+    if args.restore_only:
+        print(json.dumps({"timescale": ts, "restore": restore_rows(ts)}, indent=2))
+        return
     if args.images_only:
         print(json.dumps({"timescale": ts, "images": images_rows(ts)}, indent=2))
         return
@@ -252,6 +299,7 @@ def main() -> None:
         )
         print(json.dumps({"timescale": ts, **rows[-1]}), flush=True)
     images = images_rows(ts)
+    restores = restore_rows(ts)
     rss = rss_8node(ROOT / "bench" / "s2d-8node.yaml")
     print(
         json.dumps(
@@ -259,6 +307,7 @@ def main() -> None:
                 "timescale": ts,
                 "labs": rows,
                 "images": images,
+                "restore": restores,
                 "controller_peak_rss_mb_8node": rss,
             },
             indent=2,

@@ -8,6 +8,9 @@
     print(status.healthy, status.owner_of("havm01"), status.csv_paths)
     with lab.connected():                      # one host session for several calls
         lab.run("hvhost01", "Get-ClusterNode")  # a cmdlet inside a VM (PowerShell Direct)
+    lab.checkpoint("base")                     # every VM at one moment (lab shut down cleanly)
+    lab.restore("base")                        # the whole lab back to it, healthy again
+    lab.stop(); lab.start()                    # in order: HA VMs, cluster, nodes, DC, and back
     lab.down()
 
 The API prints nothing unless asked (`output=sys.stderr` shows the progress the tasks
@@ -154,7 +157,7 @@ class Lab:
     @property
     def state_dir(self) -> Path:
         """Where this lab's state, reports, trace and run log are kept."""
-        return paths.state_dir(self.name, self.home)
+        return paths.state_dir(self.name, self.home, paths.host_id(self.config))
 
     def __repr__(self) -> str:
         return f"Lab({self.name!r}, from {self.source})"
@@ -177,6 +180,7 @@ class Lab:
             writes=True,
             verb="api",
             vms=[vm.name for vm in self.spec.vms] + [h.name for h in self.spec.ha_vms],
+            lab_lock=self.name,
         ) as session:
             self._session = session
             try:
@@ -240,6 +244,41 @@ class Lab:
 
         return teardown.down(self.config, yes=not ask, state_base=self.home, target=self._target())
 
+    def stop(self) -> dict[str, Any]:
+        """Shut the lab down cleanly: HA VMs, cluster, nodes, DC (each waited for until Off)."""
+        from hvlab import lifecycle
+
+        return lifecycle.stop(self.config, state_base=self.home, target=self._target())
+
+    def start(self) -> dict[str, Any]:
+        """Start the lab in order (DC and AD, nodes, cluster, HA VMs) and wait until healthy."""
+        from hvlab import lifecycle
+
+        return lifecycle.start(self.config, state_base=self.home, target=self._target())
+
+    # -- whole-lab checkpoints ----------------------------------------------------
+
+    def checkpoint(self, name: str) -> dict[str, Any]:
+        """A checkpoint of every VM at one moment, taken with the lab shut down cleanly;
+        a lab that was running is started again and waited for until healthy. Raises
+        ConfigError when the lab has a checkpoint of that name already."""
+        from hvlab import lifecycle
+
+        return lifecycle.checkpoint(self.config, name, state_base=self.home, target=self._target())
+
+    def restore(self, name: str) -> dict[str, Any]:
+        """Every VM back to the checkpoint `name`, started in order, waited for until
+        healthy. The report's `host_seconds` is how long it took on the host's clock."""
+        from hvlab import lifecycle
+
+        return lifecycle.restore(self.config, name, state_base=self.home, target=self._target())
+
+    def checkpoints(self) -> list[dict[str, Any]]:
+        """The lab's checkpoints: name, when taken, which VMs have it."""
+        from hvlab import lifecycle
+
+        return lifecycle.checkpoints(self.config, state_base=self.home, target=self._target())
+
     # -- inside the VMs -----------------------------------------------------------
 
     def run(self, vm: str, cmdlet: str, **params: Any) -> list[Any]:
@@ -270,7 +309,7 @@ class Lab:
             from hvlab.lab import credential, lab_secrets
 
             self._book = CredentialBook(
-                self.spec, lab_secrets(self.spec, self._session), credential
+                self.spec, lab_secrets(self.spec, self._session, dsrm=False), credential
             )
             for vm in self.spec.vms:
                 self._book.use_domain(vm.name)

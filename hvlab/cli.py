@@ -226,6 +226,83 @@ def drill(
     drills.drill(config, lab=lab, kind=kind, recover=recover, as_json=as_json, junit_file=junit)
 
 
+def _report_or_raise(call: Any, as_json: bool) -> None:
+    """Run a lifecycle call; with --json print its report, also when it failed."""
+    from hvlab.errors import HvlabError
+
+    try:
+        payload = call()
+    except HvlabError as err:
+        if as_json and getattr(err, "report", None) is not None:
+            _print_json(err.report)
+        raise
+    if as_json:
+        _print_json(payload)
+
+
+def stop(config: Any = None, lab: str | None = None, as_json: bool = False) -> None:
+    """Shut the lab down in order (hvlab.api.Lab.stop)."""
+    _report_or_raise(lambda: _lab(config, lab, as_json).stop(), as_json)
+
+
+def start(config: Any = None, lab: str | None = None, as_json: bool = False) -> None:
+    """Start the lab in order until healthy (hvlab.api.Lab.start)."""
+    _report_or_raise(lambda: _lab(config, lab, as_json).start(), as_json)
+
+
+def checkpoint(
+    config: Any = None, name: str = "", lab: str | None = None, as_json: bool = False
+) -> None:
+    """A checkpoint of the whole lab (hvlab.api.Lab.checkpoint)."""
+    _report_or_raise(lambda: _lab(config, lab, as_json).checkpoint(name), as_json)
+
+
+def restore(
+    config: Any = None, name: str = "", lab: str | None = None, as_json: bool = False
+) -> None:
+    """The whole lab back to a checkpoint (hvlab.api.Lab.restore)."""
+    _report_or_raise(lambda: _lab(config, lab, as_json).restore(name), as_json)
+
+
+def checkpoints(config: Any = None, lab: str | None = None, as_json: bool = False) -> None:
+    """The lab's checkpoints (hvlab.api.Lab.checkpoints)."""
+    found = _lab(config, lab, as_json).checkpoints()
+    if as_json:
+        _print_json(found)
+
+
+def run_in_vm(
+    config: Any = None,
+    vm: str | None = None,
+    cmdlet: str = "",
+    params: list[str] | None = None,
+    lab: str | None = None,
+    as_json: bool = False,
+) -> None:
+    """One cmdlet inside a lab VM; prints its records (hvlab.access.run)."""
+    from hvlab import access
+
+    access.run(
+        config, vm=vm, cmdlet=cmdlet, params=access.parse_params(params), lab=lab, as_json=as_json
+    )
+
+
+def connect(
+    config: Any = None, vm: str | None = None, lab: str | None = None, as_json: bool = False
+) -> None:
+    """How to reach a lab VM (hvlab.access.connect)."""
+    from hvlab import access
+
+    access.connect(config, vm=vm, lab=lab, as_json=as_json)
+
+
+def list_labs(config: Any = None, as_json: bool = False) -> None:
+    """Every lab on the host by its mark (hvlab.hostlabs)."""
+    from hvlab import hostlabs
+
+    hostlabs.list_labs(config, as_json=as_json)
+
+
 def rule(number: str) -> None:
     """Print one entry of the rule reference (hvlab/rules.md)."""
     from hvlab import rules
@@ -247,7 +324,9 @@ def report(
         source = Path(report_file)
     else:
         spec = load_lab(lab_path(config, lab))
-        source = paths.state_dir(spec.name, paths.home(config)) / "report.json"
+        source = (
+            paths.state_dir(spec.name, paths.home(config), paths.host_id(config)) / "report.json"
+        )
     try:
         data = json.loads(source.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -109,6 +109,25 @@ class PreflightError(HvlabError):
         return EXIT_BAD_INPUT if self.bad_input else EXIT_FAILED
 
 
+class LockedError(ConfigError):
+    """Another run holds the lab's lock (R-131): nothing was changed. Bad input: run
+    again when it has finished."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, lab: str, holder: str, where: str, stale_after: float) -> None:
+        self.lab = lab
+        self.holder = holder
+        self.where = where
+        super().__init__(
+            f"lab {lab} is in use by another run: {holder}. Nothing was changed; run again "
+            f"when it has finished. A run that was killed leaves its lock behind: it is taken "
+            f"over on the same controller once its process is gone, and from anywhere once "
+            f"its heartbeat is older than {stale_after:g}s (HVLAB_LOCK_STALE). "
+            f"Lock: {where} (R-131)"
+        )
+
+
 class OwnershipError(HvlabError):
     """A resource with a lab name exists but does not carry this lab's mark."""
 

@@ -17,14 +17,16 @@ from hvlab import report as progress
 from hvlab.creds import CredentialBook
 from hvlab.engine import Run, StepResult
 from hvlab.errors import ConfigError, HvlabError
-from hvlab.paths import home, state_dir
+from hvlab.paths import home, host_id, state_dir
 from hvlab.session import Session, open_session
 from hvlab.state import LabState
 from hvlab.steps import build as build_steps
 from hvlab.steps.common import SILENT, text, val
 
 # Tasks that only read the host: on the embedded host they never write its state.
-READ_ONLY_VERBS = frozenset({"status", "plan"})
+READ_ONLY_VERBS = frozenset({"status", "plan", "list", "checkpoints", "connect"})
+# Tasks that change a lab: they hold its lock on the host (hvlab.locking, R-131).
+LOCKING_VERBS = frozenset({"up", "down", "checkpoint", "restore", "stop", "start", "api"})
 
 # `out` left to the task: stdout, or stderr when stdout carries the JSON report.
 AUTO: Any = "auto"
@@ -44,11 +46,12 @@ def load_spec_from(config: Any, lab: str | None) -> tuple[Any, str]:
     return load_lab(path), described(path, how)
 
 
-def lab_secrets(spec: Any, session: Session) -> Any:
+def lab_secrets(spec: Any, session: Session, *, dsrm: bool = True) -> Any:
+    """The lab's passwords; `dsrm=False` for tasks that only log on to the guests."""
     from hvlab.secrets import resolve_secrets
 
     prompt = None if session.simulated or not sys.stdin.isatty() else True
-    return resolve_secrets(spec, prompt=prompt, simulated=session.simulated)
+    return resolve_secrets(spec, prompt=prompt, simulated=session.simulated, dsrm=dsrm)
 
 
 def credential(user: str, secret: Any) -> Any:
@@ -94,7 +97,7 @@ def on_host(
     else:
         spec, source = load_spec_from(config, lab)
         out = sys.stderr if as_json else sys.stdout
-    folder = state_dir(spec.name, state_base or home(config))
+    folder = state_dir(spec.name, state_base or home(config), host_id(config))
     with contextlib.ExitStack() as stack:
         stack.enter_context(hvlog.run_log(folder, f"lab.{verb} {spec.name} from {source}"))
         if target is not None and target.session is not None:
@@ -109,6 +112,7 @@ def on_host(
                     verb=verb,
                     notice=lambda line: say(sys.stderr if out is not None else None, line),
                     vms=[vm.name for vm in spec.vms] + [h.name for h in spec.ha_vms],
+                    lab_lock=spec.name if verb in LOCKING_VERBS else None,
                 )
             )
         say(out, f"hvlab lab.{verb} {spec.name} from {source} on {session.description}")
@@ -152,49 +156,75 @@ def up(
         session,
         out,
     ):
-        folder = state_dir(spec.name, state_base or home(config))
-        state = LabState(folder)
+        folder = state_dir(spec.name, state_base or home(config), host_id(config))
         if not session.simulated and not yes:
             confirm(f"Build lab {spec.name} on {session.description}?")
-        say(out, "Nested virtualization is for labs and evaluation, not production clusters.")
-        secrets = lab_secrets(spec, session)
-        last = state.read_json("report.json")
-        reporter = progress.reporter(
-            out, progress.Estimate(progress.expected_from(last), session.time_factor)
-        )
-        run = Run(
-            build_steps(spec),
-            services(spec, session, secrets, state, config),
-            reporter,
-            parallel=parallel,
-            time_factor=session.time_factor,
-            min_deadline=min_wait(),
-            on_step_done=state.record_step,
-            clock=session.clock,
-        )
-        error: HvlabError | None = None
-        try:
-            results = run.execute()
-        except HvlabError as err:
-            error = err
-            results = list(run.results.values())
-        finally:
-            reporter.close()
-            _write_trace(session, folder, trace)
-        payload = _report(spec, session, results, time.monotonic() - started, error)
-        if error is None:
-            payload["endpoints"] = endpoints(spec)
-        else:
-            _diagnostics(session, spec, state, results, error)
-        state.write_json("report.json", payload)
-        for line in progress.summary_lines(results):
-            say(out, line)
-        if as_json and target is None:
-            print(json.dumps(payload, indent=2, default=str))
-        if error is not None:
-            error.report = payload  # type: ignore[attr-defined]
-            raise error
-        return payload
+        from hvlab.locking import LabLock
+
+        lock = LabLock(session.host, spec, "lab.up", simulated=session.simulated, out=out)
+        # Refused at once, before anything is written, when another run holds it; a
+        # lab without its folder yet is locked right after the folder step makes it.
+        lock.acquire_if_marked()
+        with lock.holding():
+            return _up_locked(
+                config, spec, session, out, folder, lock, parallel, as_json, trace, target, started
+            )
+    raise AssertionError("unreachable")
+
+
+def _up_locked(
+    config: Any,
+    spec: Any,
+    session: Session,
+    out: IO[str] | None,
+    folder: Path,
+    lock: Any,
+    parallel: int,
+    as_json: bool,
+    trace: str | None,
+    target: Target | None,
+    started: float,
+) -> dict[str, Any]:
+    state = LabState(folder)
+    say(out, "Nested virtualization is for labs and evaluation, not production clusters.")
+    secrets = lab_secrets(spec, session)
+    last = state.read_json("report.json")
+    reporter = progress.reporter(
+        out, progress.Estimate(progress.expected_from(last), session.time_factor)
+    )
+    run = Run(
+        build_steps(spec),
+        {**services(spec, session, secrets, state, config), "lab_lock": lock},
+        reporter,
+        parallel=parallel,
+        time_factor=session.time_factor,
+        min_deadline=min_wait(),
+        on_step_done=state.record_step,
+        clock=session.clock,
+    )
+    error: HvlabError | None = None
+    try:
+        results = run.execute()
+    except HvlabError as err:
+        error = err
+        results = list(run.results.values())
+    finally:
+        reporter.close()
+        _write_trace(session, folder, trace)
+    payload = _report(spec, session, results, time.monotonic() - started, error)
+    if error is None:
+        payload["endpoints"] = endpoints(spec)
+    else:
+        _diagnostics(session, spec, state, results, error)
+    state.write_json("report.json", payload)
+    for line in progress.summary_lines(results):
+        say(out, line)
+    if as_json and target is None:
+        print(json.dumps(payload, indent=2, default=str))
+    if error is not None:
+        error.report = payload  # type: ignore[attr-defined]
+        raise error
+    return payload
 
 
 def min_wait() -> float:
@@ -312,7 +342,7 @@ def plan(
         out,
     ):
         secrets = lab_secrets(spec, session)
-        state = LabState(state_dir(spec.name, state_base or home(config)))
+        state = LabState(state_dir(spec.name, state_base or home(config), host_id(config)))
         run = Run(
             build_steps(spec),
             services(spec, session, secrets, state, config),

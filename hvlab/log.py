@@ -3,7 +3,7 @@ run log per lab.
 
 Every task takes -v (more; -vv for every host call) and -q (only problems). The
 console shows warnings by default: progress has its own display (hvlab.report).
-The run log, `.hvlab/<lab>/run.log`, always records everything at debug level:
+The run log, `.hvlab/<host>/<lab>/run.log`, always records everything at debug level:
 each step's start, notes and end, each wait and what it saw, each retry. It holds
 no secret: what is logged is what the progress shows, cmdlet and parameter
 *names*, and error texts, which never carry a password (the tests scan it).

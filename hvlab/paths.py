@@ -2,13 +2,19 @@
 
 State, reports, traces and the embedded simulated host's state go under one
 folder: $HVLAB_HOME, else the `home` setting (hvlab section of invoke.yaml),
-else `.hvlab/` in the current folder. Nothing is ever written next to the
-installed package.
+else `.hvlab/` in the current folder. Inside it, one folder per host and one per
+lab on that host: `<home>/<host>/<lab>/`, where the embedded simulated host is
+`sim` (its own state, host.state, lives there too) and a real host is named by
+its address (`hv01.contoso.com`, with `_<port>` when the port is not WinRM's
+default), so runs against two hosts never mix their reports. Nothing is ever
+written next to the installed package.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +40,33 @@ def home(config: Any = None) -> Path:
     return Path.cwd() / ".hvlab"
 
 
-def state_dir(lab_name: str, base: Path | None = None) -> Path:
-    """The folder that holds a lab's state, trace, reports and diagnostics."""
-    return (base or home()) / lab_name
+EMBEDDED_HOST = "sim"
+
+
+def host_id(config: Any = None) -> str:
+    """The folder name of the host a task works on (see the module's docstring)."""
+    from hvlab.config import Settings
+
+    raw = Settings.load(config).host
+    if not raw:
+        return EMBEDDED_HOST
+    text = str(raw).strip()
+    url = urllib.parse.urlsplit(text if "://" in text else f"https://{text}")
+    try:
+        name, port = (url.hostname or text).lower(), url.port
+    except ValueError:
+        name, port = text.lower(), None
+    default = 5985 if url.scheme == "http" else 5986
+    ident = name if port in (None, default) else f"{name}_{port}"
+    ident = re.sub(r"[^a-z0-9._-]", "_", ident).strip(".") or "host"
+    # A real host called "sim" must not share the embedded host's folder.
+    return f"{ident}_{port or default}" if ident == EMBEDDED_HOST else ident
+
+
+def state_dir(lab_name: str, base: Path | None = None, host: str | None = None) -> Path:
+    """The folder that holds a lab's state, trace, reports and diagnostics on one host
+    (`host` from host_id(); the embedded host when not given)."""
+    return (base or home()) / (host or EMBEDDED_HOST) / lab_name
 
 
 def lab_path(config: Any = None, lab: str | None = None) -> tuple[Path, str]:

@@ -91,8 +91,14 @@ def resolve_secrets(
     env: Mapping[str, str] | None = None,
     prompt: Prompt | bool | None = None,
     simulated: bool = False,
+    *,
+    dsrm: bool = True,
 ) -> Secrets:
     """The lab's passwords from the environment, a prompt, or (simulated host only) demo values.
+
+    `dsrm=False` leaves out the DSRM password (only a promotion uses it): tasks that
+    only log on to the guests (status, run, stop, start, checkpoints) ask for the
+    accounts they use and nothing more.
 
     Order per password: the environment variable the lab names; with `simulated`,
     the demo password; with `prompt` (an interactive terminal, e.g. getpass.getpass),
@@ -109,7 +115,8 @@ def resolve_secrets(
     new_forest = lab.domain.mode == "new"
     wanted: list[tuple[str, str, str]] = [("admin", names.admin, "local Administrator")]
     if new_forest:
-        wanted.append(("dsrm", names.dsrm, "Directory Services Restore Mode"))
+        if dsrm:
+            wanted.append(("dsrm", names.dsrm, "Directory Services Restore Mode"))
     else:
         wanted.append(("domain", names.domain, f"domain join account {lab.domain.join_account}"))
 
@@ -145,7 +152,7 @@ def resolve_secrets(
                 "domain Administrator keeps the local Administrator's password (R-38). "
                 f"Unset {names.domain} or make them equal."
             )
-        return Secrets(admin=admin, domain=admin, dsrm=found["dsrm"])
+        return Secrets(admin=admin, domain=admin, dsrm=found.get("dsrm"))
     return Secrets(admin=admin, domain=found["domain"], dsrm=None)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import secrets as pysecrets
 import time
@@ -48,9 +49,9 @@ class Session:
 
 def sim_state_path(base: Path | None = None) -> Path:
     """The embedded simulated host's state, under hvlab's home (hvlab.paths.home)."""
-    from hvlab.paths import home
+    from hvlab.paths import EMBEDDED_HOST, home
 
-    return (base or home()) / "sim" / "host.state"
+    return (base or home()) / EMBEDDED_HOST / "host.state"
 
 
 def embedded_timescale(env: dict[str, str] | None = None) -> float:
@@ -83,10 +84,17 @@ def lock_wait_seconds(env: dict[str, str] | None = None) -> float:
 
 
 @contextlib.contextmanager
-def host_state_lock(path: Path, verb: str, notice: Any = None) -> Iterator[None]:
+def host_state_lock(
+    path: Path, verb: str, notice: Any = None, lab_lock: str | None = None
+) -> Iterator[None]:
     """Hold the embedded host's state for the whole task: one task at a time reads or
-    changes it (a file lock the operating system releases when the process dies)."""
+    changes it (a file lock the operating system releases when the process dies).
+
+    A task that changes lab `lab_lock` does not wait for a task that holds that same
+    lab's lock: it is refused at once, as on any host (R-131)."""
     from filelock import FileLock, Timeout
+
+    from hvlab import locking
 
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(path) + ".lock")
@@ -96,6 +104,22 @@ def host_state_lock(path: Path, verb: str, notice: Any = None) -> Iterator[None]
     except Timeout:
         wait = lock_wait_seconds()
         holder = _read_owner(owner)
+        other = _owner_record(owner)
+        if (
+            lab_lock
+            and other is not None
+            and other.get("locks_lab")
+            and other.get("lab") == lab_lock
+        ):
+            from hvlab.errors import LockedError
+
+            record = locking.Holder.parse(json.dumps(other))
+            raise LockedError(
+                lab_lock,
+                record.describe() if record is not None else holder,
+                f"the embedded simulated host ({path})",
+                locking.stale_seconds(),
+            ) from None
         if notice is not None:
             notice(
                 f"waiting up to {wait:g}s for the embedded simulated host: another hvlab task "
@@ -110,13 +134,24 @@ def host_state_lock(path: Path, verb: str, notice: Any = None) -> Iterator[None]
             ) from None
     try:
         with contextlib.suppress(OSError):
-            owner.write_text(f"lab.{verb}, pid {os.getpid()}", encoding="utf-8")
+            owner.write_text(locking.owner_line(verb, lab_lock), encoding="utf-8")
         yield
     finally:
         lock.release()
 
 
+def _owner_record(owner: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(owner.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _read_owner(owner: Path) -> str:
+    record = _owner_record(owner)
+    if record is not None:
+        return f"{record.get('command', 'a task')}, pid {record.get('pid', '?')}"
     try:
         return owner.read_text(encoding="utf-8").strip()[:80] or "unknown"
     except OSError:
@@ -212,9 +247,11 @@ def open_session(
     verb: str = "task",
     notice: Any = None,
     vms: list[str] | None = None,
+    lab_lock: str | None = None,
 ) -> Iterator[Session]:
     """The host a task works on. On the embedded host, `writes=False` (status, plan)
-    never writes its state; a task that writes saves each change as it is made."""
+    never writes its state; a task that writes saves each change as it is made.
+    `lab_lock` names the lab whose lock the task takes (hvlab.locking)."""
     from hvlab.config import Settings
     from hvlab.remote import Host
 
@@ -240,7 +277,7 @@ def open_session(
     from hvlab.paths import home
 
     path = sim_state_path(state_base or home(config))
-    with host_state_lock(path, verb, notice):
+    with host_state_lock(path, verb, notice, lab_lock):
         world = load_embedded_world(path, timescale, vms)
         journal = persist.Journal(world, path) if writes else None
         world.journal = journal

@@ -1,4 +1,4 @@
-"""The lab's record under .hvlab/<lab>/: state.json, artifacts, trace, diagnostics.
+"""The lab's record under .hvlab/<host>/<lab>/: state.json, artifacts, trace, diagnostics.
 
 All writes are atomic (temp file, fsync, rename). Nothing secret is ever written:
 callers pass reports, facts and step results, which hold no passwords; a final

@@ -26,7 +26,8 @@ def status(
         session,
         out,
     ):
-        secrets = lab_secrets(spec, session)
+        # Status logs on to the guests only: no DSRM password (a promotion's).
+        secrets = lab_secrets(spec, session, dsrm=False)
         creds = CredentialBook(spec, secrets, credential)
         data = collect_status(spec, session.host, creds)
     if as_json and target is None:

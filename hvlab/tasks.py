@@ -22,7 +22,7 @@ LAB_HELP = (
 
 VERBOSITY = {
     "verbose": "More on the terminal: -v for steps, waits and retries, -vv for every host call.",
-    "quiet": "Only problems on the terminal (.hvlab/<lab>/run.log still records everything).",
+    "quiet": "Only problems on the terminal (.hvlab/<host>/<lab>/run.log still records everything).",
 }
 
 
@@ -115,6 +115,129 @@ def status(c, lab=None, json=False, verbose=0, quiet=False):
         as_json=json,
         verbosity=(verbose, quiet),
     )
+
+
+@hvlab_task(help={"lab": LAB_HELP, "json": "Print a JSON report on stdout."})
+def stop(c, lab=None, json=False, verbose=0, quiet=False):
+    """Shut the lab down cleanly: HA VMs, the cluster, the nodes, then the DC.
+
+    Each VM shuts down through its guest (no power cut) and is waited for until Off.
+    """
+    from hvlab import cli
+
+    _run(cli.stop, c.config, lab=lab, as_json=json, verbosity=(verbose, quiet))
+
+
+@hvlab_task(help={"lab": LAB_HELP, "json": "Print a JSON report on stdout."})
+def start(c, lab=None, json=False, verbose=0, quiet=False):
+    """Start the lab in order: the DC and AD, the nodes, the cluster, the HA VMs.
+
+    Returns once lab.status is healthy (every VM running, nodes Up, pool Healthy,
+    CSVs and HA VMs online), or fails saying what is not.
+    """
+    from hvlab import cli
+
+    _run(cli.start, c.config, lab=lab, as_json=json, verbosity=(verbose, quiet))
+
+
+@hvlab_task(
+    name="checkpoint",
+    help={
+        "name": "The checkpoint's name (letters, digits, '.', '_', '-').",
+        "lab": LAB_HELP,
+        "json": "Print a JSON report on stdout.",
+    },
+)
+def checkpoint_(c, name, lab=None, json=False, verbose=0, quiet=False):
+    """Checkpoint every VM of the lab at one moment.
+
+    The lab is shut down cleanly first (HA VMs, cluster, nodes, DC) so the cluster
+    and its pool come back healthy from the checkpoint; a lab that was running is
+    started again and waited for until healthy. The checkpoints are named
+    hvlab:<lab>:<NAME>; lab.down removes them.
+    """
+    from hvlab import cli
+
+    _run(cli.checkpoint, c.config, name, lab=lab, as_json=json, verbosity=(verbose, quiet))
+
+
+@hvlab_task(
+    help={
+        "name": "The checkpoint to go back to (lab.checkpoints lists them).",
+        "lab": LAB_HELP,
+        "json": "Print a JSON report on stdout.",
+    }
+)
+def restore(c, name, lab=None, json=False, verbose=0, quiet=False):
+    """Put every VM of the lab back to a checkpoint and start the lab.
+
+    Every VM is turned off (its state is discarded), restored, and the lab started
+    in order until lab.status is healthy. A lab is restored whole: a checkpoint
+    missing on any VM is refused (R-13).
+    """
+    from hvlab import cli
+
+    _run(cli.restore, c.config, name, lab=lab, as_json=json, verbosity=(verbose, quiet))
+
+
+@hvlab_task(help={"lab": LAB_HELP, "json": "Print the checkpoints as JSON."})
+def checkpoints(c, lab=None, json=False, verbose=0, quiet=False):
+    """List the lab's checkpoints: name, when taken, and whether every VM has it."""
+    from hvlab import cli
+
+    _run(cli.checkpoints, c.config, lab=lab, as_json=json, verbosity=(verbose, quiet))
+
+
+@hvlab_task(
+    name="run",
+    iterable=["param"],
+    help={
+        "vm": "The lab VM to run the cmdlet in.",
+        "cmdlet": "A cmdlet name (Verb-Noun).",
+        "param": "A parameter as NAME=VALUE, the value read as YAML (3, true, null, 'text'); "
+        "repeat for more.",
+        "lab": LAB_HELP,
+        "json": "Print the records as JSON.",
+    },
+)
+def run_(c, cmdlet, vm=None, param=None, lab=None, json=False, verbose=0, quiet=False):
+    """Run one cmdlet inside a lab VM (PowerShell Direct) and print what it returns.
+
+    Example: hvlab lab.run --vm hvhost01 Get-ClusterNode
+             hvlab lab.run --vm dc01 Get-Service --param Name=NTDS
+    """
+    from hvlab import cli
+
+    _run(
+        cli.run_in_vm,
+        c.config,
+        vm=vm,
+        cmdlet=cmdlet,
+        params=param,
+        lab=lab,
+        as_json=json,
+        verbosity=(verbose, quiet),
+    )
+
+
+@hvlab_task(help={"vm": "The lab VM.", "lab": LAB_HELP, "json": "Print it as JSON."})
+def connect(c, vm=None, lab=None, json=False, verbose=0, quiet=False):
+    """Show how to reach a lab VM: its console (vmconnect), PowerShell Direct, its address."""
+    from hvlab import cli
+
+    _run(cli.connect, c.config, vm=vm, lab=lab, as_json=json, verbosity=(verbose, quiet))
+
+
+@hvlab_task(name="list", help={"json": "Print the labs as JSON."})
+def list_(c, json=False, verbose=0, quiet=False):
+    """List every lab on the host by its mark: VMs and their states, switches, folder.
+
+    Needs no lab file: it reads the marks (VM and switch Notes 'hvlab:<lab>', lab
+    folders' .hvlab-lab) and says which lab is in use by a run, and by whom.
+    """
+    from hvlab import cli
+
+    _run(cli.list_labs, c.config, as_json=json, verbosity=(verbose, quiet))
 
 
 @hvlab_task(
@@ -399,7 +522,26 @@ def image_list(c, folder=None, json=False, verbose=0, quiet=False):
     _run(cli.image_list, c.config, folder=folder, as_json=json, verbosity=(verbose, quiet))
 
 
-lab = Collection("lab", up, down, status, plan, validate, render, report, schema, drill)
+lab = Collection(
+    "lab",
+    up,
+    down,
+    status,
+    plan,
+    validate,
+    render,
+    report,
+    schema,
+    stop,
+    start,
+    checkpoint_,
+    restore,
+    checkpoints,
+    run_,
+    connect,
+    list_,
+    drill,
+)
 sim = Collection("sim", serve, show)
 image = Collection("image", image_build, image_list)
 ns = Collection(lab, sim, image, rule)

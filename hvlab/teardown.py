@@ -17,7 +17,7 @@ from typing import Any
 
 from hvlab.errors import HostError, StepError
 from hvlab.lab import Target, confirm, on_host, say
-from hvlab.paths import home, state_dir
+from hvlab.paths import home, host_id, state_dir
 from hvlab.state import LabState
 from hvlab.steps.common import (
     SILENT,
@@ -49,86 +49,14 @@ def down(
         session,
         out,
     ):
-        host = session.host
-        local = LabState(state_dir(spec.name, state_base or home(config)))
-        hint = local.get_fact("host", "creating_folders")
-        plan = find_owned(spec, host, hint or [])
-        if plan.note:
-            say(out, plan.note)
-        if plan.empty:
-            say(out, f"nothing of lab {spec.name} is on the host")
-        else:
-            for line in plan.listing():
-                say(out, f"  will remove {line}")
-            if not yes:
-                confirm(f"Remove {plan.count} resources of lab {spec.name}?")
+        from hvlab.locking import LabLock
 
-        def attempt(what: str, fn: Any) -> bool:
-            # Keep going when parts are already gone: down must always finish.
-            try:
-                fn()
-            except HostError as err:
-                problems.append(f"{what}: {err}")
-                say(out, f"  could not remove {what}: {err.message}")
-                return False
-            removed.append(what)
-            say(out, f"  removed {what}")
-            return True
-
-        for vm_id, name in plan.vms:
-            # By Id through the pipeline: another VM may share the name (R-20) and is not ours.
-            attempt(
-                f"VM {name}",
-                lambda i=vm_id: (
-                    host.pipeline(
-                        [("Get-VM", {"Id": i}), ("Stop-VM", {"TurnOff": True, "Force": True})]
-                    ),
-                    host.pipeline([("Get-VM", {"Id": i}), ("Remove-VM", {"Force": True})]),
-                ),
-            )
-        for nat in plan.nats:
-            attempt(f"NAT {nat}", lambda n=nat: host.run("Remove-NetNat", Name=n, Confirm=False))
-        for sw_id, name in plan.switches:
-            attempt(
-                f"switch {name}",
-                lambda i=sw_id: host.pipeline(
-                    [("Get-VMSwitch", {"Id": i}), ("Remove-VMSwitch", {"Force": True})]
-                ),
-            )
-        for path in plan.files:
-            attempt(f"file {path}", lambda p=path: host.run("Remove-Item", Path=p, Force=True))
-
-        def remove_folder(path: str) -> bool:
-            children = host.run("Get-ChildItem", Path=path, Force=True, **SILENT)
-            if children:
-                names = sorted(text(val(c, "Name")) for c in children)
-                left.append({"path": path, "holds": names})
-                shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-                say(out, f"  left {path}: it holds what lab {spec.name} did not create: {shown}")
-                return False
-            return attempt(f"folder {path}", lambda: host.run("Remove-Item", Path=path))
-
-        for path in plan.folders_in_root:
-            remove_folder(path)
-        if plan.root_is_ours:
-            if problems:
-                # Keep the mark and the record: a later lab.down can finish the job.
-                say(out, f"  kept the mark of {spec.root}: some of the lab's resources remain")
-            else:
-                for path in (spec.record_path, spec.marker_path):
-                    attempt(
-                        f"file {path}",
-                        lambda p=path: host.run("Remove-Item", Path=p, Force=True, **SILENT),
-                    )
-                if plan.root_created:
-                    remove_folder(spec.root)
-                else:
-                    say(out, f"  kept {spec.root}: it was there before the lab")
-        for path in plan.parents:
-            if not left and not problems:
-                remove_folder(path)
-        if not problems and hint:
-            local.set_fact("host", "creating_folders", None)
+        lock = LabLock(session.host, spec, "lab.down", simulated=session.simulated, out=out)
+        # Refused at once while another run changes the lab (R-131); a lab whose folder
+        # is gone has no lock to take.
+        lock.acquire_if_marked()
+        with lock.holding():
+            _remove(config, spec, session, out, state_base, yes, lock, removed, problems, left)
     payload = {"lab": spec.name, "removed": removed, "left": left, "problems": problems}
     if as_json and target is None:
         print(json.dumps(payload, indent=2))
@@ -140,10 +68,116 @@ def down(
     return payload
 
 
+def _remove(
+    config: Any,
+    spec: Any,
+    session: Any,
+    out: Any,
+    state_base: Path | None,
+    yes: bool,
+    lock: Any,
+    removed: list[str],
+    problems: list[str],
+    left: list[dict[str, Any]],
+) -> None:
+    host = session.host
+    local = LabState(state_dir(spec.name, state_base or home(config), host_id(config)))
+    hint = local.get_fact("host", "creating_folders")
+    plan = find_owned(spec, host, hint or [])
+    if plan.note:
+        say(out, plan.note)
+    if plan.empty:
+        say(out, f"nothing of lab {spec.name} is on the host")
+    else:
+        for line in plan.listing():
+            say(out, f"  will remove {line}")
+        if not yes:
+            confirm(f"Remove {plan.count} resources of lab {spec.name}?")
+
+    def attempt(what: str, fn: Any) -> bool:
+        # Keep going when parts are already gone: down must always finish.
+        try:
+            fn()
+        except HostError as err:
+            problems.append(f"{what}: {err}")
+            say(out, f"  could not remove {what}: {err.message}")
+            return False
+        removed.append(what)
+        say(out, f"  removed {what}")
+        return True
+
+    for vm_id, name, label in plan.checkpoints:
+        # The lab's checkpoints before its VMs: removing one merges its .avhdx back into
+        # the disk the lab created; Remove-VM would leave the .avhdx files behind (R-130).
+        attempt(
+            f"checkpoint {label} of {name}",
+            lambda i=vm_id, n=label: host.pipeline(
+                [("Get-VM", {"Id": i}), ("Remove-VMSnapshot", {"Name": n})]
+            ),
+        )
+    for vm_id, name in plan.vms:
+        # By Id through the pipeline: another VM may share the name (R-20) and is not ours.
+        attempt(
+            f"VM {name}",
+            lambda i=vm_id: (
+                host.pipeline(
+                    [("Get-VM", {"Id": i}), ("Stop-VM", {"TurnOff": True, "Force": True})]
+                ),
+                host.pipeline([("Get-VM", {"Id": i}), ("Remove-VM", {"Force": True})]),
+            ),
+        )
+    for nat in plan.nats:
+        attempt(f"NAT {nat}", lambda n=nat: host.run("Remove-NetNat", Name=n, Confirm=False))
+    for sw_id, name in plan.switches:
+        attempt(
+            f"switch {name}",
+            lambda i=sw_id: host.pipeline(
+                [("Get-VMSwitch", {"Id": i}), ("Remove-VMSwitch", {"Force": True})]
+            ),
+        )
+    for path in plan.files:
+        attempt(f"file {path}", lambda p=path: host.run("Remove-Item", Path=p, Force=True))
+
+    def remove_folder(path: str) -> bool:
+        children = host.run("Get-ChildItem", Path=path, Force=True, **SILENT)
+        if children:
+            names = sorted(text(val(c, "Name")) for c in children)
+            left.append({"path": path, "holds": names})
+            shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+            say(out, f"  left {path}: it holds what lab {spec.name} did not create: {shown}")
+            return False
+        return attempt(f"folder {path}", lambda: host.run("Remove-Item", Path=path))
+
+    for path in plan.folders_in_root:
+        remove_folder(path)
+    if plan.root_is_ours:
+        if problems:
+            # Keep the mark and the record: a later lab.down can finish the job.
+            say(out, f"  kept the mark of {spec.root}: some of the lab's resources remain")
+        else:
+            for path in (spec.record_path, spec.marker_path):
+                attempt(
+                    f"file {path}",
+                    lambda p=path: host.run("Remove-Item", Path=p, Force=True, **SILENT),
+                )
+            # The lock goes with the mark it sits next to (R-131), before the folder.
+            lock.release()
+            if plan.root_created:
+                remove_folder(spec.root)
+            else:
+                say(out, f"  kept {spec.root}: it was there before the lab")
+    for path in plan.parents:
+        if not left and not problems:
+            remove_folder(path)
+    if not problems and hint:
+        local.set_fact("host", "creating_folders", None)
+
+
 class Owned:
     """What lab.down will remove, in removal order."""
 
     def __init__(self) -> None:
+        self.checkpoints: list[tuple[str, str, str]] = []  # VM id, VM name, checkpoint
         self.vms: list[tuple[str, str]] = []
         self.switches: list[tuple[str, str]] = []
         self.nats: list[str] = []
@@ -157,7 +191,8 @@ class Owned:
     @property
     def count(self) -> int:
         return (
-            len(self.vms)
+            len(self.checkpoints)
+            + len(self.vms)
             + len(self.switches)
             + len(self.nats)
             + len(self.files)
@@ -170,7 +205,8 @@ class Owned:
         return self.count == 0
 
     def listing(self) -> list[str]:
-        lines = [f"VM {name} ({i})" for i, name in self.vms]
+        lines = [f"checkpoint {label} of VM {name}" for _, name, label in self.checkpoints]
+        lines += [f"VM {name} ({i})" for i, name in self.vms]
         lines += [f"switch {name} ({i})" for i, name in self.switches]
         lines += [f"NAT {n}" for n in self.nats]
         lines += [f"file {f}" for f in self.files]
@@ -191,6 +227,7 @@ def find_owned(spec: Any, host: Any, hint: list[str]) -> Owned:
     for vm in host.run("Get-VM"):
         if owns_vm(vm, spec, folder_is_ours):
             owned.vms.append((text(val(vm, "Id")), text(val(vm, "Name"))))
+    owned.checkpoints = lab_checkpoints(spec, host, owned.vms)
     for sw in host.run("Get-VMSwitch"):
         if has_mark(val(sw, "Notes"), spec.name):
             owned.switches.append((text(val(sw, "Id")), text(val(sw, "Name"))))
@@ -232,6 +269,24 @@ def find_owned(spec: Any, host: Any, hint: list[str]) -> Owned:
     )
     owned.parents = sorted(dict.fromkeys(owned.parents), key=lambda p: -p.count("\\"))
     return owned
+
+
+def lab_checkpoints(spec: Any, host: Any, vms: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """(VM id, VM name, checkpoint name) of every checkpoint that carries the lab's
+    mark on the lab's VMs; a checkpoint someone else took stays theirs."""
+    from hvlab.lifecycle import is_lab_checkpoint
+
+    if not vms:
+        return []
+    ids = {i.lower(): name for i, name in vms}
+    names = sorted({name for _, name in vms})
+    found = []
+    for snap in host.run("Get-VMSnapshot", VMName=names, **SILENT):
+        vm_id = text(val(snap, "VMId")).lower()
+        label = text(val(snap, "Name"))
+        if vm_id in ids and is_lab_checkpoint(spec.name, label):
+            found.append((vm_id, ids[vm_id], label))
+    return found
 
 
 def _by_name(spec: Any) -> list[tuple[str, str]]:

@@ -134,6 +134,9 @@ def _take_common(call: Call, entry: registry.Entry) -> _Common:
             continue
         if key not in _ACCEPTED_COMMON:
             continue
+        if key == "confirm" and allowed is not None and key in allowed:
+            # A handler that models the cmdlet's confirmation prompt reads -Confirm.
+            continue
         value = call.params.pop(name)
         if key == "erroraction":
             common.error_action = _preference(value, name)

@@ -138,6 +138,29 @@ _ROWS: dict[str, Duration] = {
         30, "first boot's extra time to finish roles staged offline (R-120)", "estimate"
     ),
     "vm.create": Duration(2, "New-VM", "estimate"),
+    # Checkpoints.
+    "vm.checkpoint": Duration(
+        3, "Checkpoint-VM of an Off VM: configuration and new .avhdx files", "estimate"
+    ),
+    "vm.checkpoint_apply": Duration(
+        3, "Restore-VMSnapshot of an Off VM: configuration and new .avhdx files", "estimate"
+    ),
+    "vm.checkpoint_remove": Duration(
+        2, "Remove-VMSnapshot: configuration files, before the merge", "estimate"
+    ),
+    "vm.checkpoint_merge_per_gib": Duration(
+        5, "merging an .avhdx into its parent, per GiB written since (about 200 MB/s)", "estimate"
+    ),
+    # Stopping and starting a cluster (Stop-Cluster, Start-Cluster).
+    "cluster.stop": Duration(
+        15, "Stop-Cluster: roles offline, the cluster service stopped on every node", "estimate"
+    ),
+    "cluster.start": Duration(
+        20, "Start-Cluster: the cluster service on every node until the nodes are Up", "estimate"
+    ),
+    "s2d.repair_per_gib": Duration(
+        2, "Repair-VirtualDisk: resynchronising a stale mirror copy, per GiB", "estimate"
+    ),
     "switch.create": Duration(3, "New-VMSwitch (internal/private)", "estimate"),
 }
 

@@ -31,7 +31,7 @@ def test_load_by_path_by_name_and_bad_input(workdir: Path) -> None:
     by_name = hvlab.Lab.load("s2d-4node")
     assert by_path.name == by_name.name == "s2d-4node"
     assert "shipped with hvlab" in by_name.source
-    assert by_path.state_dir == workdir / ".hvlab" / "s2d-4node"
+    assert by_path.state_dir == workdir / ".hvlab" / "sim" / "s2d-4node"  # the embedded host
     bad = workdir / "bad.yaml"
     bad.write_text((LABS / "s2d-2node.yaml").read_text().replace("cpus: 4,", "cpus: 0,"))
     with pytest.raises(SpecError) as info:

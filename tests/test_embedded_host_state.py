@@ -66,8 +66,8 @@ def test_a_reader_overlapping_down_does_not_bring_the_lab_back(workdir: Path) ->
 
     original = session.host_state_lock
 
-    def noting(path, verb, notice=None):  # type: ignore[no-untyped-def]
-        return original(path, verb, lambda line: waits.append(line))
+    def noting(path, verb, notice=None, lab_lock=None):  # type: ignore[no-untyped-def]
+        return original(path, verb, lambda line: waits.append(line), lab_lock)
 
     session.host_state_lock = noting
     try:
@@ -135,7 +135,7 @@ def test_a_killed_up_keeps_every_change_it_made(workdir: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    trace = workdir / ".hvlab" / "s2d-2node" / "state.json"
+    trace = workdir / ".hvlab" / "sim" / "s2d-2node" / "state.json"
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
         if trace.exists() and '"vm:dc01"' in trace.read_text(errors="replace"):

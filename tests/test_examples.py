@@ -62,8 +62,8 @@ def test_a_kept_lab_is_reused_and_stays(tmp_path: Path) -> None:
     again = _pytest(tmp_path, "--hvlab-lab", "s2d-2node")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert _vms(tmp_path / "state") == ["dc01", "hvhost01", "hvhost02"]
-    report = (tmp_path / "state" / "s2d-2node" / "report.json").read_text()
-    assert '"changed": 0' in report or '"result": "ok"' in report
+    log = (tmp_path / "state" / "sim" / "s2d-2node" / "run.log").read_text()
+    assert log.count("---- lab.up ") == 1  # the second session found it healthy: no build
 
 
 def test_a_bad_lab_is_a_usage_error(tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ def test_a_promotion_waiting_for_its_restart_is_not_repeated(
     with pytest.raises(HvlabError):
         labs.up(None)
     monkeypatch.delenv("HVSIM_FAULTS")
-    (workdir / ".hvlab" / "s2d-2node" / "state.json").unlink()  # the controller forgot
+    (workdir / ".hvlab" / "sim" / "s2d-2node" / "state.json").unlink()  # the controller forgot
     report = labs.up(None, as_json=True)
     promote = next(s for s in report["steps"] if s["step"] == "promote:dc01")
     assert not any(c.startswith("Install-ADDSForest") for c in promote["changes"])

@@ -43,8 +43,11 @@ def _env(url: str) -> dict[str, str]:
     return env
 
 
-def _steps_done(workdir: Path) -> list[str]:
-    state = workdir / ".hvlab" / "s2d-2node" / "state.json"
+def _steps_done(workdir: Path, url: str) -> list[str]:
+    from hvlab.paths import host_id, state_dir
+
+    # Local state is kept per host (the served hvsim is named by its address).
+    state = state_dir("s2d-2node", workdir / ".hvlab", host_id({"host": url})) / "state.json"
     try:
         steps = json.loads(state.read_text())["steps"]
     except (FileNotFoundError, ValueError):
@@ -83,7 +86,7 @@ def test_interrupted_up_converges(
             text=True,
         )
         deadline = time.monotonic() + 60
-        while after not in _steps_done(tmp_path) and proc.poll() is None:
+        while after not in _steps_done(tmp_path, server.url) and proc.poll() is None:
             assert time.monotonic() < deadline, f"step {after} never finished"
             time.sleep(0.02)
         time.sleep(extra)
@@ -91,7 +94,7 @@ def test_interrupted_up_converges(
         output, _ = proc.communicate(timeout=120)
         if how == signal.SIGINT and proc.returncode != 0:
             assert proc.returncode == 130, output[-2000:]
-        interrupted_after = _steps_done(tmp_path)
+        interrupted_after = _steps_done(tmp_path, server.url)
         assert after in interrupted_after
         assert "ha:havm01" not in interrupted_after, "the run was interrupted before its end"
 
@@ -118,6 +121,7 @@ def test_a_dropped_change_is_not_resent_and_its_step_converges(
 ) -> None:
     """The connection drops while New-VHD runs: the client cannot tell whether it ran,
     so hvlab does not send it again (R-92); the step reads its facts and converges."""
+    from hvlab.paths import host_id, state_dir
     from hvsim import faults
     from hvsim.model.world import World
     from hvsim.server import serve_in_thread
@@ -134,7 +138,9 @@ def test_a_dropped_change_is_not_resent_and_its_step_converges(
         assert report["result"] == "ok"
         trace = [
             json.loads(x)
-            for x in (tmp_path / ".hvlab" / "s2d-2node" / "trace.jsonl").read_text().splitlines()
+            for x in (state_dir("s2d-2node", tmp_path / ".hvlab", host_id()) / "trace.jsonl")
+            .read_text()
+            .splitlines()
         ]
         assert "drop New-VHD call 2" in world.faults.log, world.faults.log
         lost = [e for e in trace if e["outcome"] == "lost"]

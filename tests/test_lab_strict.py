@@ -59,7 +59,9 @@ def test_lost_responses_to_changes_converge_without_repeating_them(
     }, (lost, fired)
     # None of them was sent twice by the transport: a lost change is not retried.
     assert all(e["attempts"] == 1 for e in lost)
-    steps = json.loads((workdir / ".hvlab" / "s2d-2node" / "report.json").read_text())["steps"]
+    steps = json.loads((workdir / ".hvlab" / "sim" / "s2d-2node" / "report.json").read_text())[
+        "steps"
+    ]
     assert steps
 
 

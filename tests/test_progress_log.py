@@ -1,5 +1,5 @@
 """What a person sees while a lab builds: step n of N, elapsed and left; -v/-q on the
-terminal; and the run log under .hvlab/<lab>/ that records every step, wait and call."""
+terminal; and the run log under .hvlab/<host>/<lab>/ that records every step, wait and call."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def test_quiet_verbose_and_the_run_log(tmp_path: Path) -> None:
     quiet = _hvlab(tmp_path, "lab.up", "-q")
     assert quiet.returncode == 0, quiet.stderr[-2000:]
     assert quiet.stdout == "" and quiet.stderr == ""
-    log = tmp_path / ".hvlab" / "s2d-2node" / "run.log"
+    log = tmp_path / ".hvlab" / "sim" / "s2d-2node" / "run.log"
     text = log.read_text()
     # Every step's start and end, its changes, the waits, and every host call (names only).
     for needle in (

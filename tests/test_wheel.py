@@ -172,7 +172,7 @@ def test_validate_up_down_from_an_empty_folder(installed: Path, tmp_path: Path) 
     first = up.stdout.splitlines()[0]
     assert first.startswith("hvlab lab.up s2d-2node from ")
     assert "shipped with hvlab" in first and "simulated host" in first
-    assert (work / ".hvlab" / "s2d-2node" / "report.json").is_file()
+    assert (work / ".hvlab" / "sim" / "s2d-2node" / "report.json").is_file()
     assert (work / ".hvlab" / "sim").is_dir()
 
     down = _run(installed, work, "hvlab", "lab.down", "--yes")

@@ -1,6 +1,6 @@
 """The steps of lab.up, one module per part of the lab, and their order.
 
-preflight -> lab folder -> switches, leftover mounts -> the first VM (the DC) and its
+preflight -> lab folder -> the lab's lock -> switches, leftover mounts -> the first VM (the DC) and its
 first boot: the PowerShell Direct proof (R-94) -> the DC's promotion, up to its
 restart -> one VM step per other VM (parallel; their OS-disk mounts one at a time,
 R-91) and their first boots, while the DC restarts -> the DC back and AD ready ->
@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from hvlab.engine import Step
+from hvlab.locking import lock_step
 from hvlab.steps import cluster, guests, host, vms
 
 
@@ -20,8 +21,10 @@ def build(lab: Any) -> list[Step]:
         Step("preflight", "lab", "preflight", host.preflight),
         # The folder first: it holds the record of what the lab creates (a NAT too).
         Step("folder", "lab", "network", host.lab_folder, needs=("preflight",)),
-        Step("switches", "lab", "network", host.switches, needs=("folder",)),
-        Step("mounts", "lab", "network", host.leftover_mounts, needs=("folder",)),
+        # The lab's lock, in its folder: taken before any other change (R-131).
+        Step("lock", "lab", "network", lock_step, needs=("folder",)),
+        Step("switches", "lab", "network", host.switches, needs=("lock",)),
+        Step("mounts", "lab", "network", host.leftover_mounts, needs=("lock",)),
     ]
     # R-94: the first VM (the DC when there is one) is built and answers over
     # PowerShell Direct before the others are made: that round trip from the WinRM

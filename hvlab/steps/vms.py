@@ -87,7 +87,7 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
     )
     # A data disk attached at its path is the lab's (each was checked when it was made);
     # only the others need a look at the file.
-    attached = {text(val(d, "Path")).lower() for d in drives}
+    attached = attached_disks(host, drives)
     unattached = [p for p in data_paths if p.lower() not in attached]
     found = host.map([("Get-VHD", {"Path": p, **SILENT}) for p in unattached])
     files = {p: first(f) for p, f in zip(unattached, found, strict=True)}
@@ -102,6 +102,24 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
         ctx.change(f"Start-VM {vm.name}", lambda: host.run("Start-VM", Name=vm.name))
     else:
         ctx.ok(f"VM {vm.name} is {state}")
+
+
+def attached_disks(host: Any, drives: list[Any]) -> set[str]:
+    """The disk files a VM's drives stand for, lower-case. After a checkpoint a drive
+    is the .avhdx that took over the disk's writes (R-130): it stands for the disk at
+    the top of its chain of .avhdx files, which is attached through it."""
+    paths = {text(val(d, "Path")).lower() for d in drives}
+    todo = [p for p in paths if p.endswith(".avhdx")]
+    for _ in range(64):  # a chain per checkpoint; bounded however many there are
+        if not todo:
+            break
+        parents = [
+            text(val(first(found), "ParentPath")).lower()
+            for found in host.map([("Get-VHD", {"Path": p, **SILENT}) for p in todo])
+        ]
+        paths.update(p for p in parents if p)
+        todo = [p for p in parents if p.endswith(".avhdx")]
+    return paths
 
 
 def _os_disk(ctx: StepContext, vm: Any, folder: str, os_disk: str, parent: str) -> None:

@@ -71,6 +71,8 @@ def my_cluster(
 ) -> Cluster | None:
     g = node_ctx(ctx, name)
     cl = cluster_of(ctx.world, g)
+    if cl is not None and not cluster_name and g.services.get("ClusSvc") != "Running":
+        cl = None  # the cluster service is stopped on this node (Stop-Cluster)
     if cluster_name:
         cl = _open_cluster(ctx, g, str(cluster_name), name)
     if cl is None:
@@ -105,6 +107,8 @@ def _open_cluster(ctx: Context, g: GuestOS, target: str, cmdlet_name: str) -> Cl
     PowerShell Direct session is the second hop R-94 worries about."""
     key = target.split(".")[0].lower()
     cl = ctx.world.clusters.get(key)
+    if cl is not None and not cl.up_nodes(ctx.world):
+        return None  # no node runs the cluster service: nothing answers to the name
     via = None
     if cl is None:
         for m in ctx.world.machines():

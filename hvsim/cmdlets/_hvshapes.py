@@ -105,7 +105,10 @@ def vm_obj(world: Any, hv: HyperV, vm: VM) -> PSObj:
             "CheckpointType": enum(HV + "CheckpointType", CHECKPOINT_TYPE, vm.checkpoint_type),
             "IsClustered": vm.is_clustered,
             "IsDeleted": False,
-            "ParentCheckpointId": None,
+            "ParentCheckpointId": _parent_checkpoint(vm, "id"),
+            "ParentCheckpointName": _parent_checkpoint(vm, "name"),
+            "ParentSnapshotId": _parent_checkpoint(vm, "id"),
+            "ParentSnapshotName": _parent_checkpoint(vm, "name"),
             "NetworkAdapters": [adapter_obj(hv, vm, a) for a in vm.adapters],
             "HardDrives": [drive_obj(hv, vm, d) for d in vm.drives],
             "ComputerName": computer_name(hv),
@@ -114,6 +117,14 @@ def vm_obj(world: Any, hv: HyperV, vm: VM) -> PSObj:
         },
         to_string=f"VirtualMachine (Name = '{vm.name}') [Id = '{vm.id}']",
     )
+
+
+def _parent_checkpoint(vm: VM, what: str) -> Any:
+    """The checkpoint the VM's running state descends from (Get-VM ParentCheckpointId)."""
+    cp = next((c for c in vm.checkpoints if c.id == vm.parent_checkpoint), None)
+    if cp is None:
+        return None
+    return uuid.UUID(cp.id) if what == "id" else cp.name
 
 
 def adapter_obj(

@@ -327,36 +327,6 @@ def restart_vm(ctx: Context, call: Call) -> Iterable[Any]:
             yield S.vm_obj(ctx.world, hv, vm)
 
 
-@cmdlet("Checkpoint-VM", params=["Name", "VM", "SnapshotName", "Passthru"])
-def checkpoint_vm(ctx: Context, call: Call) -> Iterable[Any]:
-    _hv, vms = _targets(ctx, call, name_param="Name")
-    for vm in vms:
-        # a VM with CheckpointType Disabled refuses checkpoints (text modelled).
-        if vm.checkpoint_type == "Disabled":
-            raise E.hv(
-                f"Checkpoint operation failed for '{vm.name}'.\n"
-                f"Checkpoints are disabled for '{vm.name}'.",
-                "InvalidOperation",
-                call.name,
-                "InvalidOperation",
-                vm.name,
-            )
-        now = ctx.world.clock.now()
-        label = str(call.get("SnapshotName") or f"{vm.name} - ({len(vm.checkpoints) + 1})")
-        vm.checkpoints.append({"name": label, "created": now, "type": vm.checkpoint_type})
-        if call.switch("Passthru"):
-            yield PSObj(
-                [S.HV + "VMCheckpoint", S.HV + "VMSnapshot", *S.BASE],
-                {
-                    "Name": label,
-                    "VMName": vm.name,
-                    "VMId": vm.id,
-                    "CheckpointType": vm.checkpoint_type,
-                },
-                to_string=label,
-            )
-
-
 # -- processor, memory, firmware ------------------------------------------------------
 
 

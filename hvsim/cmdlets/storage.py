@@ -199,7 +199,7 @@ def _pd_obj(
             "BusType": "SAS",  # Hyper-V SCSI VHDX
             "Usage": "Retired" if st.retired else "Auto-Select",
             # A pool member on a node that is Down (an MSFT_PhysicalDisk status).
-            "HealthStatus": "Warning" if lost or st.retired else "Healthy",
+            "HealthStatus": "Warning" if lost or st.retired or st.stale else "Healthy",
             "OperationalStatus": "Lost Communication" if lost else "OK",
             "Manufacturer": "Msft",
             "Model": "Virtual Disk",

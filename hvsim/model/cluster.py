@@ -127,7 +127,14 @@ class Cluster:
     def node_alive(self, world: Any, name: str) -> bool:
         """The node's OS runs and still carries this cluster's configuration."""
         g = self.node_guest(world, name)
-        return g is not None and g.cluster_config == self.name and g.is_ready()
+        # Stop-Cluster stops the cluster service on every node: they are Down until it
+        # runs again (Start-Cluster, or the next boot: the service starts automatically).
+        return (
+            g is not None
+            and g.cluster_config == self.name
+            and g.is_ready()
+            and g.services.get("ClusSvc") == "Running"
+        )
 
     def node_connected(self, world: Any, name: str) -> bool:
         """Alive and reaching the others over at least one cluster network (R-105)."""
@@ -436,7 +443,10 @@ class Cluster:
         from hvsim.model.s2d import disk_state
 
         self._track_storage(world)
-        if self.members_away or any(disk_state(v).retired for _, v in self.pool.members):
+        # A node restored alone from a checkpoint brings back stale disks (R-13).
+        if self.members_away or any(
+            disk_state(v).retired or disk_state(v).stale for _, v in self.pool.members
+        ):
             return "Warning", "Degraded"
         if float(world.clock.now()) < self.repair_until:
             return "Warning", "InService"

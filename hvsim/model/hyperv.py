@@ -120,7 +120,10 @@ class VM:
     notes: str = ""
     automatic_checkpoints: bool = True
     checkpoint_type: str = "Production"
-    checkpoints: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # hvsim.model.checkpoints.Checkpoint objects, oldest first; the one the running
+    # state descends from (Get-VM ParentCheckpointId).
+    checkpoints: list[Any] = dataclasses.field(default_factory=list)
+    parent_checkpoint: str | None = None
     is_clustered: bool = False
     # Power bookkeeping: when the current run started (modelled s), None when off.
     started_at: float | None = None

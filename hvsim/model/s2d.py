@@ -41,6 +41,9 @@ class DiskState:
     discovered: bool = False
     # Retired by the Health Service's automatic drive replacement.
     retired: bool = False
+    # Holds older data than the rest of the pool: its node was restored from a
+    # checkpoint alone; a repair (Repair-VirtualDisk) brings it up to date.
+    stale: bool = False
 
 
 def disk_state(vhd: Any) -> DiskState:

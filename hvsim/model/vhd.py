@@ -99,6 +99,9 @@ class VHD:
     # Bytes written inside this disk that are not in a modelled partition
     # (guest data disks written by S2D and the like).
     data_written: int = 0
+    # The frozen disk of a VM checkpoint (hvsim.model.checkpoints): the VM writes to
+    # its .avhdx child; the checkpoint keeps what the disk held.
+    checkpoint_disk: bool = False
 
     @property
     def parent_path(self) -> str:

@@ -225,6 +225,19 @@ def attach_disk(
     disk = hv.vhd_at(p)
     if disk is not None and disk.mounted:
         raise E.disk_in_use(p, cmdlet)
+    if disk is not None and _parent_of_an_attached_disk(hv, disk):
+        # The parent of an attached differencing disk (a checkpoint's .vhdx under its
+        # .avhdx, R-16, R-130) is opened through its child: not a disk of its own.
+        raise E.hv(
+            f"Failed to add device 'Virtual Hard Disk'.\nThe disk '{p}' is the parent of a "
+            "differencing disk that is attached to a virtual machine (a checkpoint's disk): "
+            "it cannot be attached itself. The process cannot access the file because it is "
+            "being used by another process. (0x80070020).",
+            "ObjectInUse",
+            cmdlet,
+            "ResourceBusy",
+            p,
+        )
     cnum = controller_number or 0
     used = {
         d.controller_location
@@ -261,6 +274,15 @@ def attach_disk(
     if vm.guest is not None and hasattr(vm.guest, "on_disk_attached"):
         vm.guest.on_disk_attached(drive)
     return drive
+
+
+def _parent_of_an_attached_disk(hv: HyperV, disk: VHD) -> bool:
+    for other in hv.vms:
+        for d in other.drives:
+            attached = hv.vhd_at(d.path)
+            if attached is not None and any(link is disk for link in attached.chain()[1:]):
+                return True
+    return False
 
 
 # -- power -----------------------------------------------------------------------
