@@ -119,11 +119,14 @@ def services(
     spec: Any, session: Session, secrets: Any, state: LabState, config: Any = None
 ) -> dict[str, Any]:
     from hvlab.config import flag_setting
+    from hvlab.facts import FactStore
     from hvlab.render import render_unattend
 
     return {
         # One power cycle for a first boot that never answers (R-35, R-76); hvlab.hard_reset.
         "hard_reset": flag_setting(config, "hard_reset", True),
+        # The run's last reading of the host, standing while nothing changes (hvlab.facts).
+        "facts": FactStore(),
         "host": session.host,
         "lab": spec,
         "secrets": secrets,
@@ -156,6 +159,7 @@ def up(
             confirm(f"Build lab {spec.name} on {session.description}?")
         say(out, "Nested virtualization is for labs and evaluation, not production clusters.")
         secrets = lab_secrets(spec, session)
+        warm_connections(spec, session)
         last = state.read_json("report.json")
         reporter = progress.reporter(
             out, progress.Estimate(progress.expected_from(last), session.time_factor)
@@ -193,6 +197,15 @@ def up(
             error.report = payload  # type: ignore[attr-defined]
             raise error
         return payload
+
+
+def warm_connections(spec: Any, session: Session) -> None:
+    """Open the connections the steps will use side by side (about one per VM) while the
+    first steps run, each with the session key that guest credentials need: over a slow
+    link a logon and a new RunspacePool cost several round trips each."""
+    warm = getattr(session.host, "warm", None)
+    if warm is not None:
+        warm(len(spec.vms), keys=True)
 
 
 def min_wait() -> float:
@@ -311,6 +324,7 @@ def plan(
     ):
         secrets = lab_secrets(spec, session)
         state = LabState(state_dir(spec.name, state_base or home(config)))
+        warm_connections(spec, session)
         run = Run(
             build_steps(spec),
             services(spec, session, secrets, state, config),

@@ -6,6 +6,7 @@
         host.pipeline([("Get-VM", {"Name": "x"}), ("Stop-VM", {"Force": True})])
         host.script(constant_text, VMName="x", Credential=Credential(user, secret))
         host.map([("Get-VM", {"Name": a}), ("Get-VM", {"Name": b})])
+        vms, switches = host.batch([("Get-VM", {}), ("Get-VMSwitch", {})])
 
 Nothing is pasted into PowerShell text: cmdlets and parameters go as PSRP
 structures, scripts are constant files that take their data as parameters.
@@ -28,8 +29,13 @@ raises ResponseLost at once, and the step re-reads its facts and converges.
 Parallelism. pypsrp 0.9.1's transport is one requests session with one NTLM
 sealing context whose sequence numbers must stay in order, so one connection
 cannot carry two requests at once. A Host therefore keeps up to `max_runspaces`
-connections, each with its own RunspacePool, opened when first needed; `map`
-runs calls on them in parallel.
+connections, each with its own RunspacePool, opened when first needed (or ahead
+of need by `warm`); `map` runs calls on them in parallel.
+
+Round trips. Every call costs at least two HTTP exchanges (Command, Receive), and
+over a real link each one a network round trip. `batch` sends independent reads
+as the statements of one pipeline ([MS-PSRP] 2.2.3.11, ExtraCmds): one call,
+and the answer split per statement (see `batch`).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import queue
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -231,6 +238,13 @@ def _has_secret(value: Any) -> bool:
 
 
 Call = tuple[str, Mapping[str, Any]]
+# A statement of a batch: one call, or calls piped into each other.
+Statement = Call | Sequence[Call]
+
+# The statement that separates the answers of a batch's statements: Write-Output of
+# a string no cmdlet returns (a fresh GUID per batch), so the output can be split
+# exactly where one statement ends and the next begins.
+SEPARATOR = "Write-Output"
 
 
 class _Slot:
@@ -323,6 +337,7 @@ class Host:
         self._open = 0
         self._slots_lock = threading.Lock()
         self._closed = False
+        self._warming: list[threading.Thread] = []
 
     def __repr__(self) -> str:
         return f"Host({self.endpoint.url}, user={self.settings.user!r})"
@@ -378,14 +393,57 @@ class Host:
 
     def close(self) -> None:
         self._closed = True
+        for thread in self._warming:
+            thread.join(timeout=self.settings.call_timeout)
+        slots = []
         while True:
             try:
-                slot = self._idle.get_nowait()
+                slots.append(self._idle.get_nowait())
             except queue.Empty:
                 break
-            slot.close()
-            with self._slots_lock:
-                self._open -= 1
+        # Each close is a few exchanges (the pool's end, the shell's Delete): over a
+        # slow link the connections close side by side, not one after the other.
+        if len(slots) > 1:
+            with concurrent.futures.ThreadPoolExecutor(len(slots)) as pool:
+                list(pool.map(_Slot.close, slots))
+        else:
+            for slot in slots:
+                slot.close()
+        with self._slots_lock:
+            self._open -= len(slots)
+
+    def warm(self, count: int, *, keys: bool = False) -> None:
+        """Open up to `count` connections in total now, in the background, so that the
+        first parallel calls do not each wait for a logon and a new RunspacePool (and,
+        with `keys`, the session key that credentials need). A connection that cannot
+        be opened here is opened again when a call needs it."""
+        with self._slots_lock:
+            wanted = min(count, self.max_runspaces) - self._open
+            if self._closed or wanted <= 0:
+                return
+            self._open += wanted
+
+        def open_one() -> None:
+            try:
+                slot = self._open_slot("warm")
+            except Exception as exc:  # best effort: a call opens its own
+                log.debug("%s: opening a connection ahead of need failed: %s", self.name, exc)
+                with self._slots_lock:
+                    self._open -= 1
+                return
+            if keys:
+                try:
+                    slot.exchange_keys()
+                except Exception as exc:  # the call that needs it exchanges them
+                    log.debug("%s: session key exchange ahead of need failed: %s", self.name, exc)
+                    self._discard(slot)
+                    return
+            self._checkin(slot)
+
+        for _ in range(wanted):
+            thread = threading.Thread(target=open_one, name="hvlab-warm", daemon=True)
+            thread.start()
+            self._warming.append(thread)
 
     # -- connections ----------------------------------------------------------
 
@@ -444,8 +502,8 @@ class Host:
     def run(self, cmdlet: str, **params: Any) -> list[Any]:
         """Run one cmdlet with keyword parameters (True for a switch)."""
         return self._call(
-            [(cmdlet, params)], script=False, label=cmdlet, read_only=reads_only(cmdlet)
-        )
+            [[(cmdlet, params)]], script=False, label=cmdlet, read_only=reads_only(cmdlet)
+        )[0]
 
     def pipeline(self, commands: Sequence[Call]) -> list[Any]:
         """Run cmdlets piped into each other: [("Get-VM", {...}), ("Stop-VM", {...})]."""
@@ -453,7 +511,34 @@ class Host:
             raise ValueError("a pipeline needs at least one command")
         label = " | ".join(name for name, _ in commands)
         read_only = all(reads_only(name) for name, _ in commands)
-        return self._call(list(commands), script=False, label=label, read_only=read_only)
+        return self._call([list(commands)], script=False, label=label, read_only=read_only)[0]
+
+    def batch(self, statements: Sequence[Statement]) -> list[list[Any]]:
+        """Run independent statements in one pipeline, one round trip; the output of
+        each statement, in order.
+
+        A statement is a call ("Get-VM", {...}) or a list of calls piped into each
+        other. PowerShell runs a pipeline's statements one after the other and writes
+        all their output to one stream; between two statements hvlab sends
+        `Write-Output` of a separator no cmdlet returns (a GUID new for each batch)
+        and splits the stream there. Statements that may find nothing pass
+        ErrorAction SilentlyContinue (R-21): any error record that still arrives fails
+        the whole batch (HostError, named after the cmdlet that wrote it). A batch of
+        reads (Get-*, Test-*) is repeated after a lost answer like any read (R-92)."""
+        groups = [_statement(s) for s in statements]
+        if not groups:
+            return []
+        if len(groups) == 1:
+            commands = groups[0]
+            label = " | ".join(name for name, _ in commands)
+            read_only = all(reads_only(name) for name, _ in commands)
+            return self._call(groups, script=False, label=label, read_only=read_only)
+        nonce = uuid.uuid4().hex
+        read_only = all(reads_only(name) for cmds in groups for name, _ in cmds)
+        label = "; ".join(" | ".join(name for name, _ in cmds) for cmds in groups)
+        return self._call(
+            groups, script=False, label=label, read_only=read_only, separator=f"hvlab:{nonce}"
+        )
 
     def script(
         self,
@@ -469,8 +554,8 @@ class Host:
         `_inner` names the parameters of the command a wrapper runs, for the trace."""
         label = _label or f"script {hashlib.sha256(text.encode()).hexdigest()[:12]}"
         return self._call(
-            [(text, params)], script=True, label=label, read_only=_read_only, inner=_inner
-        )
+            [[(text, params)]], script=True, label=label, read_only=_read_only, inner=_inner
+        )[0]
 
     def map(self, calls: Sequence[Call], *, workers: int | None = None) -> list[list[Any]]:
         """Run independent cmdlet calls in parallel; results in the order of `calls`.
@@ -491,16 +576,30 @@ class Host:
 
     def _call(
         self,
-        commands: list[Call],
+        statements: list[list[Call]],
         *,
         script: bool,
         label: str,
         read_only: bool = False,
         inner: Sequence[str] = (),
-    ) -> list[Any]:
+        separator: str | None = None,
+    ) -> list[list[Any]]:
+        """One pipeline of one or more statements; the output of each statement."""
+        commands = [c for cmds in statements for c in cmds]
         silent = any(str(p.get("ErrorAction", "")).lower() in SILENT_ACTIONS for _, p in commands)
         names = [name for _, p in commands for name in p] + [f"Parameters.{n}" for n in inner]
         secret = any(_has_secret(v) for _, p in commands for v in p.values())
+        parts = (
+            [
+                {
+                    "cmdlet": " | ".join(n for n, _ in cmds),
+                    "params": [k for _, p in cmds for k in p],
+                }
+                for cmds in statements
+            ]
+            if separator is not None
+            else None
+        )
         transient = _transient_errors()
         attempts = self.settings.retries + 1
         t0 = time.monotonic()
@@ -517,7 +616,7 @@ class Host:
                         slot.exchange_keys()
                     # From here the request may reach the host.
                     sent = True
-                    ps = self._invoke(slot, commands, script, label)
+                    ps = self._invoke(slot, statements, script, label, separator)
                 except transient as exc:
                     if slot is not None:
                         self._discard(slot)
@@ -546,7 +645,14 @@ class Host:
                         self._discard(slot)
                     raise
                 self._checkin(slot)
-                return self._results(ps, label, silent)
+                if separator is not None:
+                    return self._split(
+                        self._results(ps, label, False, batch=True),
+                        separator,
+                        len(statements),
+                        label,
+                    )
+                return [self._results(ps, label, silent)]
             raise AssertionError("unreachable")
         except HostError as err:
             outcome = err.error_id or "error"
@@ -561,19 +667,32 @@ class Host:
             outcome = type(exc).__name__
             raise
         finally:
-            self._record(label, names, time.monotonic() - t0, outcome, tries)
+            self._record(label, names, time.monotonic() - t0, outcome, tries, parts)
 
-    def _invoke(self, slot: _Slot, commands: list[Call], script: bool, label: str) -> Any:
+    def _invoke(
+        self,
+        slot: _Slot,
+        statements: list[list[Call]],
+        script: bool,
+        label: str,
+        separator: str | None = None,
+    ) -> Any:
         from pypsrp.powershell import PowerShell, PSInvocationState
 
         ps = PowerShell(slot.pool)
-        for name, params in commands:
-            if script:
-                ps.add_script(name)
-            else:
-                ps.add_cmdlet(name)
-            for key, value in params.items():
-                ps.add_parameter(key, wire_value(key, value))
+        for index, commands in enumerate(statements):
+            if index and separator is not None:
+                ps.add_cmdlet(SEPARATOR).add_parameter("InputObject", f"{separator}:{index}")
+                ps.add_statement()
+            for name, params in commands:
+                if script:
+                    ps.add_script(name)
+                else:
+                    ps.add_cmdlet(name)
+                for key, value in params.items():
+                    ps.add_parameter(key, wire_value(key, value))
+            if len(statements) > 1:
+                ps.add_statement()
         ps.begin_invoke()
         deadline = time.monotonic() + self.settings.call_timeout
         while ps.state == PSInvocationState.RUNNING:
@@ -586,19 +705,43 @@ class Host:
             ps.poll_invoke()
         return ps
 
-    def _results(self, ps: Any, label: str, silent: bool) -> list[Any]:
+    def _results(self, ps: Any, label: str, silent: bool, batch: bool = False) -> list[Any]:
         errors = list(ps.streams.error)
         if errors and (ps.had_errors or not silent):
-            raise host_error(label, errors[0])
+            # In a batch, the record names the cmdlet that wrote it (its activity).
+            name = (getattr(errors[0], "activity", None) or label) if batch else label
+            raise host_error(name, errors[0])
         return [plain(o) for o in ps.output]
+
+    def _split(self, output: list[Any], separator: str, count: int, label: str) -> list[list[Any]]:
+        """The batch's output cut at its separators: one list per statement."""
+        parts: list[list[Any]] = [[]]
+        for value in output:
+            if isinstance(value, str) and value == f"{separator}:{len(parts)}":
+                parts.append([])
+            else:
+                parts[-1].append(value)
+        if len(parts) != count:
+            raise HostError(
+                label,
+                f"the answer holds {len(parts)} of the {count} statements sent in one pipeline",
+                error_id="hvlab.BatchAnswer",
+            )
+        return parts
 
     # -- trace ----------------------------------------------------------------
 
     def _record(
-        self, label: str, names: list[str], seconds: float, outcome: str, attempts: int = 1
+        self,
+        label: str,
+        names: list[str],
+        seconds: float,
+        outcome: str,
+        attempts: int = 1,
+        statements: list[dict[str, Any]] | None = None,
     ) -> None:
         # Only parameter names: values may be passwords or data nobody should log.
-        entry = {
+        entry: dict[str, Any] = {
             "at": time.time(),
             "host": self.name,
             "cmdlet": label,
@@ -607,6 +750,9 @@ class Host:
             "outcome": outcome,
             "attempts": attempts,
         }
+        if statements is not None:
+            # A batch: each statement's cmdlets and parameter names, in order.
+            entry["statements"] = statements
         with self._trace_lock:
             self.trace.append(entry)
         log.debug(
@@ -686,6 +832,16 @@ def _never_sent(exc: BaseException) -> bool:
 def _short(exc: BaseException, limit: int = 300) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _statement(statement: Statement) -> list[Call]:
+    """A batch's statement as a list of piped calls."""
+    if isinstance(statement, tuple) and len(statement) == 2 and isinstance(statement[0], str):
+        return [statement]  # type: ignore[list-item]
+    calls = [tuple(c) for c in statement]  # type: ignore[union-attr]
+    if not calls or not all(len(c) == 2 and isinstance(c[0], str) for c in calls):
+        raise ValueError(f"a statement is a call or a list of calls, not {statement!r}")
+    return calls  # type: ignore[return-value]
 
 
 def records(values: Iterable[Any]) -> list[Record]:

@@ -67,6 +67,22 @@ def embedded_timescale(env: dict[str, str] | None = None) -> float:
     return value
 
 
+def embedded_latency_ms(env: dict[str, str] | None = None) -> float:
+    """HVSIM_LATENCY_MS: the round trip the embedded host's link adds to every HTTP
+    exchange (0 by default: loopback), so a benchmark pays for round trips as over
+    a real link."""
+    from hvsim.server import check_latency_ms
+
+    env = dict(os.environ if env is None else env)
+    raw = env.get("HVSIM_LATENCY_MS", "")
+    if not raw:
+        return 0.0
+    try:
+        return check_latency_ms(raw)
+    except ValueError as err:
+        raise ConfigError(f"HVSIM_LATENCY_MS: {err}") from None
+
+
 def lock_wait_seconds(env: dict[str, str] | None = None) -> float:
     """How long a task waits for another one to release the embedded host."""
     env = dict(os.environ if env is None else env)
@@ -232,6 +248,7 @@ def open_session(
     from hvsim.server import serve_in_thread
 
     timescale = embedded_timescale()
+    latency_ms = embedded_latency_ms()
     try:
         # Every call is bound against the catalog: a broken install fails here, at once.
         sim_catalog.catalog()
@@ -248,13 +265,16 @@ def open_session(
         user = "hvlab"
         password = pysecrets.token_urlsafe(18) + "aA1!"
         mode = "" if writes else ", read only"
+        link = f", latency {latency_ms:g} ms" if latency_ms else ""
         faults = fault_notes(world)
         description = (
-            f"simulated host (hvsim, embedded, timescale {timescale:g}, state {path}{mode})"
+            f"simulated host (hvsim, embedded, timescale {timescale:g}{link}, state {path}{mode})"
             + (f" [{faults}]" if faults else "")
         )
         try:
-            with serve_in_thread(world, auth="ntlm", user=user, password=password) as server:
+            with serve_in_thread(
+                world, auth="ntlm", user=user, password=password, latency_ms=latency_ms
+            ) as server:
                 local = dataclasses.replace(
                     settings,
                     host=server.url,

@@ -2,8 +2,9 @@
 en-US (R-88), and for images image.build made, their sidecar (R-123).
 
 Read only. Called by hvlab.steps.host.preflight with what it read already (one
-Get-VHD per image); returns the problems found and notes what it learnt in
-`numbers` (edition, language, staged roles per image).
+Get-VHD per image); reads the editions and sidecars of the images that are there in
+one round trip, returns the problems found and notes what it learnt in `numbers`
+(edition, language, staged roles per image).
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ def sidecar_facts(raw: list[Any]) -> dict[str, Any] | None:
     return facts if isinstance(facts, dict) and facts.get("hvlab_image") else None
 
 
+def _reads(images: list[tuple[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    reads: list[tuple[str, dict[str, Any]]] = []
+    for _, image in images:
+        reads.append(("Get-WindowsImage", {"ImagePath": image.vhdx, "Index": 1}))
+        if image.sidecar is not None:
+            reads.append(("Get-Content", {"Path": image.sidecar, "Raw": True, **SILENT}))
+    return reads
+
+
 def check(
     host: Any,
     lab: Any,
@@ -50,12 +60,9 @@ def check(
             )
         else:
             problems.append(f"image {key}: {image.path} does not exist on the host")
-    reads: list[tuple[str, dict[str, Any]]] = []
-    for _, image in present:
-        reads.append(("Get-WindowsImage", {"ImagePath": image.vhdx, "Index": 1}))
-        if image.sidecar is not None:
-            reads.append(("Get-Content", {"Path": image.sidecar, "Raw": True, **SILENT}))
-    answers = iter(host.map(reads))
+    # Only images that are there: Get-WindowsImage refuses a file that is not. The
+    # editions and sidecars of all of them in one round trip.
+    answers = iter(host.batch(_reads(present)) if present else [])
     for key, image in present:
         info = first(next(answers))
         facts = sidecar_facts(next(answers)) if image.sidecar is not None else None
