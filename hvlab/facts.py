@@ -77,7 +77,8 @@ def _by_vm(records: list[Any], name: str) -> list[Any]:
 class VmFacts:
     """One lab VM as the host shows it: Get-VM (every VM of that name, R-20), its
     processor, firmware, network adapters with their VLAN settings, drives, and the
-    VHD files of its OS disk and data disks (None: no such file)."""
+    VHD file of its OS disk (None: no such file). Its data disks' files are read by
+    the VM step, and only those not attached: one attached at its path is the lab's."""
 
     name: str
     found: list[Any]
@@ -87,7 +88,6 @@ class VmFacts:
     drives: list[Any]
     vlans: dict[str, Any]  # adapter name -> Get-VMNetworkAdapterVlan (NICs with a VLAN)
     os_vhd: Any
-    data_vhds: dict[str, Any]  # path -> Get-VHD
 
     @property
     def vm(self) -> Any:
@@ -114,17 +114,22 @@ def add_vm_reads(reads: Reads, lab: Any, vms: Sequence[Any], *, must_exist: bool
                     ("Get-VMNetworkAdapter", {"VMName": vm.name, "Name": nic.name, **SILENT}),
                     ("Get-VMNetworkAdapterVlan", {}),
                 )
-        reads.add(f"vhd:{vm.name}", ("Get-VHD", {"Path": lab.os_disk_path(vm), **SILENT}))
-        for path in lab.data_disk_paths(vm) if vm.role == "node" else []:
-            reads.add(f"vhd:{vm.name}:{path}", ("Get-VHD", {"Path": path, **SILENT}))
+    # Every OS disk in one statement: Get-VHD takes several paths and answers each
+    # file that exists with its Path, by which the answers are told apart.
+    reads.add("vhd", ("Get-VHD", {"Path": [lab.os_disk_path(vm) for vm in vms], **SILENT}))
+
+
+def vhds_by_path(found: Iterable[Any]) -> dict[str, Any]:
+    """Get-VHD's answers by lower-case path."""
+    return {_text(_get(v, "Path")).lower(): v for v in found}
 
 
 def vm_facts_from(
     answers: Mapping[str, list[Any]], lab: Any, vms: Sequence[Any]
 ) -> dict[str, VmFacts]:
     out: dict[str, VmFacts] = {}
+    files = vhds_by_path(answers["vhd"])
     for vm in vms:
-        data = lab.data_disk_paths(vm) if vm.role == "node" else []
         out[vm.name.lower()] = VmFacts(
             name=vm.name,
             found=_by_name(answers["vm"], vm.name),
@@ -137,8 +142,7 @@ def vm_facts_from(
                 for nic in vm.nics
                 if nic.vlan is not None
             },
-            os_vhd=_first(answers[f"vhd:{vm.name}"]),
-            data_vhds={p: _first(answers[f"vhd:{vm.name}:{p}"]) for p in data},
+            os_vhd=files.get(lab.os_disk_path(vm).lower()),
         )
     return out
 
@@ -215,12 +219,27 @@ def read_host_facts(host: Any, lab: Any) -> HostFacts:
 
 
 class FactStore:
-    """The run's last reading of the host, kept with the generation it was read at:
-    it stands for the host while the run has changed nothing since."""
+    """The run's last reading of the host, and of each guest (by script and VM), kept
+    with the generation it was read at: a reading stands while the run has changed
+    nothing since."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._kept: tuple[int, HostFacts] | None = None
+        self._guests: dict[str, tuple[int, GuestFacts]] = {}
+
+    def keep_guest(self, key: str, generation: int, facts: GuestFacts) -> None:
+        with self._lock:
+            kept = self._guests.get(key)
+            if kept is None or kept[0] <= generation:
+                self._guests[key] = (generation, facts)
+
+    def guest(self, key: str, generation: int, asked: Mapping[str, Any]) -> GuestFacts | None:
+        with self._lock:
+            kept = self._guests.get(key)
+        if kept is None or kept[0] != generation or not kept[1].covers(asked):
+            return None
+        return kept[1].narrow(asked)
 
     def keep(self, generation: int, facts: HostFacts) -> None:
         with self._lock:
@@ -252,6 +271,21 @@ def keep_host_facts(ctx: Any, generation: int, facts: HostFacts) -> None:
         store.keep(generation, facts)
 
 
+def kept_guest_facts(ctx: Any, script: str, vm: str, asked: Mapping[str, Any]) -> GuestFacts | None:
+    """What an earlier step read in `vm` with `script`, if it read at least `asked` and
+    the run has changed nothing since. Never for a wait: it polls for what changes."""
+    store = _store(ctx)
+    if store is None:
+        return None
+    return store.guest(f"{script} @{vm.lower()}", ctx.run.generation, asked)
+
+
+def keep_guest_facts(ctx: Any, script: str, vm: str, generation: int, facts: GuestFacts) -> None:
+    store = _store(ctx)
+    if store is not None:
+        store.keep_guest(f"{script} @{vm.lower()}", generation, facts)
+
+
 def host_facts(ctx: Any) -> HostFacts:
     """The lab on the host: the kept reading while nothing changed, else read anew."""
     kept = kept_host_facts(ctx)
@@ -279,15 +313,41 @@ CLUSTER_FACTS = "Get-ClusterFacts.ps1"
 FACT_TYPE = "hvlab.GuestFact"
 
 
-class GuestFacts(Mapping[str, list[Any]]):
-    """What Get-GuestFacts.ps1 returned: the objects of each fact asked for, by the
-    fact's name (a fact that found nothing is an empty list)."""
+# The list parameters of the facts scripts: the fact each fills, and the property by
+# which an answer says which item it is for (None: one answer per item, in order).
+_ITEMS: dict[str, tuple[str, str | None]] = {
+    "Path": ("Path", None),
+    "Feature": ("Feature", "Name"),
+    "DnsClient": ("DnsClient", "InterfaceAlias"),
+    "Service": ("Service", "Name"),
+    "Group": ("Group", "Name"),
+    "VirtualDisk": ("VirtualDisk", "FriendlyName"),
+}
 
-    def __init__(self, sections: dict[str, list[Any]]) -> None:
+
+def _items(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+class GuestFacts(Mapping[str, list[Any]]):
+    """What Get-GuestFacts.ps1 or Get-ClusterFacts.ps1 returned: the objects of each
+    fact asked for, by the fact's name (a fact that found nothing is an empty list),
+    and the parameters it was asked with."""
+
+    def __init__(
+        self, sections: dict[str, list[Any]], asked: Mapping[str, Any] | None = None
+    ) -> None:
         self._sections = sections
+        self.asked = dict(asked or {})
 
     @classmethod
-    def parse(cls, output: list[Any], asked: Iterable[str]) -> GuestFacts:
+    def parse(
+        cls, output: list[Any], names: Iterable[str], asked: Mapping[str, Any] | None = None
+    ) -> GuestFacts:
         sections: dict[str, list[Any]] = {}
         current: list[Any] | None = None
         for value in output:
@@ -296,12 +356,12 @@ class GuestFacts(Mapping[str, list[Any]]):
                 current = sections.setdefault(_text(_get(value, "Fact")), [])
                 continue
             if current is None:
-                raise ValueError(f"{GUEST_FACTS} answered {value!r} before naming a fact")
+                raise ValueError(f"the script answered {value!r} before naming a fact")
             current.append(value)
-        missing = [name for name in asked if name not in sections]
+        missing = [name for name in names if name not in sections]
         if missing:
-            raise ValueError(f"{GUEST_FACTS} did not answer {', '.join(missing)}")
-        return cls(sections)
+            raise ValueError(f"the script did not answer {', '.join(missing)}")
+        return cls(sections, asked)
 
     def __getitem__(self, key: str) -> list[Any]:
         return self._sections[key]
@@ -314,3 +374,40 @@ class GuestFacts(Mapping[str, list[Any]]):
 
     def one(self, key: str) -> Any:
         return _first(self._sections.get(key, []))
+
+    def covers(self, asked: Mapping[str, Any]) -> bool:
+        """Were these facts read, for at least these items, in this reading?"""
+        for key, value in asked.items():
+            if key in _ITEMS:
+                # Names and paths are case-insensitive on Windows.
+                wanted = {v.lower() for v in _items(value)}
+                if not wanted <= {v.lower() for v in _items(self.asked.get(key))}:
+                    return False
+            elif isinstance(value, bool):
+                if value and self.asked.get(key) is not True:
+                    return False
+            elif self.asked.get(key) != value:
+                return False
+        return True
+
+    def narrow(self, asked: Mapping[str, Any]) -> GuestFacts:
+        """The answer to `asked` (which this reading covers): list facts only for the
+        items asked, in the order asked."""
+        sections = dict(self._sections)
+        for key, value in asked.items():
+            if key not in _ITEMS or key not in self.asked:
+                continue
+            fact, by = _ITEMS[key]
+            if fact not in sections:
+                continue
+            wanted = _items(value)
+            if by is None:
+                answers = {
+                    item.lower(): answer
+                    for item, answer in zip(_items(self.asked[key]), sections[fact], strict=False)
+                }
+                sections[fact] = [answers[i.lower()] for i in wanted if i.lower() in answers]
+            else:
+                names = {w.lower() for w in wanted}
+                sections[fact] = [v for v in sections[fact] if _text(_get(v, by)).lower() in names]
+        return GuestFacts(sections, asked)

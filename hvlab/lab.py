@@ -109,6 +109,9 @@ def on_host(
                     verb=verb,
                     notice=lambda line: say(sys.stderr if out is not None else None, line),
                     vms=[vm.name for vm in spec.vms] + [h.name for h in spec.ha_vms],
+                    # Steps run side by side about one per VM: their connections open
+                    # beside the first one (status reads in turn and needs none).
+                    warm=len(spec.vms) if verb in ("up", "plan") else 0,
                 )
             )
         say(out, f"hvlab lab.{verb} {spec.name} from {source} on {session.description}")
@@ -116,7 +119,13 @@ def on_host(
 
 
 def services(
-    spec: Any, session: Session, secrets: Any, state: LabState, config: Any = None
+    spec: Any,
+    session: Session,
+    secrets: Any,
+    state: LabState,
+    config: Any = None,
+    *,
+    planning: bool = False,
 ) -> dict[str, Any]:
     from hvlab.config import flag_setting
     from hvlab.facts import FactStore
@@ -130,7 +139,15 @@ def services(
         "host": session.host,
         "lab": spec,
         "secrets": secrets,
-        "creds": CredentialBook(spec, secrets, credential),
+        # Which account logged on to each VM last time: tried first, so a re-run does not
+        # begin with a logon the DC refuses (R-38). A hint only: the guest decides.
+        "creds": CredentialBook(
+            spec,
+            secrets,
+            credential,
+            domain=state.get_fact("logons", "domain") or (),
+            on_change=None if planning else lambda vms: state.set_fact("logons", "domain", vms),
+        ),
         "state": state,
         "render_unattend": lambda vm: render_unattend(spec, vm, secrets),
     }
@@ -200,12 +217,13 @@ def up(
 
 
 def warm_connections(spec: Any, session: Session) -> None:
-    """Open the connections the steps will use side by side (about one per VM) while the
-    first steps run, each with the session key that guest credentials need: over a slow
-    link a logon and a new RunspacePool cost several round trips each."""
+    """Open the connections the steps will use side by side (about one per VM), each with
+    the session key that guest credentials need: over a slow link a logon and a new
+    RunspacePool cost several round trips each. A session of its own opened them
+    already, beside its first connection; one from the API gets them here."""
     warm = getattr(session.host, "warm", None)
     if warm is not None:
-        warm(len(spec.vms), keys=True)
+        warm(len(spec.vms) + 1, keys=True)
 
 
 def min_wait() -> float:
@@ -327,7 +345,7 @@ def plan(
         warm_connections(spec, session)
         run = Run(
             build_steps(spec),
-            services(spec, session, secrets, state, config),
+            services(spec, session, secrets, state, config, planning=True),
             progress.PlainReporter(open_devnull()),
             planning=True,
             time_factor=session.time_factor,

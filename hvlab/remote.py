@@ -46,7 +46,6 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import tempfile
 import threading
 import time
@@ -293,6 +292,47 @@ class _Slot:
             self.wsman.close()
 
 
+class _Idle:
+    """The connections not in use, the last one back handed out first (its socket is
+    the likeliest to be alive), or one that holds a session key when a call needs one."""
+
+    def __init__(self) -> None:
+        self._slots: list[_Slot] = []
+        self._cond = threading.Condition()
+
+    def put(self, slot: _Slot) -> None:
+        with self._cond:
+            self._slots.append(slot)
+            self._cond.notify()
+
+    def _take(self, keys: bool) -> _Slot | None:
+        if not self._slots:
+            return None
+        if keys:
+            for i in range(len(self._slots) - 1, -1, -1):
+                if self._slots[i].keys:
+                    return self._slots.pop(i)
+        return self._slots.pop()
+
+    def get_nowait(self, keys: bool = False) -> _Slot | None:
+        with self._cond:
+            return self._take(keys)
+
+    def get(self, timeout: float, keys: bool = False) -> _Slot | None:
+        with self._cond:
+            self._cond.wait_for(lambda: bool(self._slots), timeout=timeout)
+            return self._take(keys)
+
+    def drain(self) -> list[_Slot]:
+        with self._cond:
+            slots, self._slots = self._slots, []
+            return slots
+
+    def qsize(self) -> int:
+        with self._cond:
+            return len(self._slots)
+
+
 def _untrusted_certificate(exc: BaseException) -> bool:
     """A TLS handshake that failed because the host's certificate did not verify."""
     import ssl
@@ -333,7 +373,7 @@ class Host:
         self.max_runspaces = max(1, int(max_runspaces))
         self.trace: list[dict[str, Any]] = []
         self._trace_lock = threading.Lock()
-        self._idle: queue.LifoQueue[_Slot] = queue.LifoQueue()
+        self._idle = _Idle()
         self._open = 0
         self._slots_lock = threading.Lock()
         self._closed = False
@@ -349,9 +389,20 @@ class Host:
     # -- lifetime -------------------------------------------------------------
 
     @classmethod
-    def connect(cls, settings: Settings, *, max_runspaces: int = 4) -> Host:
-        """Open the first connection now, so a wrong address or password fails here."""
-        host = cls(settings, max_runspaces=max_runspaces)
+    def connect(
+        cls, settings: Settings, *, max_runspaces: int = 4, warm: int = 0, keys: bool = False
+    ) -> Host:
+        """Open the first connection now, so a wrong address or password fails here;
+        then, in the background, `warm` more for the calls that will run in parallel
+        (with `keys`, each with its session key), see `warm`. Only after the first
+        logon worked: a wrong password is tried once, not once per connection (a
+        host's lockout policy counts refused logons)."""
+        host = cls(settings, max_runspaces=max_runspaces)._connect()
+        host.warm(warm + 1, keys=keys)
+        return host
+
+    def _connect(self) -> Host:
+        host, settings = self, self.settings
         transient = _transient_errors()
         attempts = settings.retries + 1
         t0 = time.monotonic()
@@ -395,12 +446,7 @@ class Host:
         self._closed = True
         for thread in self._warming:
             thread.join(timeout=self.settings.call_timeout)
-        slots = []
-        while True:
-            try:
-                slots.append(self._idle.get_nowait())
-            except queue.Empty:
-                break
+        slots = self._idle.drain()
         # Each close is a few exchanges (the pool's end, the shell's Delete): over a
         # slow link the connections close side by side, not one after the other.
         if len(slots) > 1:
@@ -458,25 +504,25 @@ class Host:
                 "and HVLAB_PASSWORD (and HVLAB_AUTH)"
             ) from None
 
-    def _checkout(self, what: str) -> _Slot:
+    def _checkout(self, what: str, keys: bool = False) -> _Slot:
+        """A free connection (with `keys`, preferably one that holds a session key)."""
         if self._closed:
             raise TransportError(f"the connection to {self.name} is closed; cannot run {what}")
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
+        idle = self._idle.get_nowait(keys)
+        if idle is not None:
+            return idle
         with self._slots_lock:
             may_open = self._open < self.max_runspaces
             if may_open:
                 self._open += 1
         if not may_open:
             # Every connection is busy: wait for one, but not forever.
-            try:
-                return self._idle.get(timeout=self.settings.call_timeout)
-            except queue.Empty:
+            idle = self._idle.get(self.settings.call_timeout, keys)
+            if idle is None:
                 raise TransportError(
                     f"no free connection to {self.name} for {what} after {self.settings.call_timeout}s"
-                ) from None
+                )
+            return idle
         try:
             return self._open_slot(what)
         except BaseException:
@@ -611,7 +657,7 @@ class Host:
                 slot: _Slot | None = None
                 sent = False
                 try:
-                    slot = self._checkout(label)
+                    slot = self._checkout(label, keys=secret)
                     if secret:
                         slot.exchange_keys()
                     # From here the request may reach the host.

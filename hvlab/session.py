@@ -228,9 +228,12 @@ def open_session(
     verb: str = "task",
     notice: Any = None,
     vms: list[str] | None = None,
+    warm: int = 0,
 ) -> Iterator[Session]:
     """The host a task works on. On the embedded host, `writes=False` (status, plan)
-    never writes its state; a task that writes saves each change as it is made."""
+    never writes its state; a task that writes saves each change as it is made.
+    `warm`: connections to open beside the first one, for the task's parallel calls
+    (each with the session key guest credentials need; hvlab.remote.Host.warm)."""
     from hvlab.config import Settings
     from hvlab.remote import Host
 
@@ -239,7 +242,7 @@ def open_session(
     if settings.host:
         settings = ask_password(settings)
         factor = float(os.environ.get("HVLAB_TIME_FACTOR", "1") or 1)
-        with Host.connect(settings, max_runspaces=pool) as host:
+        with Host.connect(settings, max_runspaces=pool, warm=warm, keys=True) as host:
             yield Session(host, False, f"host {settings.host}", factor)
         return
 
@@ -283,7 +286,7 @@ def open_session(
                     auth="ntlm",
                     cert_validation=False,
                 )
-                with Host.connect(local, max_runspaces=pool) as host:
+                with Host.connect(local, max_runspaces=pool, warm=warm, keys=True) as host:
                     yield Session(host, True, description, timescale, world)
         finally:
             world.journal = None

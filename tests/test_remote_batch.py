@@ -154,3 +154,26 @@ def test_warm_opens_connections_ahead_and_close_ends_them_all(
     assert host._open == 0 and server.shells == 0
     host.write_trace(tmp_path / "t.jsonl")
     assert json.loads((tmp_path / "t.jsonl").read_text().splitlines()[0])["cmdlet"] == "connect"
+
+
+def test_a_wrong_password_is_tried_once_however_many_connections_are_wanted(
+    sim_server: Any,
+) -> None:
+    """A host's lockout policy counts refused logons: the extra connections are opened
+    only once the first logon worked."""
+    from hvlab.errors import ConfigError
+
+    server = sim_server()
+    with pytest.raises(ConfigError, match="refused the logon"):
+        Host.connect(_settings(server, password=Secret("Wrong-Pass-1")), warm=3, keys=True)
+    one_logon = server.exchanges
+    assert 0 < one_logon <= 3  # an NTLM handshake's requests, for one connection
+    host = Host.connect(_settings(server), max_runspaces=8, warm=3, keys=True)
+    try:
+        for thread in host._warming:
+            thread.join(30)
+        assert host._open == 4 and server.shells == 4
+        # The three opened ahead hold a session key; the first one gets its own when needed.
+        assert sum(slot.keys for slot in host._idle._slots) == 3
+    finally:
+        host.close()

@@ -66,7 +66,7 @@ def test_no_latency_by_default(sim_world: Any) -> None:
         try:
             ps = PowerShell(pool)
             ps.add_cmdlet("Get-VMHost")
-            seconds, exchanges, delayed = _timed(server, ps.invoke)
+            _, exchanges, delayed = _timed(server, ps.invoke)
         finally:
             pool.close()
     assert exchanges == 2 and delayed == 0.0

@@ -11,6 +11,7 @@ from typing import Any
 
 from hvlab.engine import StepContext
 from hvlab.errors import HostError, StepError
+from hvlab.facts import CLUSTER_FACTS, kept_guest_facts
 from hvlab.steps.common import (
     CLUSTER_UP_DEADLINE,
     MIGRATION_DEADLINE,
@@ -356,6 +357,8 @@ def s2d(ctx: StepContext) -> None:
             PhysicalDisk=True,
             VirtualDisk=[v.name for v in lab.volumes],
             SharedVolume=True,
+            # For the HA VM steps after this one, while the run changes nothing.
+            Group=[ha.name for ha in lab.ha_vms],
         ),
         *[lambda v=vm.name: guest_facts(ctx, v, Path=paths, VMHost=True) for vm in lab.nodes],
     )
@@ -509,7 +512,12 @@ def ha_vm(ctx: StepContext, spec: Any) -> None:
     lab = ctx.lab
     node = _node(ctx)
     volume = next((v for v in lab.volumes if v.name == spec.volume), lab.volumes[0])
-    group = first(in_guest(ctx, node, "Get-ClusterGroup", Name=spec.name, **SILENT))
+    # The group as the S2D step read it, when the run has changed nothing since.
+    kept = kept_guest_facts(ctx, CLUSTER_FACTS, node, {"Group": [spec.name]})
+    if kept is not None and "Group" in kept:
+        group = first(kept["Group"])
+    else:
+        group = first(in_guest(ctx, node, "Get-ClusterGroup", Name=spec.name, **SILENT))
     creator = node
     if group is None:
         if first(in_guest(ctx, creator, "Get-VM", Name=spec.name, **SILENT)) is None:

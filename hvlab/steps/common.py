@@ -12,7 +12,13 @@ from typing import Any
 
 from hvlab.engine import StepContext
 from hvlab.errors import HostError, StepError
-from hvlab.facts import CLUSTER_FACTS, GUEST_FACTS, GuestFacts
+from hvlab.facts import (
+    CLUSTER_FACTS,
+    GUEST_FACTS,
+    GuestFacts,
+    keep_guest_facts,
+    kept_guest_facts,
+)
 from hvlab.guest import BAD_CREDENTIAL, NO_SUCH_VM, NOT_READY, Guest, as_whoever_logs_on, classify
 
 # Bounded waits (hyperv-facts.md §11, orchestrator deadlines).
@@ -193,8 +199,7 @@ def guest_facts(ctx: StepContext, vm: str, **asked: Any) -> GuestFacts:
     if unknown:
         raise ValueError(f"{GUEST_FACTS} reads no fact {', '.join(unknown)}")
     names = [_GUEST_FACTS[k] for k in params if _GUEST_FACTS.get(k)]
-    out = guest_script(ctx, vm, GUEST_FACTS, **params)
-    return _parsed(out, names, f"{GUEST_FACTS} @{vm}")
+    return _read_facts(ctx, vm, GUEST_FACTS, params, names)
 
 
 def cluster_facts(ctx: StepContext, vm: str, **asked: Any) -> GuestFacts:
@@ -202,15 +207,29 @@ def cluster_facts(ctx: StepContext, vm: str, **asked: Any) -> GuestFacts:
     (Get-ClusterFacts.ps1): "Cluster" always (empty when there is none), the others
     asked for only when there is a cluster."""
     params = {k: v for k, v in asked.items() if v not in (None, False, [], ())}
-    out = guest_script(ctx, vm, CLUSTER_FACTS, **params)
-    return _parsed(out, ["Cluster"], f"{CLUSTER_FACTS} @{vm}")
+    return _read_facts(ctx, vm, CLUSTER_FACTS, params, ["Cluster"])
 
 
-def _parsed(out: list[Any], names: list[str], label: str) -> GuestFacts:
+def _read_facts(
+    ctx: StepContext, vm: str, script: str, params: dict[str, Any], names: list[str]
+) -> GuestFacts:
+    """A facts script in `vm`; the reading is kept for later steps (hvlab.facts)."""
+    generation = ctx.run.generation
+    out = guest_script(ctx, vm, script, **params)
     try:
-        return GuestFacts.parse(out, names)
+        facts = GuestFacts.parse(out, names, params)
     except ValueError as err:
-        raise HostError(label, str(err), error_id="hvlab.GuestFacts") from None
+        raise HostError(f"{script} @{vm}", str(err), error_id="hvlab.GuestFacts") from None
+    keep_guest_facts(ctx, script, vm, generation, facts)
+    return facts
+
+
+def known_guest_facts(ctx: StepContext, vm: str, **asked: Any) -> GuestFacts:
+    """guest_facts, answered from an earlier step's reading while the run has changed
+    nothing since it was made (not for waits: they look again each time)."""
+    params = {k: v for k, v in asked.items() if v not in (None, False, [], ())}
+    kept = kept_guest_facts(ctx, GUEST_FACTS, vm, params)
+    return kept if kept is not None else guest_facts(ctx, vm, **asked)
 
 
 def probe(ctx: StepContext, vm: str, *, missing: bool = False, **asked: Any) -> tuple[bool, Any]:
@@ -219,7 +238,7 @@ def probe(ctx: StepContext, vm: str, *, missing: bool = False, **asked: Any) -> 
     answers, else (False, why not). A VM the host does not have is an error, unless
     `missing` (the caller looks at the VM's state then)."""
     try:
-        facts = guest_facts(ctx, vm, OperatingSystem=True, **asked)
+        facts = guest_facts(ctx, vm, **{**asked, "OperatingSystem": True})
     except HostError as err:
         kind = classify(err)
         if kind in (NOT_READY, BAD_CREDENTIAL) or (missing and kind == NO_SUCH_VM):

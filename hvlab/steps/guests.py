@@ -19,6 +19,7 @@ from hvlab.steps.common import (
     first,
     guest_facts,
     in_guest,
+    known_guest_facts,
     probe,
     restart_and_wait,
     restart_inside,
@@ -39,6 +40,13 @@ NODE_FEATURES = (
     "RSAT-Clustering-PowerShell",
 )
 NTDS_PARAMETERS = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\NTDS\\Parameters"
+# What promote_dc decides on (Get-GuestFacts.ps1's parameters).
+PROMOTION_FACTS: dict[str, Any] = {
+    "Feature": ["AD-Domain-Services"],
+    "ComputerSystem": True,
+    "OperatingSystem": True,
+    "Path": [NTDS_PARAMETERS],
+}
 SPACEPORT = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\spaceport\\Parameters"
 HW_TIMEOUT_MS = 30000  # R-61: 0x7530 for S2D in VMs
 WS2022_BUILD = 20348  # R-78
@@ -46,12 +54,17 @@ WS2022_BUILD = 20348  # R-78
 
 def first_boot(ctx: StepContext, vm: Any) -> None:
     """Wait for the guest, check what booted, name its NICs, delete the answer file."""
-    # What the step checks, read with the probe that finds the guest answering.
-    asked: dict[str, Any] = {
+    # What the step checks, read with the probe that finds the guest answering. In the
+    # DC the probe also reads what its promotion step decides on: that step uses the
+    # reading while the run changes nothing (a re-run), and reads again otherwise.
+    mine: dict[str, Any] = {
         "ComputerSystem": True,
         "AdapterNames": True,
         "Path": list(UNATTEND_FILES),
     }
+    asked = dict(mine)
+    if vm.role == "dc":
+        asked.update(PROMOTION_FACTS, Path=[*UNATTEND_FILES, *PROMOTION_FACTS["Path"]])
     try:
         facts = _first_answer(ctx, vm, asked)
     except WaitTimeout as err:
@@ -67,6 +80,7 @@ def first_boot(ctx: StepContext, vm: Any) -> None:
             ),
         )
         facts = _first_answer(ctx, vm, asked)
+    facts = facts.narrow(mine)
     os_info = facts.one("OperatingSystem")
     system = facts.one("ComputerSystem")
     props = facts["AdapterNames"]
@@ -160,15 +174,11 @@ def promote_dc(ctx: StepContext, vm: Any) -> None:
     The step ends once the restart is under way: the other VMs are made from here
     on (steps/__init__), while the DC boots, and domain_controller waits for it."""
     domain = ctx.lab.domain
-    # Everything the step decides on, in one PowerShell Direct call.
-    asked: dict[str, Any] = {
-        "Feature": ["AD-Domain-Services"],
-        "ComputerSystem": True,
-        "OperatingSystem": True,
-        "Path": [NTDS_PARAMETERS],
-    }
+    # Everything the step decides on, in one PowerShell Direct call (or as the DC's
+    # first boot step read it, when the run has changed nothing since).
+    asked = PROMOTION_FACTS
     generation = ctx.run.generation
-    facts = guest_facts(ctx, vm.name, **asked)
+    facts = known_guest_facts(ctx, vm.name, **asked)
     features = _feature_states(facts["Feature"])
     if features.get("AD-Domain-Services") != "Installed":
         ctx.change(

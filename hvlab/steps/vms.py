@@ -7,7 +7,7 @@ from typing import Any
 
 from hvlab.engine import StepContext
 from hvlab.errors import OwnershipError, StepError
-from hvlab.facts import read_vm_facts, vm_facts
+from hvlab.facts import read_vm_facts, vhds_by_path, vm_facts
 from hvlab.steps.common import (
     SILENT,
     first,
@@ -82,7 +82,9 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
     # A data disk attached at its path is the lab's (each was checked when it was made);
     # only the others need a look at the file.
     attached = {text(val(d, "Path")).lower() for d in facts.drives}
-    files = {p: facts.data_vhds[p] for p in data_paths if p.lower() not in attached}
+    unattached = [p for p in data_paths if p.lower() not in attached]
+    found = vhds_by_path(host.run("Get-VHD", Path=unattached, **SILENT)) if unattached else {}
+    files = {p: found.get(p.lower()) for p in unattached}
     _settings(ctx, vm, current, off)
     _processor(ctx, vm, off, facts.processor)
     _firmware(ctx, vm, off, facts.firmware)
