@@ -278,6 +278,11 @@ class _Slot:
         except BaseException:
             self.wsman.close()
             raise
+        session = getattr(self.wsman.transport, "session", None)
+        if session is not None:
+            # pypsrp read the environment's proxy and CA settings into the session
+            # when it built it; requests would read them again on every request.
+            session.trust_env = False
         self.keys = False
 
     def exchange_keys(self) -> None:

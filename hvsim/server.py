@@ -157,7 +157,9 @@ class RunningServer:
         return len(self._psrp.shells)
 
     def serve_forever(self) -> None:
-        self._http.serve_forever(poll_interval=0.2)
+        # stop() waits for this loop to look at its flag: every task on the embedded
+        # host ends with it, so it looks often.
+        self._http.serve_forever(poll_interval=0.05)
 
     def stop(self) -> None:
         self._psrp.stop()
