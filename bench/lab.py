@@ -290,18 +290,27 @@ def link_rows(latencies: list[float], before: str | None) -> list[dict]:
     return rows
 
 
+TASKS = {"noop": "no-op re-run", "status": "lab.status", "plan": "lab.plan", "build": "full build"}
+
+
 def link_table(rows: list[dict]) -> str:
-    """The figures as a Markdown table: host calls / wall seconds per task."""
-    head = "| lab | latency | variant | build | no-op re-run | lab.status | lab.plan |"
-    lines = [head, "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        cells = [
-            f"{r[t]['host_calls']} calls, {r[t]['wall_s']:.2f} s"
-            for t in ("build", "noop", "status", "plan")
-        ]
-        lines.append(
-            f"| {r['lab']} | {r['latency_ms']:g} ms | {r['variant']} | " + " | ".join(cells) + " |"
-        )
+    """The figures as a Markdown table, before and after side by side: host calls,
+    HTTP exchanges and wall seconds per lab, latency and task."""
+    variants = [v for v in ("before", "after") if any(r["variant"] == v for r in rows)]
+    head = "| lab, latency | task | " + " | ".join(
+        f"{v}: calls / exchanges / wall" for v in variants
+    )
+    lines = [head + " |", "|---|---|" + "---|" * len(variants)]
+    cases = sorted({(r["lab"], r["latency_ms"]) for r in rows}, key=lambda c: (c[0], c[1]))
+    for lab, latency in cases:
+        by = {r["variant"]: r for r in rows if (r["lab"], r["latency_ms"]) == (lab, latency)}
+        for task, title in TASKS.items():
+            cells = [
+                f"{by[v][task]['host_calls']} / {by[v][task]['exchanges']} / "
+                f"{by[v][task]['wall_s']:.2f} s"
+                for v in variants
+            ]
+            lines.append(f"| {lab}, {latency:g} ms | {title} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -61,6 +61,11 @@ def test_a_complete_default_lab_costs_few_round_trips(
     assert again["changed"] == 0
     assert again["round_trips"] == len(noop) <= NOOP_CALLS, _calls(noop)
     assert mutating(noop) == []
+    # No call is refused on the way: the DC is asked as the account that logged on to
+    # it last time (the lab state's hint, R-38), not first as the local one it refuses.
+    assert [e for e in noop if e["outcome"] != "ok"] == []
+    state = json.loads((workdir / ".hvlab" / "s2d-2node" / "state.json").read_text())
+    assert state["facts"]["logons"]["domain"] == ["dc01", "hvhost01", "hvhost02"]
     # The host's side is read once, in one batch, by preflight; the steps after it use
     # that reading while nothing changes, and the images' editions come in one more.
     host_calls = [e for e in noop if " @" not in e["cmdlet"] and e["cmdlet"] != "connect"]
