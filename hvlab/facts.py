@@ -32,9 +32,10 @@ class Reads:
     """Named statements for one batch: add them, send them as one pipeline, read the
     answers by name."""
 
-    def __init__(self) -> None:
-        self._names: list[str] = []
-        self._statements: list[Statement] = []
+    def __init__(self, base: Reads | None = None) -> None:
+        """A new set of reads, beginning with a copy of `base`'s."""
+        self._names: list[str] = list(base._names) if base else []
+        self._statements: list[Statement] = list(base._statements) if base else []
 
     def add(self, name: str, *calls: Call) -> None:
         if name in self._names:

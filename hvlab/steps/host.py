@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hvlab.engine import StepContext
-from hvlab.errors import OwnershipError, PreflightError
+from hvlab.errors import HostError, OwnershipError, PreflightError
 from hvlab.facts import Reads, add_host_reads, host_facts, host_facts_from, keep_host_facts
 from hvlab.steps import images as image_checks
 from hvlab.steps.common import (
@@ -66,7 +66,18 @@ def preflight(ctx: StepContext) -> None:
         reads.add(f"parent:{p}", ("Get-Content", {"Path": f"{p}\\.hvlab-lab", **SILENT}))
     add_host_reads(reads, lab)
     generation = ctx.run.generation
-    answers = reads.send(host)
+    # The images' editions go along, as if every image were there (on a lab that is
+    # built, they are): Get-WindowsImage refuses a file that is not, and then the
+    # batch is sent again without them and the image check reads those that are.
+    with_editions = Reads(reads)
+    image_checks.add_reads(with_editions, images)
+    try:
+        answers = with_editions.send(host)
+        editions: dict[str, list[Any]] | None = answers
+    except HostError as err:
+        if err.cmdlet != image_checks.EDITION_READ:
+            raise
+        answers, editions = reads.send(host), None
     facts = host_facts_from(answers, lab)
     keep_host_facts(ctx, generation, facts)
     vmhost, os_info, cpu, feature, supported, volume = (
@@ -118,7 +129,7 @@ def preflight(ctx: StepContext) -> None:
 
     # Images: present, Datacenter where S2D needs it, en-US, sidecars (R-55, R-88, R-123).
     # The lab's own settings: bad input, nothing created (exit 2).
-    settings.extend(image_checks.check(host, lab, images, image_vhds, numbers))
+    settings.extend(image_checks.check(host, lab, images, image_vhds, numbers, editions))
 
     # Lab VMs already there: adopt ours, refuse others' (R-20, ownership).
     running_bytes = 0

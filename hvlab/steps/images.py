@@ -2,16 +2,19 @@
 en-US (R-88), and for images image.build made, their sidecar (R-123).
 
 Read only. Called by hvlab.steps.host.preflight with what it read already (one
-Get-VHD per image); reads the editions and sidecars of the images that are there in
-one round trip, returns the problems found and notes what it learnt in `numbers`
-(edition, language, staged roles per image).
+Get-VHD per image, and the editions and sidecars when every image was there);
+otherwise reads the editions and sidecars of the images that are there in one round
+trip. Returns the problems found and notes what it learnt in `numbers` (edition,
+language, staged roles per image).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
+from hvlab.facts import Reads
 from hvlab.steps.common import SILENT, first, text, val
 
 # The guests' language hvlab builds and tests with: group names, integration
@@ -31,13 +34,18 @@ def sidecar_facts(raw: list[Any]) -> dict[str, Any] | None:
     return facts if isinstance(facts, dict) and facts.get("hvlab_image") else None
 
 
-def _reads(images: list[tuple[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-    reads: list[tuple[str, dict[str, Any]]] = []
-    for _, image in images:
-        reads.append(("Get-WindowsImage", {"ImagePath": image.vhdx, "Index": 1}))
+EDITION_READ = "Get-WindowsImage"
+
+
+def add_reads(reads: Reads, images: list[tuple[str, Any]]) -> None:
+    """Each image's edition and language (Get-WindowsImage, which refuses a file that is
+    not there) and its sidecar, named by the image's key."""
+    for key, image in images:
+        reads.add(f"edition:{key}", (EDITION_READ, {"ImagePath": image.vhdx, "Index": 1}))
         if image.sidecar is not None:
-            reads.append(("Get-Content", {"Path": image.sidecar, "Raw": True, **SILENT}))
-    return reads
+            reads.add(
+                f"sidecar:{key}", ("Get-Content", {"Path": image.sidecar, "Raw": True, **SILENT})
+            )
 
 
 def check(
@@ -46,7 +54,11 @@ def check(
     images: list[tuple[str, Any]],
     vhds: list[list[Any]],
     numbers: dict[str, Any],
+    read: Mapping[str, list[Any]] | None = None,
 ) -> list[str]:
+    """`read`: the answers of add_reads for every image, when preflight could read them
+    with its other facts (every image was there); else the images that are there are
+    read here, in one round trip."""
     problems: list[str] = []
     present = [(key, image) for (key, image), vhd in zip(images, vhds, strict=True) if vhd]
     for key, image in images:
@@ -60,12 +72,15 @@ def check(
             )
         else:
             problems.append(f"image {key}: {image.path} does not exist on the host")
-    # Only images that are there: Get-WindowsImage refuses a file that is not. The
-    # editions and sidecars of all of them in one round trip.
-    answers = iter(host.batch(_reads(present)) if present else [])
+    if read is None and present:
+        # Only images that are there: Get-WindowsImage refuses a file that is not.
+        reads = Reads()
+        add_reads(reads, present)
+        read = reads.send(host)
     for key, image in present:
-        info = first(next(answers))
-        facts = sidecar_facts(next(answers)) if image.sidecar is not None else None
+        assert read is not None
+        info = first(read[f"edition:{key}"])
+        facts = sidecar_facts(read[f"sidecar:{key}"]) if image.sidecar is not None else None
         edition = text(val(info, "EditionId")) or text(val(info, "ImageName"))
         languages = val(info, "Languages") or []
         language = text(languages[0] if isinstance(languages, list) and languages else languages)
