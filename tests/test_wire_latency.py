@@ -4,6 +4,7 @@ link (ServerConfig.latency), so a benchmark pays for round trips; `sim.serve
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -81,7 +82,10 @@ def test_a_latency_outside_its_range_is_refused(sim_world: Any, bad: Any) -> Non
 
 
 def test_sim_serve_takes_latency_and_says_it(tmp_path: Any) -> None:
-    code = "from hvsim.cli import serve; serve(port=0, password='Pw-Serve-1!', latency=12.5)"
+    with socket.socket() as probe:  # a free port: sim.serve takes 0 as its default, 5985
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = f"from hvsim.cli import serve; serve(port={port}, password='Pw-Serve-1!', latency=12.5)"
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
         cwd=str(ROOT),
