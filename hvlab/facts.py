@@ -12,8 +12,10 @@ read as the statements of one pipeline (`Host.batch`), each answer typed
   needs anew, again in one round trip;
 - a wait never uses an earlier reading: it polls for what happens meanwhile.
 
-Reads inside guests go through templates/guest/Get-GuestFacts.ps1: one PowerShell
-Direct call returns several facts, each under its name (`GuestFacts`).
+Reads inside guests go through templates/guest/Get-GuestFacts.ps1 and
+Get-ClusterFacts.ps1: one PowerShell Direct call returns several facts, each under
+its name (`GuestFacts`). Such a reading is kept too, and a later step that asks for
+no more than it holds uses it while the run has changed nothing since.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ class Reads:
 
     def __init__(self, base: Reads | None = None) -> None:
         """A new set of reads, beginning with a copy of `base`'s."""
-        self._names: list[str] = list(base._names) if base else []
-        self._statements: list[Statement] = list(base._statements) if base else []
+        self._names: list[str] = list(base._names) if base is not None else []
+        self._statements: list[Statement] = list(base._statements) if base is not None else []
 
     def add(self, name: str, *calls: Call) -> None:
         if name in self._names:
