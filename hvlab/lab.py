@@ -110,7 +110,7 @@ def on_host(
                     notice=lambda line: say(sys.stderr if out is not None else None, line),
                     vms=[vm.name for vm in spec.vms] + [h.name for h in spec.ha_vms],
                     # Steps run side by side about one per VM: their connections open
-                    # beside the first one (status reads in turn and needs none).
+                    # once the first one logged on (status reads in turn and needs none).
                     warm=len(spec.vms) if verb in ("up", "plan") else 0,
                 )
             )
@@ -220,7 +220,7 @@ def warm_connections(spec: Any, session: Session) -> None:
     """Open the connections the steps will use side by side (about one per VM), each with
     the session key that guest credentials need: over a slow link a logon and a new
     RunspacePool cost several round trips each. A session of its own opened them
-    already, beside its first connection; one from the API gets them here."""
+    already, once its first connection logged on; one from the API gets them here."""
     warm = getattr(session.host, "warm", None)
     if warm is not None:
         warm(len(spec.vms) + 1, keys=True)

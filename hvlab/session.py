@@ -232,7 +232,7 @@ def open_session(
 ) -> Iterator[Session]:
     """The host a task works on. On the embedded host, `writes=False` (status, plan)
     never writes its state; a task that writes saves each change as it is made.
-    `warm`: connections to open beside the first one, for the task's parallel calls
+    `warm`: connections to open once the first one logged on, for the parallel calls
     (each with the session key guest credentials need; hvlab.remote.Host.warm)."""
     from hvlab.config import Settings
     from hvlab.remote import Host
