@@ -15,6 +15,8 @@ Measured in one run, side by side:
   image.build made with the node roles (and the DC's AD DS) staged (R-120):
   the nodes skip the role install and the Hyper-V double boot.
 
+- round trips and wall times over a slow link (see --link below).
+
 Targets: ratio <= 1.10 (2-node) and <= 1.15 (4-node); no-op re-run < 3 s;
 controller RSS < 150 MB; 4-node makespan on staged images <= 18 minutes.
 
@@ -25,6 +27,17 @@ against staged ones, side by side.
   (lab.checkpoint) and restored (lab.restore); the modelled seconds each took on
   the host's clock, and the makespans (wall time / timescale). `--restore-only`
   measures only these.
+
+`--link` measures what round trips cost over a link that is not loopback: at 0 and
+at 50 ms per HTTP exchange (hvsim's link latency, `--latencies`), for the 2-node and
+4-node labs, the host calls, HTTP exchanges and wall time of a full build at
+timescale 0 (the controller's time outside modelled waits), of a no-op re-run, of
+lab.status and of lab.plan on the complete lab. Each measurement runs
+bench/lab_tasks.py in a child process. With `--before REV` the same is measured,
+in the same run, for the hvlab of git revision REV (against this tree's hvsim) and
+shown side by side. Targets: no-op re-run of the default lab at most 25 round trips
+and under 1 s at 0 ms, under 2 s at 50 ms; lab.status at most 10 round trips; the
+4-node no-op under 3 s at 50 ms.
 """
 
 from __future__ import annotations
@@ -254,6 +267,94 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def tree_at(rev: str, folder: Path) -> Path:
+    """A folder from which Python imports the hvlab of git revision `rev` and this
+    tree's hvsim (which serves the link latency and counts exchanges; it only adds to
+    what earlier hvlabs send, and knows their constant scripts)."""
+    export = folder / "tree"
+    export.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(export)], input=archive, check=True)
+    # setup.py maps these folders into the package; a plain import needs them there.
+    for name in ("labs", "templates", "unattend"):
+        (export / "hvlab" / name).symlink_to(export / name)
+    path = folder / "path"
+    path.mkdir()
+    (path / "hvlab").symlink_to(export / "hvlab")
+    (path / "hvsim").symlink_to(ROOT / "hvsim")
+    return path
+
+
+def link_costs(lab_file: Path, latency: float, path: Path | None) -> dict:
+    """bench/lab_tasks.py in a child process; `path` puts another hvlab first."""
+    env = dict(os.environ)
+    if path is not None:
+        env["PYTHONPATH"] = str(path)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "lab_tasks.py"),
+            "--lab",
+            str(lab_file),
+            "--latency",
+            str(latency),
+        ],
+        env=env,
+        cwd=tempfile.mkdtemp(prefix="hvlab-bench-"),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"lab_tasks.py failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def link_rows(latencies: list[float], before: str | None) -> list[dict]:
+    """Round trips and wall times per lab, latency and task; before and after side by
+    side when `before` names a revision."""
+    variants: list[tuple[str, Path | None]] = [("after", None)]
+    if before:
+        variants.insert(0, ("before", tree_at(before, Path(tempfile.mkdtemp(prefix="hvlab-")))))
+    rows = []
+    for name in ("s2d-2node", "s2d-4node"):
+        lab_file = ROOT / "labs" / f"{name}.yaml"
+        for latency in latencies:
+            for label, path in variants:
+                costs = link_costs(lab_file, latency, path)
+                row = {"variant": label, **costs}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    return rows
+
+
+TASKS = {"noop": "no-op re-run", "status": "lab.status", "plan": "lab.plan", "build": "full build"}
+
+
+def link_table(rows: list[dict]) -> str:
+    """The figures as a Markdown table, before and after side by side: host calls,
+    HTTP exchanges and wall seconds per lab, latency and task."""
+    variants = [v for v in ("before", "after") if any(r["variant"] == v for r in rows)]
+    head = "| lab, latency | task | " + " | ".join(
+        f"{v}: calls / exchanges / wall" for v in variants
+    )
+    lines = [head + " |", "|---|---|" + "---|" * len(variants)]
+    cases = sorted({(r["lab"], r["latency_ms"]) for r in rows}, key=lambda c: (c[0], c[1]))
+    for lab, latency in cases:
+        by = {r["variant"]: r for r in rows if (r["lab"], r["latency_ms"]) == (lab, latency)}
+        for task, title in TASKS.items():
+            cells = [
+                f"{by[v][task]['host_calls']} / {by[v][task]['exchanges']} / "
+                f"{by[v][task]['wall_s']:.2f} s"
+                for v in variants
+            ]
+            lines.append(f"| {lab}, {latency:g} ms | {title} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timescale", type=float, default=0.05)
@@ -263,6 +364,15 @@ def main() -> None:
     parser.add_argument(
         "--restore-only", action="store_true", help="only a restore against a fresh lab.up"
     )
+    parser.add_argument(
+        "--link", action="store_true", help="only the cost of round trips over a slow link"
+    )
+    parser.add_argument(
+        "--latencies", default="0,50", help="milliseconds per HTTP exchange for --link"
+    )
+    parser.add_argument(
+        "--before", default=None, help="a git revision whose hvlab --link measures too"
+    )
     args = parser.parse_args()
     ts = args.timescale
     if args.restore_only:
@@ -270,6 +380,11 @@ def main() -> None:
         return
     if args.images_only:
         print(json.dumps({"timescale": ts, "images": images_rows(ts)}, indent=2))
+        return
+    if args.link:
+        latencies = [float(x) for x in args.latencies.split(",") if x.strip()]
+        rows = link_rows(latencies, args.before)
+        print(link_table(rows))
         return
     rows = []
     for name, target in (("s2d-2node", 1.10), ("s2d-4node", 1.15)):
@@ -301,6 +416,7 @@ def main() -> None:
     images = images_rows(ts)
     restores = restore_rows(ts)
     rss = rss_8node(ROOT / "bench" / "s2d-8node.yaml")
+    link = link_rows([0.0, 50.0], args.before)
     print(
         json.dumps(
             {
@@ -309,10 +425,12 @@ def main() -> None:
                 "images": images,
                 "restore": restores,
                 "controller_peak_rss_mb_8node": rss,
+                "link": link,
             },
             indent=2,
         )
     )
+    print(link_table(link))
 
 
 if __name__ == "__main__":

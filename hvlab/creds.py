@@ -8,11 +8,23 @@ cluster cmdlets need the domain account (R-52).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
 class CredentialBook:
-    def __init__(self, lab: Any, secrets: Any, make: Any) -> None:
+    def __init__(
+        self,
+        lab: Any,
+        secrets: Any,
+        make: Any,
+        *,
+        domain: Iterable[str] = (),
+        on_change: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        """`domain`: the VMs whose domain account logged on last time (a hint that saves
+        a refused logon; the guest decides, and as_whoever_logs_on corrects a wrong
+        guess). `on_change` hears the VMs that take the domain account when that changes."""
         # `make(user, secret)` builds the credential object the remote layer sends.
         self.local_admin = make(".\\Administrator", secrets.admin)
         if lab.domain.mode == "new":
@@ -20,8 +32,10 @@ class CredentialBook:
             self.domain_admin = make(f"{lab.domain.netbios}\\Administrator", secrets.admin)
         else:
             self.domain_admin = make(lab.domain.join_account, secrets.domain)
-        self._domain: set[str] = set()
+        names = {vm.name for vm in lab.vms}
+        self._domain: set[str] = {vm for vm in domain if vm in names}
         self._lock = threading.Lock()
+        self._on_change = on_change
 
     def current(self, vm: str) -> Any:
         with self._lock:
@@ -29,7 +43,7 @@ class CredentialBook:
 
     def use_domain(self, vm: str) -> None:
         with self._lock:
-            self._domain.add(vm)
+            self._update(self._domain | {vm})
 
     def other(self, vm: str) -> Any:
         """The account that is not the current one for this VM."""
@@ -40,6 +54,13 @@ class CredentialBook:
         """Keep using `credential` for this VM: it logged on when the other did not."""
         with self._lock:
             if credential is self.domain_admin:
-                self._domain.add(vm)
+                self._update(self._domain | {vm})
             else:
-                self._domain.discard(vm)
+                self._update(self._domain - {vm})
+
+    def _update(self, domain: set[str]) -> None:
+        if domain == self._domain:
+            return
+        self._domain = domain
+        if self._on_change is not None:
+            self._on_change(sorted(domain))

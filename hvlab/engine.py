@@ -133,7 +133,12 @@ class StepContext:
         if self.planning:
             raise PlanStop(what)
         self.note(what)
-        return do()
+        # What was read of the host before (or while) this change is out of date.
+        self.run.changed()
+        try:
+            return do()
+        finally:
+            self.run.changed()
 
     def wait(
         self,
@@ -206,6 +211,15 @@ class Run:
         self.t0 = self.clock()
         self.cancelled = threading.Event()
         self.results = {s.name: StepResult(s.name, s.scope, s.phase) for s in self.steps.values()}
+        # Counts the run's changes as they start and end: a reading of the host made at
+        # one generation stands for the host only while the generation stays the same
+        # (hvlab.facts). Plan never changes anything, so its readings never age.
+        self.generation = 0
+        self._generation_lock = threading.Lock()
+
+    def changed(self) -> None:
+        with self._generation_lock:
+            self.generation += 1
 
     def check_cancelled(self) -> None:
         if self.cancelled.is_set():

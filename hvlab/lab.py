@@ -113,6 +113,9 @@ def on_host(
                     notice=lambda line: say(sys.stderr if out is not None else None, line),
                     vms=[vm.name for vm in spec.vms] + [h.name for h in spec.ha_vms],
                     lab_lock=spec.name if verb in LOCKING_VERBS else None,
+                    # Steps run side by side about one per VM: their connections open
+                    # once the first one logged on (status reads in turn and needs none).
+                    warm=len(spec.vms) if verb in ("up", "plan") else 0,
                 )
             )
         say(out, f"hvlab lab.{verb} {spec.name} from {source} on {session.description}")
@@ -120,9 +123,16 @@ def on_host(
 
 
 def services(
-    spec: Any, session: Session, secrets: Any, state: LabState, config: Any = None
+    spec: Any,
+    session: Session,
+    secrets: Any,
+    state: LabState,
+    config: Any = None,
+    *,
+    planning: bool = False,
 ) -> dict[str, Any]:
     from hvlab.config import flag_setting
+    from hvlab.facts import FactStore
     from hvlab.render import render_unattend
     from hvlab.waits import Waits
 
@@ -130,10 +140,20 @@ def services(
         # One power cycle for a first boot that never answers (R-35, R-76); hvlab.hard_reset.
         "hard_reset": flag_setting(config, "hard_reset", True),
         "waits": Waits.load(config),
+        # The run's last reading of the host, standing while nothing changes (hvlab.facts).
+        "facts": FactStore(),
         "host": session.host,
         "lab": spec,
         "secrets": secrets,
-        "creds": CredentialBook(spec, secrets, credential),
+        # Which account logged on to each VM last time: tried first, so a re-run does not
+        # begin with a logon the DC refuses (R-38). A hint only: the guest decides.
+        "creds": CredentialBook(
+            spec,
+            secrets,
+            credential,
+            domain=state.get_fact("logons", "domain") or (),
+            on_change=None if planning else lambda vms: state.set_fact("logons", "domain", vms),
+        ),
         "state": state,
         "render_unattend": lambda vm: render_unattend(spec, vm, secrets),
     }
@@ -188,6 +208,7 @@ def _up_locked(
     state = LabState(folder)
     say(out, "Nested virtualization is for labs and evaluation, not production clusters.")
     secrets = lab_secrets(spec, session)
+    warm_connections(spec, session)
     last = state.read_json("report.json")
     reporter = progress.reporter(
         out, progress.Estimate(progress.expected_from(last), session.time_factor)
@@ -225,6 +246,16 @@ def _up_locked(
         error.report = payload  # type: ignore[attr-defined]
         raise error
     return payload
+
+
+def warm_connections(spec: Any, session: Session) -> None:
+    """Open the connections the steps will use side by side (about one per VM), each with
+    the session key that guest credentials need: over a slow link a logon and a new
+    RunspacePool cost several round trips each. A session of its own opened them
+    already, once its first connection logged on; one from the API gets them here."""
+    warm = getattr(session.host, "warm", None)
+    if warm is not None:
+        warm(len(spec.vms) + 1, keys=True)
 
 
 def min_wait() -> float:
@@ -343,9 +374,10 @@ def plan(
     ):
         secrets = lab_secrets(spec, session)
         state = LabState(state_dir(spec.name, state_base or home(config), host_id(config)))
+        warm_connections(spec, session)
         run = Run(
             build_steps(spec),
-            services(spec, session, secrets, state, config),
+            services(spec, session, secrets, state, config, planning=True),
             progress.PlainReporter(open_devnull()),
             planning=True,
             time_factor=session.time_factor,

@@ -6,6 +6,7 @@
         host.pipeline([("Get-VM", {"Name": "x"}), ("Stop-VM", {"Force": True})])
         host.script(constant_text, VMName="x", Credential=Credential(user, secret))
         host.map([("Get-VM", {"Name": a}), ("Get-VM", {"Name": b})])
+        vms, switches = host.batch([("Get-VM", {}), ("Get-VMSwitch", {})])
 
 Nothing is pasted into PowerShell text: cmdlets and parameters go as PSRP
 structures, scripts are constant files that take their data as parameters.
@@ -28,8 +29,13 @@ raises ResponseLost at once, and the step re-reads its facts and converges.
 Parallelism. pypsrp 0.9.1's transport is one requests session with one NTLM
 sealing context whose sequence numbers must stay in order, so one connection
 cannot carry two requests at once. A Host therefore keeps up to `max_runspaces`
-connections, each with its own RunspacePool, opened when first needed; `map`
-runs calls on them in parallel.
+connections, each with its own RunspacePool, opened when first needed (or ahead
+of need by `warm`); `map` runs calls on them in parallel.
+
+Round trips. Every call costs at least two HTTP exchanges (Command, Receive), and
+over a real link each one a network round trip. `batch` sends independent reads
+as the statements of one pipeline ([MS-PSRP] 2.2.3.11, ExtraCmds): one call,
+and the answer split per statement (see `batch`).
 """
 
 from __future__ import annotations
@@ -40,10 +46,10 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -233,6 +239,13 @@ def _has_secret(value: Any) -> bool:
 
 
 Call = tuple[str, Mapping[str, Any]]
+# A statement of a batch: one call, or calls piped into each other.
+Statement = Call | Sequence[Call]
+
+# The statement that separates the answers of a batch's statements: Write-Output of
+# a string no cmdlet returns (a fresh GUID per batch), so the output can be split
+# exactly where one statement ends and the next begins.
+SEPARATOR = "Write-Output"
 
 
 class _Slot:
@@ -267,6 +280,11 @@ class _Slot:
         except BaseException:
             self.wsman.close()
             raise
+        session = getattr(self.wsman.transport, "session", None)
+        if session is not None:
+            # pypsrp read the environment's proxy and CA settings into the session
+            # when it built it; requests would read them again on every request.
+            session.trust_env = False
         self.keys = False
 
     def exchange_keys(self) -> None:
@@ -279,6 +297,47 @@ class _Slot:
             self.pool.close()
         with contextlib.suppress(Exception):
             self.wsman.close()
+
+
+class _Idle:
+    """The connections not in use, the last one back handed out first (its socket is
+    the likeliest to be alive), or one that holds a session key when a call needs one."""
+
+    def __init__(self) -> None:
+        self._slots: list[_Slot] = []
+        self._cond = threading.Condition()
+
+    def put(self, slot: _Slot) -> None:
+        with self._cond:
+            self._slots.append(slot)
+            self._cond.notify()
+
+    def _take(self, keys: bool) -> _Slot | None:
+        if not self._slots:
+            return None
+        if keys:
+            for i in range(len(self._slots) - 1, -1, -1):
+                if self._slots[i].keys:
+                    return self._slots.pop(i)
+        return self._slots.pop()
+
+    def get_nowait(self, keys: bool = False) -> _Slot | None:
+        with self._cond:
+            return self._take(keys)
+
+    def get(self, timeout: float, keys: bool = False) -> _Slot | None:
+        with self._cond:
+            self._cond.wait_for(lambda: bool(self._slots), timeout=timeout)
+            return self._take(keys)
+
+    def drain(self) -> list[_Slot]:
+        with self._cond:
+            slots, self._slots = self._slots, []
+            return slots
+
+    def qsize(self) -> int:
+        with self._cond:
+            return len(self._slots)
 
 
 def _untrusted_certificate(exc: BaseException) -> bool:
@@ -347,10 +406,11 @@ class Host:
         self.max_runspaces = max(1, int(max_runspaces))
         self.trace: list[dict[str, Any]] = []
         self._trace_lock = threading.Lock()
-        self._idle: queue.LifoQueue[_Slot] = queue.LifoQueue()
+        self._idle = _Idle()
         self._open = 0
         self._slots_lock = threading.Lock()
         self._closed = False
+        self._warming: list[threading.Thread] = []
 
     def __repr__(self) -> str:
         return f"Host({self.endpoint.url}, user={self.settings.user!r})"
@@ -362,9 +422,20 @@ class Host:
     # -- lifetime -------------------------------------------------------------
 
     @classmethod
-    def connect(cls, settings: Settings, *, max_runspaces: int = 4) -> Host:
-        """Open the first connection now, so a wrong address or password fails here."""
-        host = cls(settings, max_runspaces=max_runspaces)
+    def connect(
+        cls, settings: Settings, *, max_runspaces: int = 4, warm: int = 0, keys: bool = False
+    ) -> Host:
+        """Open the first connection now, so a wrong address or password fails here;
+        then, in the background, `warm` more for the calls that will run in parallel
+        (with `keys`, each with its session key), see `warm`. Only after the first
+        logon worked: a wrong password is tried once, not once per connection (a
+        host's lockout policy counts refused logons)."""
+        host = cls(settings, max_runspaces=max_runspaces)._connect()
+        host.warm(warm + 1, keys=keys)
+        return host
+
+    def _connect(self) -> Host:
+        host, settings = self, self.settings
         transient = _transient_errors()
         attempts = settings.retries + 1
         t0 = time.monotonic()
@@ -407,14 +478,52 @@ class Host:
 
     def close(self) -> None:
         self._closed = True
-        while True:
+        for thread in self._warming:
+            thread.join(timeout=self.settings.call_timeout)
+        slots = self._idle.drain()
+        # Each close is a few exchanges (the pool's end, the shell's Delete): over a
+        # slow link the connections close side by side, not one after the other.
+        if len(slots) > 1:
+            with concurrent.futures.ThreadPoolExecutor(len(slots)) as pool:
+                list(pool.map(_Slot.close, slots))
+        else:
+            for slot in slots:
+                slot.close()
+        with self._slots_lock:
+            self._open -= len(slots)
+
+    def warm(self, count: int, *, keys: bool = False) -> None:
+        """Open up to `count` connections in total now, in the background, so that the
+        first parallel calls do not each wait for a logon and a new RunspacePool (and,
+        with `keys`, the session key that credentials need). A connection that cannot
+        be opened here is opened again when a call needs it."""
+        with self._slots_lock:
+            wanted = min(count, self.max_runspaces) - self._open
+            if self._closed or wanted <= 0:
+                return
+            self._open += wanted
+
+        def open_one() -> None:
             try:
-                slot = self._idle.get_nowait()
-            except queue.Empty:
-                break
-            slot.close()
-            with self._slots_lock:
-                self._open -= 1
+                slot = self._open_slot("warm")
+            except Exception as exc:  # best effort: a call opens its own
+                log.debug("%s: opening a connection ahead of need failed: %s", self.name, exc)
+                with self._slots_lock:
+                    self._open -= 1
+                return
+            if keys:
+                try:
+                    slot.exchange_keys()
+                except Exception as exc:  # the call that needs it exchanges them
+                    log.debug("%s: session key exchange ahead of need failed: %s", self.name, exc)
+                    self._discard(slot)
+                    return
+            self._checkin(slot)
+
+        for _ in range(wanted):
+            thread = threading.Thread(target=open_one, name="hvlab-warm", daemon=True)
+            thread.start()
+            self._warming.append(thread)
 
     # -- connections ----------------------------------------------------------
 
@@ -429,25 +538,25 @@ class Host:
                 "and HVLAB_PASSWORD (and HVLAB_AUTH)"
             ) from None
 
-    def _checkout(self, what: str) -> _Slot:
+    def _checkout(self, what: str, keys: bool = False) -> _Slot:
+        """A free connection (with `keys`, preferably one that holds a session key)."""
         if self._closed:
             raise TransportError(f"the connection to {self.name} is closed; cannot run {what}")
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
+        idle = self._idle.get_nowait(keys)
+        if idle is not None:
+            return idle
         with self._slots_lock:
             may_open = self._open < self.max_runspaces
             if may_open:
                 self._open += 1
         if not may_open:
             # Every connection is busy: wait for one, but not forever.
-            try:
-                return self._idle.get(timeout=self.settings.call_timeout)
-            except queue.Empty:
+            idle = self._idle.get(self.settings.call_timeout, keys)
+            if idle is None:
                 raise TransportError(
                     f"no free connection to {self.name} for {what} after {self.settings.call_timeout}s"
-                ) from None
+                )
+            return idle
         try:
             return self._open_slot(what)
         except BaseException:
@@ -473,8 +582,8 @@ class Host:
     def run(self, cmdlet: str, **params: Any) -> list[Any]:
         """Run one cmdlet with keyword parameters (True for a switch)."""
         return self._call(
-            [(cmdlet, params)], script=False, label=cmdlet, read_only=reads_only(cmdlet)
-        )
+            [[(cmdlet, params)]], script=False, label=cmdlet, read_only=reads_only(cmdlet)
+        )[0]
 
     def pipeline(self, commands: Sequence[Call]) -> list[Any]:
         """Run cmdlets piped into each other: [("Get-VM", {...}), ("Stop-VM", {...})]."""
@@ -482,7 +591,34 @@ class Host:
             raise ValueError("a pipeline needs at least one command")
         label = " | ".join(name for name, _ in commands)
         read_only = all(reads_only(name) for name, _ in commands)
-        return self._call(list(commands), script=False, label=label, read_only=read_only)
+        return self._call([list(commands)], script=False, label=label, read_only=read_only)[0]
+
+    def batch(self, statements: Sequence[Statement]) -> list[list[Any]]:
+        """Run independent statements in one pipeline, one round trip; the output of
+        each statement, in order.
+
+        A statement is a call ("Get-VM", {...}) or a list of calls piped into each
+        other. PowerShell runs a pipeline's statements one after the other and writes
+        all their output to one stream; between two statements hvlab sends
+        `Write-Output` of a separator no cmdlet returns (a GUID new for each batch)
+        and splits the stream there. Statements that may find nothing pass
+        ErrorAction SilentlyContinue (R-21): any error record that still arrives fails
+        the whole batch (HostError, named after the cmdlet that wrote it). A batch of
+        reads (Get-*, Test-*) is repeated after a lost answer like any read (R-92)."""
+        groups = [_statement(s) for s in statements]
+        if not groups:
+            return []
+        if len(groups) == 1:
+            commands = groups[0]
+            label = " | ".join(name for name, _ in commands)
+            read_only = all(reads_only(name) for name, _ in commands)
+            return self._call(groups, script=False, label=label, read_only=read_only)
+        nonce = uuid.uuid4().hex
+        read_only = all(reads_only(name) for cmds in groups for name, _ in cmds)
+        label = "; ".join(" | ".join(name for name, _ in cmds) for cmds in groups)
+        return self._call(
+            groups, script=False, label=label, read_only=read_only, separator=f"hvlab:{nonce}"
+        )
 
     def script(
         self,
@@ -498,8 +634,8 @@ class Host:
         `_inner` names the parameters of the command a wrapper runs, for the trace."""
         label = _label or f"script {hashlib.sha256(text.encode()).hexdigest()[:12]}"
         return self._call(
-            [(text, params)], script=True, label=label, read_only=_read_only, inner=_inner
-        )
+            [[(text, params)]], script=True, label=label, read_only=_read_only, inner=_inner
+        )[0]
 
     def map(self, calls: Sequence[Call], *, workers: int | None = None) -> list[list[Any]]:
         """Run independent cmdlet calls in parallel; results in the order of `calls`.
@@ -520,16 +656,30 @@ class Host:
 
     def _call(
         self,
-        commands: list[Call],
+        statements: list[list[Call]],
         *,
         script: bool,
         label: str,
         read_only: bool = False,
         inner: Sequence[str] = (),
-    ) -> list[Any]:
+        separator: str | None = None,
+    ) -> list[list[Any]]:
+        """One pipeline of one or more statements; the output of each statement."""
+        commands = [c for cmds in statements for c in cmds]
         silent = any(str(p.get("ErrorAction", "")).lower() in SILENT_ACTIONS for _, p in commands)
         names = [name for _, p in commands for name in p] + [f"Parameters.{n}" for n in inner]
         secret = any(_has_secret(v) for _, p in commands for v in p.values())
+        parts = (
+            [
+                {
+                    "cmdlet": " | ".join(n for n, _ in cmds),
+                    "params": [k for _, p in cmds for k in p],
+                }
+                for cmds in statements
+            ]
+            if separator is not None
+            else None
+        )
         transient = _transient_errors()
         attempts = self.settings.retries + 1
         t0 = time.monotonic()
@@ -540,13 +690,22 @@ class Host:
                 for attempt in _backoff(attempts, self.name, label):
                     with attempt:
                         tries = attempt.retry_state.attempt_number
-                        ps = self._attempt(commands, script, label, secret, read_only, transient)
+                        ps = self._attempt(
+                            statements, script, label, secret, read_only, transient, separator
+                        )
             except _Again as again:
                 raise TransportError(
                     f"{self.name}: {label} failed after {attempts} attempt(s): "
                     f"{type(again.cause).__name__}: {_short(again.cause)}"
                 ) from None
-            return self._results(ps, label, silent)
+            if separator is not None:
+                return self._split(
+                    self._results(ps, label, False, batch=True),
+                    separator,
+                    len(statements),
+                    label,
+                )
+            return [self._results(ps, label, silent)]
         except HostError as err:
             outcome = err.error_id or "error"
             raise
@@ -560,16 +719,17 @@ class Host:
             outcome = type(exc).__name__
             raise
         finally:
-            self._record(label, names, time.monotonic() - t0, outcome, tries)
+            self._record(label, names, time.monotonic() - t0, outcome, tries, parts)
 
     def _attempt(
         self,
-        commands: list[Call],
+        statements: list[list[Call]],
         script: bool,
         label: str,
         secret: bool,
         read_only: bool,
         transient: tuple[type[BaseException], ...],
+        separator: str | None,
     ) -> Any:
         """One try on a pooled connection. A transport failure before the request could
         reach the host, or of a read, may be tried again (_Again); a change whose answer
@@ -577,12 +737,12 @@ class Host:
         slot: _Slot | None = None
         sent = False
         try:
-            slot = self._checkout(label)
+            slot = self._checkout(label, keys=secret)
             if secret:
                 slot.exchange_keys()
             # From here the request may reach the host.
             sent = True
-            ps = self._invoke(slot, commands, script, label)
+            ps = self._invoke(slot, statements, script, label, separator)
         except transient as exc:
             if slot is not None:
                 self._discard(slot)
@@ -599,17 +759,30 @@ class Host:
         self._checkin(slot)
         return ps
 
-    def _invoke(self, slot: _Slot, commands: list[Call], script: bool, label: str) -> Any:
+    def _invoke(
+        self,
+        slot: _Slot,
+        statements: list[list[Call]],
+        script: bool,
+        label: str,
+        separator: str | None = None,
+    ) -> Any:
         from pypsrp.powershell import PowerShell, PSInvocationState
 
         ps = PowerShell(slot.pool)
-        for name, params in commands:
-            if script:
-                ps.add_script(name)
-            else:
-                ps.add_cmdlet(name)
-            for key, value in params.items():
-                ps.add_parameter(key, wire_value(key, value))
+        for index, commands in enumerate(statements):
+            if index and separator is not None:
+                ps.add_cmdlet(SEPARATOR).add_parameter("InputObject", f"{separator}:{index}")
+                ps.add_statement()
+            for name, params in commands:
+                if script:
+                    ps.add_script(name)
+                else:
+                    ps.add_cmdlet(name)
+                for key, value in params.items():
+                    ps.add_parameter(key, wire_value(key, value))
+            if len(statements) > 1:
+                ps.add_statement()
         ps.begin_invoke()
         deadline = time.monotonic() + self.settings.call_timeout
         while ps.state == PSInvocationState.RUNNING:
@@ -622,19 +795,43 @@ class Host:
             ps.poll_invoke()
         return ps
 
-    def _results(self, ps: Any, label: str, silent: bool) -> list[Any]:
+    def _results(self, ps: Any, label: str, silent: bool, batch: bool = False) -> list[Any]:
         errors = list(ps.streams.error)
         if errors and (ps.had_errors or not silent):
-            raise host_error(label, errors[0])
+            # In a batch, the record names the cmdlet that wrote it (its activity).
+            name = (getattr(errors[0], "activity", None) or label) if batch else label
+            raise host_error(name, errors[0])
         return [plain(o) for o in ps.output]
+
+    def _split(self, output: list[Any], separator: str, count: int, label: str) -> list[list[Any]]:
+        """The batch's output cut at its separators: one list per statement."""
+        parts: list[list[Any]] = [[]]
+        for value in output:
+            if isinstance(value, str) and value == f"{separator}:{len(parts)}":
+                parts.append([])
+            else:
+                parts[-1].append(value)
+        if len(parts) != count:
+            raise HostError(
+                label,
+                f"the answer holds {len(parts)} of the {count} statements sent in one pipeline",
+                error_id="hvlab.BatchAnswer",
+            )
+        return parts
 
     # -- trace ----------------------------------------------------------------
 
     def _record(
-        self, label: str, names: list[str], seconds: float, outcome: str, attempts: int = 1
+        self,
+        label: str,
+        names: list[str],
+        seconds: float,
+        outcome: str,
+        attempts: int = 1,
+        statements: list[dict[str, Any]] | None = None,
     ) -> None:
         # Only parameter names: values may be passwords or data nobody should log.
-        entry = {
+        entry: dict[str, Any] = {
             "at": time.time(),
             "host": self.name,
             "cmdlet": label,
@@ -643,6 +840,9 @@ class Host:
             "outcome": outcome,
             "attempts": attempts,
         }
+        if statements is not None:
+            # A batch: each statement's cmdlets and parameter names, in order.
+            entry["statements"] = statements
         with self._trace_lock:
             self.trace.append(entry)
         log.debug(
@@ -722,6 +922,16 @@ def _never_sent(exc: BaseException) -> bool:
 def _short(exc: BaseException, limit: int = 300) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _statement(statement: Statement) -> list[Call]:
+    """A batch's statement as a list of piped calls."""
+    if isinstance(statement, tuple) and len(statement) == 2 and isinstance(statement[0], str):
+        return [statement]  # type: ignore[list-item]
+    calls = [tuple(c) for c in statement]  # type: ignore[union-attr]
+    if not calls or not all(len(c) == 2 and isinstance(c[0], str) for c in calls):
+        raise ValueError(f"a statement is a call or a list of calls, not {statement!r}")
+    return calls  # type: ignore[return-value]
 
 
 def records(values: Iterable[Any]) -> list[Record]:

@@ -68,6 +68,22 @@ def embedded_timescale(env: dict[str, str] | None = None) -> float:
     return value
 
 
+def embedded_latency_ms(env: dict[str, str] | None = None) -> float:
+    """HVSIM_LATENCY_MS: the round trip the embedded host's link adds to every HTTP
+    exchange (0 by default: loopback), so a benchmark pays for round trips as over
+    a real link."""
+    from hvsim.server import check_latency_ms
+
+    env = dict(os.environ if env is None else env)
+    raw = env.get("HVSIM_LATENCY_MS", "")
+    if not raw:
+        return 0.0
+    try:
+        return check_latency_ms(raw)
+    except ValueError as err:
+        raise ConfigError(f"HVSIM_LATENCY_MS: {err}") from None
+
+
 def lock_wait_seconds(env: dict[str, str] | None = None) -> float:
     """How long a task waits for another one to release the embedded host."""
     env = dict(os.environ if env is None else env)
@@ -248,10 +264,13 @@ def open_session(
     notice: Any = None,
     vms: list[str] | None = None,
     lab_lock: str | None = None,
+    warm: int = 0,
 ) -> Iterator[Session]:
     """The host a task works on. On the embedded host, `writes=False` (status, plan)
     never writes its state; a task that writes saves each change as it is made.
-    `lab_lock` names the lab whose lock the task takes (hvlab.locking)."""
+    `lab_lock` names the lab whose lock the task takes (hvlab.locking). `warm`:
+    connections to open once the first one logged on, for the parallel calls (each
+    with the session key guest credentials need; hvlab.remote.Host.warm)."""
     from hvlab.config import Settings
     from hvlab.remote import Host
 
@@ -260,7 +279,7 @@ def open_session(
     if settings.host:
         settings = ask_password(settings)
         factor = float(os.environ.get("HVLAB_TIME_FACTOR", "1") or 1)
-        with Host.connect(settings, max_runspaces=pool) as host:
+        with Host.connect(settings, max_runspaces=pool, warm=warm, keys=True) as host:
             yield Session(host, False, f"host {settings.host}", factor)
         return
 
@@ -269,6 +288,7 @@ def open_session(
     from hvsim.server import serve_in_thread
 
     timescale = embedded_timescale()
+    latency_ms = embedded_latency_ms()
     try:
         # Every call is bound against the catalog: a broken install fails here, at once.
         sim_catalog.catalog()
@@ -285,13 +305,16 @@ def open_session(
         user = "hvlab"
         password = pysecrets.token_urlsafe(18) + "aA1!"
         mode = "" if writes else ", read only"
+        link = f", latency {latency_ms:g} ms" if latency_ms else ""
         faults = fault_notes(world)
         description = (
-            f"simulated host (hvsim, embedded, timescale {timescale:g}, state {path}{mode})"
+            f"simulated host (hvsim, embedded, timescale {timescale:g}{link}, state {path}{mode})"
             + (f" [{faults}]" if faults else "")
         )
         try:
-            with serve_in_thread(world, auth="ntlm", user=user, password=password) as server:
+            with serve_in_thread(
+                world, auth="ntlm", user=user, password=password, latency_ms=latency_ms
+            ) as server:
                 local = dataclasses.replace(
                     settings,
                     host=server.url,
@@ -300,7 +323,7 @@ def open_session(
                     auth="ntlm",
                     cert_validation=False,
                 )
-                with Host.connect(local, max_runspaces=pool) as host:
+                with Host.connect(local, max_runspaces=pool, warm=warm, keys=True) as host:
                     yield Session(host, True, description, timescale, world)
         finally:
             world.journal = None

@@ -9,8 +9,9 @@ from typing import IO, Any
 
 from hvlab.creds import CredentialBook
 from hvlab.errors import HostError
+from hvlab.facts import CLUSTER_FACTS, GuestFacts, Reads
 from hvlab.lab import Target, credential, lab_secrets, on_host, say
-from hvlab.steps.common import SILENT, first, lab_folder_is_ours, owns_vm, text, val
+from hvlab.steps.common import SILENT, first, mark_owner, owns_vm, text, val
 
 
 def status(
@@ -38,8 +39,6 @@ def status(
 
 
 def collect_status(spec: Any, host: Any, creds: CredentialBook) -> dict[str, Any]:
-    from hvlab.guest import Guest
-
     data: dict[str, Any] = {
         "lab": spec.name,
         "vms": [],
@@ -48,14 +47,23 @@ def collect_status(spec: Any, host: Any, creds: CredentialBook) -> dict[str, Any
         "csv": [],
         "ha_vms": [],
     }
-    folder_is_ours = lab_folder_is_ours(host, spec)
+    # The host's side in one round trip: the folder's mark, the VMs, their adapters
+    # and drives (hvlab.facts).
+    reads = Reads()
+    reads.add("marker", ("Get-Content", {"Path": spec.marker_path, **SILENT}))
+    names = [vm.name for vm in spec.vms]
+    reads.add("vm", ("Get-VM", {"Name": names, **SILENT}))
+    reads.add("adapters", ("Get-VMNetworkAdapter", {"VMName": names, **SILENT}))
+    reads.add("drives", ("Get-VMHardDiskDrive", {"VMName": names, **SILENT}))
+    answers = reads.send(host)
+    folder_is_ours = mark_owner(answers["marker"]) == spec.name
     for vm in spec.vms:
-        rec = first(host.run("Get-VM", Name=vm.name, **SILENT))
+        rec = first(r for r in answers["vm"] if _named(r, "Name", vm.name))
         if rec is None or not owns_vm(rec, spec, folder_is_ours):
             data["vms"].append({"name": vm.name, "state": "Missing" if rec is None else "NotOurs"})
             continue
-        nics = host.run("Get-VMNetworkAdapter", VMName=vm.name)
-        disks = host.run("Get-VMHardDiskDrive", VMName=vm.name)
+        nics = [n for n in answers["adapters"] if _named(n, "VMName", vm.name)]
+        disks = [d for d in answers["drives"] if _named(d, "VMName", vm.name)]
         data["vms"].append(
             {
                 "name": vm.name,
@@ -78,38 +86,30 @@ def collect_status(spec: Any, host: Any, creds: CredentialBook) -> dict[str, Any
         return data
     node = spec.nodes[0].name
 
-    def g(cmd: str, **p: Any) -> list[Any]:
-        for cred in (creds.domain_admin, creds.local_admin):
-            try:
-                return Guest(host, node, cred).run(cmd, **p)
-            except HostError as err:
-                if "credential" not in err.message.lower():
-                    raise
-        return []
-
+    # The cluster's side in one PowerShell Direct call into the first node.
     try:
-        cl = first(g("Get-Cluster", **SILENT))
+        facts = _cluster_facts(host, node, creds, spec)
     except HostError as err:
         data["cluster"] = {"error": err.message}
         return data
+    cl = facts.one("Cluster")
     if cl is None:
         return data
-    quorum = first(g("Get-ClusterQuorum", **SILENT))
+    quorum = facts.one("Quorum")
     data["cluster"] = {
         "name": text(val(cl, "Name")),
         "address": str(spec.cluster.address),
         "witness": text(val(quorum, "QuorumResource")) or None,
         "nodes": [
-            {"name": text(val(n, "Name")), "state": text(val(n, "State"))}
-            for n in g("Get-ClusterNode")
+            {"name": text(val(n, "Name")), "state": text(val(n, "State"))} for n in facts["Node"]
         ],
     }
-    pool = first(g("Get-StoragePool", IsPrimordial=False, **SILENT))
+    pool = facts.one("StoragePool")
     if pool is not None:
         members = [
-            d for d in g("Get-PhysicalDisk") if text(val(d, "CannotPoolReason")) == "In a Pool"
+            d for d in facts["PhysicalDisk"] if text(val(d, "CannotPoolReason")) == "In a Pool"
         ]
-        settings = first(_guest_script(host, node, creds, "Get-S2DInVMSettings.ps1"))
+        settings = facts.one("InVMSettings")
         data["s2d"] = {
             "pool": {
                 "name": text(val(pool, "FriendlyName")),
@@ -121,7 +121,7 @@ def collect_status(spec: Any, host: Any, creds: CredentialBook) -> dict[str, Any
             "auto_replace": text(val(settings, "AutoReplace")) or None,
             "block_cache_mb": val(settings, "BlockCacheSize"),
         }
-    for csv in g("Get-ClusterSharedVolume", **SILENT):
+    for csv in facts["SharedVolume"]:
         info = val(csv, "SharedVolumeInfo")
         info = info[0] if isinstance(info, list) and info else info
         path = (
@@ -140,8 +140,9 @@ def collect_status(spec: Any, host: Any, creds: CredentialBook) -> dict[str, Any
                 "owner_node": text(val(csv, "OwnerNode")),
             }
         )
+    groups = facts.get("Group", [])
     for ha in spec.ha_vms:
-        grp = first(g("Get-ClusterGroup", Name=ha.name, **SILENT))
+        grp = first(g for g in groups if _named(g, "Name", ha.name))
         data["ha_vms"].append(
             {
                 "name": ha.name,
@@ -152,14 +153,38 @@ def collect_status(spec: Any, host: Any, creds: CredentialBook) -> dict[str, Any
     return data
 
 
-def _guest_script(host: Any, node: str, creds: CredentialBook, name: str) -> list[Any]:
-    """A read-only guest script in the node, as the domain account."""
+def _named(rec: Any, key: str, name: str) -> bool:
+    return text(val(rec, key)).lower() == name.lower()
+
+
+def _cluster_facts(host: Any, node: str, creds: CredentialBook, spec: Any) -> GuestFacts:
+    """Get-ClusterFacts.ps1 in the node, as the domain account, else the local one."""
     from hvlab.guest import Guest
 
-    try:
-        return Guest(host, node, creds.domain_admin).script(name)
-    except HostError:
-        return []  # status shows what it can; the rest stays empty
+    params: dict[str, Any] = {
+        "Node": True,
+        "Quorum": True,
+        "SharedVolume": True,
+        "StoragePool": True,
+        "InVMSettings": True,
+        "PhysicalDisk": True,
+    }
+    if spec.ha_vms:
+        params["Group"] = [ha.name for ha in spec.ha_vms]
+    err: HostError | None = None
+    for cred in (creds.domain_admin, creds.local_admin):
+        try:
+            out = Guest(host, node, cred).script(CLUSTER_FACTS, **params)
+        except HostError as failed:
+            if "credential" not in failed.message.lower():
+                raise
+            err = err or failed
+            continue
+        try:
+            return GuestFacts.parse(out, ["Cluster"])
+        except ValueError as bad:
+            raise HostError(f"{CLUSTER_FACTS} @{node}", str(bad)) from None
+    return GuestFacts({"Cluster": []})
 
 
 def seconds(value: Any) -> float | None:

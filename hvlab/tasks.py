@@ -384,6 +384,8 @@ def schema(c, verbose=0, quiet=False):
         "timescale": "Real seconds per modelled second (0 = instant; default HVSIM_TIMESCALE or 0).",
         "faults": "Fault injection spec (see hvsim/faults.py), or HVSIM_FAULTS.",
         "allow_unencrypted": "Accept Basic over HTTP and unsealed messages (AllowUnencrypted=true).",
+        "latency": "Milliseconds each HTTP exchange takes, as over a real link "
+        "(default HVSIM_LATENCY_MS or 0).",
     },
     # No one-letter flags: -h would be --https, where everyone expects help.
     auto_shortflags=False,
@@ -401,6 +403,7 @@ def serve(
     timescale=None,
     faults=None,
     allow_unencrypted=False,
+    latency=None,
     verbose=0,
     quiet=False,
 ):
@@ -420,6 +423,7 @@ def serve(
         timescale=timescale,
         faults=faults,
         allow_unencrypted=allow_unencrypted,
+        latency=latency,
         verbosity=(verbose, quiet),
     )
 

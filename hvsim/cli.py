@@ -22,6 +22,7 @@ def serve(
     timescale: float | str | None = None,
     faults: str | None = None,
     allow_unencrypted: bool = False,
+    latency: float | str | None = None,
 ) -> None:
     """Serve the simulated host on 127.0.0.1 until interrupted.
 
@@ -29,7 +30,9 @@ def serve(
     connections are accepted: the URL, then which account clients log on with.
     Without a password (--password or HVSIM_PASSWORD) it exits with code 2 and says
     how to give one. allow_unencrypted is WinRM's AllowUnencrypted=true: Basic over
-    HTTP and unsealed bodies are accepted.
+    HTTP and unsealed bodies are accepted. latency (milliseconds, default
+    HVSIM_LATENCY_MS or 0) delays every HTTP exchange as a link of that round-trip
+    time would.
     """
     from hvsim import persist, server
     from hvsim.faults import Faults
@@ -56,6 +59,11 @@ def serve(
         scale = float(scale_text)
     except ValueError:
         _exit(f"--timescale must be a number, not {scale_text!r}.")
+    latency_text = latency if latency is not None else os.environ.get("HVSIM_LATENCY_MS", "0")
+    try:
+        latency_ms = server.check_latency_ms(latency_text or 0)
+    except ValueError as exc:
+        _exit(f"--latency: {exc}.")
     fault_spec = faults if faults is not None else os.environ.get("HVSIM_FAULTS", "")
     lock = None
     if state:
@@ -105,13 +113,16 @@ def serve(
             key=key,
             in_thread=False,
             allow_unencrypted=bool(allow_unencrypted),
+            latency_ms=latency_ms,
         )
     except OSError as exc:
         _exit(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}")
     # One line; the URL first (scripts read it), then how to log on.
     source = "--password" if password_given else "HVSIM_PASSWORD"
+    link = f", latency {latency_ms:g} ms per exchange" if latency_ms else ""
     print(
-        f"hvsim listening on {running.url} (user {user}, password from {source}, auth {auth})",
+        f"hvsim listening on {running.url} (user {user}, password from {source}, auth {auth}"
+        f"{link})",
         flush=True,
     )
     try:

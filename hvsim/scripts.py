@@ -135,6 +135,18 @@ def _invoke_cau_run_by_node(ctx: Context, args: dict[str, Any]) -> Iterable[Any]
     return invoke_cau_run_by_node(ctx, args["Run"])
 
 
+def _get_guest_facts(ctx: Context, args: dict[str, Any]) -> Iterable[Any] | None:
+    from hvsim.cmdlets._factscripts import get_guest_facts
+
+    return get_guest_facts(ctx, args)
+
+
+def _get_cluster_facts(ctx: Context, args: dict[str, Any]) -> Iterable[Any] | None:
+    from hvsim.cmdlets._factscripts import get_cluster_facts
+
+    return get_cluster_facts(ctx, args)
+
+
 _WRAPPER_PARAMS = (Param("VMName", True), Param("Credential", True), Param("Parameters", False, {}))
 
 # One row per constant script: the file it stands for and its hash (see module doc).
@@ -194,6 +206,49 @@ KNOWN: tuple[KnownScript, ...] = (
         "guest",
         (Param("Run", True),),
         _invoke_cau_run_by_node,
+    ),
+    KnownScript(
+        "templates/guest/Get-GuestFacts.ps1",
+        "7a112543b3b1b0807fa094ab93562629a4b843ef16b96c8df5807f5389955946",
+        "guest",
+        tuple(
+            Param(name)
+            for name in (
+                "OperatingSystem",
+                "ComputerSystem",
+                "AdapterNames",
+                "Path",
+                "Feature",
+                "DnsClient",
+                "RegistryPath",
+                "RegistryValue",
+                "Service",
+                "VMSwitch",
+                "VMHost",
+                "DomainController",
+            )
+        ),
+        _get_guest_facts,
+    ),
+    KnownScript(
+        "templates/guest/Get-ClusterFacts.ps1",
+        "3937af7259828b205741de7276b16babede7dcb1e3ae44e1f20e21005ee26c51",
+        "guest",
+        tuple(
+            Param(name)
+            for name in (
+                "Node",
+                "Quorum",
+                "Network",
+                "SharedVolume",
+                "Group",
+                "StoragePool",
+                "InVMSettings",
+                "PhysicalDisk",
+                "VirtualDisk",
+            )
+        ),
+        _get_cluster_facts,
     ),
 )
 

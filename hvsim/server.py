@@ -27,6 +27,19 @@ from hvsim.wsman import Accounts, ServerConfig, WSManHandler, WSManService
 log = logging.getLogger(__name__)
 
 DEFAULT_USER = "hvadmin"
+# The longest round trip a modelled link may have: a satellite link is about 600 ms.
+MAX_LATENCY_MS = 10_000.0
+
+
+def check_latency_ms(value: Any) -> float:
+    """A link's round-trip time in milliseconds: a number from 0 to MAX_LATENCY_MS."""
+    try:
+        ms = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"the latency must be a number of milliseconds, not {value!r}") from None
+    if not 0 <= ms <= MAX_LATENCY_MS:  # also refuses NaN
+        raise ValueError(f"the latency must be between 0 and {MAX_LATENCY_MS:g} ms, not {value!r}")
+    return ms
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -120,6 +133,20 @@ class RunningServer:
     def __repr__(self) -> str:
         return f"RunningServer(url={self.url!r})"
 
+    @property
+    def exchanges(self) -> int:
+        """HTTP exchanges answered so far (each request, NTLM handshake steps too)."""
+        return self._http.config.exchanges
+
+    @property
+    def latency_ms(self) -> float:
+        return self._http.config.latency * 1000
+
+    @property
+    def link_seconds(self) -> float:
+        """The latency the exchanges so far were given, in seconds."""
+        return self._http.config.link_seconds
+
     def drop_connections(self, count: int = 1) -> None:
         """Cut the connection of the next `count` requests without an answer
         (fault injection); a negative count takes back pending drops."""
@@ -130,7 +157,9 @@ class RunningServer:
         return len(self._psrp.shells)
 
     def serve_forever(self) -> None:
-        self._http.serve_forever(poll_interval=0.2)
+        # stop() waits for this loop to look at its flag: every task on the embedded
+        # host ends with it, so it looks often.
+        self._http.serve_forever(poll_interval=0.05)
 
     def stop(self) -> None:
         self._psrp.stop()
@@ -158,12 +187,16 @@ def start(
     key: str | None = None,
     in_thread: bool = True,
     allow_unencrypted: bool = False,
+    latency_ms: float = 0.0,
 ) -> RunningServer:
     """Bind and (with in_thread) start serving. The caller stops it.
 
     allow_unencrypted is WinRM's AllowUnencrypted: off (the default, as on
     Windows) refuses Basic over plain HTTP and SOAP bodies that are not sealed.
+    latency_ms models a link that is not loopback: every HTTP exchange takes that
+    many milliseconds more, a new connection one round trip more (two with TLS).
     """
+    latency = check_latency_ms(latency_ms) / 1000
     auth = auth.lower()
     if auth not in ("basic", "ntlm", "negotiate"):
         raise ValueError(f"auth must be basic or ntlm, not {auth!r}")
@@ -193,6 +226,7 @@ def start(
         service=WSManService(psrp, url),
         computer_name=computer,
         allow_unencrypted=allow_unencrypted,
+        latency=latency,
     )
     thread = None
     server = RunningServer(
@@ -217,8 +251,10 @@ def serve_in_thread(
     cert: str | None = None,
     key: str | None = None,
     allow_unencrypted: bool = False,
+    latency_ms: float = 0.0,
 ) -> Iterator[RunningServer]:
-    """Serve `world` on 127.0.0.1 (an ephemeral port by default) for the `with` block."""
+    """Serve `world` on 127.0.0.1 (an ephemeral port by default) for the `with` block;
+    `latency_ms` delays every HTTP exchange as a link of that round-trip time would."""
     server = start(
         world,
         auth=auth,
@@ -229,6 +265,7 @@ def serve_in_thread(
         cert=cert,
         key=key,
         allow_unencrypted=allow_unencrypted,
+        latency_ms=latency_ms,
     )
     try:
         yield server

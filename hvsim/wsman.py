@@ -863,6 +863,28 @@ class WSManHandler(BaseHTTPRequestHandler):
         self.connection.settimeout(cfg.idle_seconds)
         self.ntlm: NTLMAcceptor | None = None
         self._auth_reply: str | None = None
+        self._answer_delay = 0.0
+        # A new TCP connection costs the client one round trip (SYN, SYN-ACK) before
+        # its first request can leave, and TLS 1.3 one more for its handshake: the
+        # first answer comes that much later.
+        tls = getattr(self.server, "tls", None) is not None
+        self._connect_delay = cfg.latency * (2 if tls else 1)
+
+    def parse_request(self) -> bool:
+        cfg = self.server.config  # type: ignore[attr-defined]
+        ok = super().parse_request()
+        self._answer_delay = 0.0
+        if ok:
+            # The link's latency (ServerConfig.latency): the request reached the
+            # server half a round trip after the client sent it, and the answer
+            # reaches the client half a round trip after the server writes it.
+            delay = cfg.latency + self._connect_delay if cfg.latency > 0 else 0.0
+            cfg.count_exchange(delay)
+            if delay > 0:
+                time.sleep(delay - cfg.latency / 2)
+                self._connect_delay = 0.0
+                self._answer_delay = cfg.latency / 2
+        return ok
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s - %s", self.address_string(), format % args)
@@ -870,6 +892,9 @@ class WSManHandler(BaseHTTPRequestHandler):
     # -- helpers -------------------------------------------------------------
 
     def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        if self._answer_delay > 0:
+            time.sleep(self._answer_delay)
+            self._answer_delay = 0.0
         self.send_response(status)
         if self._auth_reply and status != 401:
             self.send_header("WWW-Authenticate", self._auth_reply)
@@ -1144,6 +1169,18 @@ class ServerConfig:
     # Fault hook: this many coming requests get their connection cut, no answer.
     drops: int = 0
     _drops_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # A link's latency in seconds (modelled): a round trip of every HTTP exchange
+    # takes this long more, and a new connection one more (its TCP handshake).
+    latency: float = 0.0
+    # HTTP exchanges answered so far (requests whose request line was read), and the
+    # seconds of latency they were given.
+    exchanges: int = 0
+    link_seconds: float = 0.0
+
+    def count_exchange(self, delay: float) -> None:
+        with self._drops_lock:
+            self.exchanges += 1
+            self.link_seconds += delay
 
     def add_drops(self, count: int) -> None:
         with self._drops_lock:

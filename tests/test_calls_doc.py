@@ -36,10 +36,13 @@ the contract between the orchestrator and hvsim's model. Host calls go as
 structured cmdlets over PSRP; calls inside a guest go through PowerShell Direct
 (R-34) as `templates/host/Invoke-GuestCommand.ps1` (one cmdlet, its parameters
 splatted) or `Invoke-GuestScript.ps1` (a constant script from templates/guest),
-and are listed by the cmdlet or script they run. Parameter names only: hvlab's
-trace never holds values. `-ErrorAction` marks an existence check that runs with
-SilentlyContinue (R-21). Calls on a lab of another shape or on a re-run (such as
-disk cleaning, R-60) are not in this run.
+and are listed by the cmdlet or script they run. Reads that do not depend on each
+other go to the host as the statements of one pipeline, one round trip, separated
+by `Write-Output -InputObject` of a fresh GUID (hvlab.remote.Host.batch); each
+statement is listed on its own, piped commands joined by `|`. Parameter names
+only: hvlab's trace never holds values. `-ErrorAction` marks an existence check
+that runs with SilentlyContinue (R-21). Calls on a lab of another shape or on a
+re-run (such as disk cleaning, R-60) are not in this run.
 
 This page is generated; do not edit it by hand. tests/test_calls_doc.py writes it
 from the trace of the run and fails when it differs. Regenerate it with
@@ -53,17 +56,21 @@ def _line(call: str, params: Iterable[str]) -> str:
     return f"- `{call}{' ' + flags if flags else ''}`"
 
 
-def _entry_line(entry: dict[str, Any]) -> tuple[str, str] | None:
-    """(where, line) of one trace entry; where is "host" or a VM name."""
+def _entry_lines(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    """(where, line) of each call of one trace entry; where is "host" or a VM name."""
     label = str(entry["cmdlet"])
     if label == "connect":
-        return None
+        return []
+    if "statements" in entry:
+        # A batch: its statements, and the separator between them.
+        lines = [("host", _line(s["cmdlet"], sorted(s["params"]))) for s in entry["statements"]]
+        return [*lines, ("host", _line("Write-Output", ["InputObject"]))]
     names = list(entry["params"])
     if " @" in label:
         call, vm = label.split(" @", 1)
         inner = sorted(n.split(".", 1)[1] for n in names if n.startswith("Parameters."))
-        return vm, _line(call, inner)
-    return "host", _line(label, sorted(names))
+        return [(vm, _line(call, inner))]
+    return [("host", _line(label, sorted(names)))]
 
 
 def render(phases: list[tuple[str, list[dict[str, Any]]]], spec: Any) -> str:
@@ -73,12 +80,9 @@ def render(phases: list[tuple[str, list[dict[str, Any]]]], spec: Any) -> str:
     for phase, entries in phases:
         groups: dict[str, set[str]] = {}
         for entry in entries:
-            found = _entry_line(entry)
-            if found is None:
-                continue
-            where, line = found
-            kind = "host" if where == "host" else roles.get(where.lower(), "node")
-            groups.setdefault(kind, set()).add(line)
+            for where, line in _entry_lines(entry):
+                kind = "host" if where == "host" else roles.get(where.lower(), "node")
+                groups.setdefault(kind, set()).add(line)
         for kind in ("host", "dc", "node"):
             if kind in groups:
                 out.append(f"## {phase}: {titles[kind]}\n")

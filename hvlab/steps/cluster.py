@@ -11,9 +11,12 @@ from typing import Any
 
 from hvlab.engine import StepContext
 from hvlab.errors import HostError, StepError
+from hvlab.facts import CLUSTER_FACTS, kept_guest_facts
 from hvlab.steps.common import (
     SILENT,
+    cluster_facts,
     first,
+    guest_facts,
     guest_script,
     in_guest,
     same_path,
@@ -38,7 +41,15 @@ def cluster(ctx: StepContext) -> None:
     lab = ctx.lab
     node = _node(ctx)
     cl = lab.cluster
-    existing = first(in_guest(ctx, node, "Get-Cluster", **SILENT))
+    # What the step checks, in one PowerShell Direct call; the proof that cluster
+    # cmdlets reach the other nodes (R-94) goes side by side, and counts only where
+    # the original order would have made it: on a cluster whose nodes were all Up.
+    generation = ctx.run.generation
+    facts, proof = together(
+        lambda: cluster_facts(ctx, node, Node=True, Quorum=True, Network=True),
+        lambda: _reach_attempt(ctx),
+    )
+    existing = facts.one("Cluster")
     if existing is not None:
         if text(val(existing, "Name")).lower() != cl.name.lower():
             raise StepError(
@@ -62,18 +73,23 @@ def cluster(ctx: StepContext) -> None:
                 NoStorage=True,
             ),
         )
-    _resume_paused(ctx)
-    _nodes_up(ctx)
-    _reach_other_nodes(ctx)
-    _witness(ctx)
-    _networks(ctx)
+
+    def unchanged() -> bool:
+        return existing is not None and ctx.run.generation == generation
+
+    _resume_paused(ctx, facts["Node"] if unchanged() else None)
+    up_at_read = _nodes_up(ctx, facts["Node"] if unchanged() else None)
+    _reach_other_nodes(ctx, proof if unchanged() and up_at_read else None)
+    _witness(ctx, facts.one("Quorum") if unchanged() else None)
+    _networks(ctx, facts["Network"] if unchanged() else None)
 
 
-def _resume_paused(ctx: StepContext) -> None:
+def _resume_paused(ctx: StepContext, known: list[Any] | None = None) -> None:
     """A node left paused (a drain that was interrupted, R-107) takes no roles: resume
-    it, with its roles back."""
+    it, with its roles back. `known`: Get-ClusterNode as read a moment ago."""
     node = _node(ctx)
-    for n in in_guest(ctx, node, "Get-ClusterNode"):
+    nodes = known if known is not None else in_guest(ctx, node, "Get-ClusterNode")
+    for n in nodes:
         if text(val(n, "State")) == "Paused":
             name = text(val(n, "Name"))
             ctx.change(
@@ -84,32 +100,54 @@ def _resume_paused(ctx: StepContext) -> None:
             )
 
 
-def _nodes_up(ctx: StepContext) -> None:
+def _nodes_up(ctx: StepContext, known: list[Any] | None = None) -> bool:
+    """Wait until every node is Up. `known`: Get-ClusterNode as read a moment ago, the
+    wait's first look. Returns whether that first look found them all Up."""
     node = _node(ctx)
     wanted = {n.lower() for n in _nodes(ctx)}
+    looks: list[bool] = []
 
     def probe() -> tuple[bool, str]:
-        states = {
-            text(val(n, "Name")).lower(): text(val(n, "State"))
-            for n in in_guest(ctx, node, "Get-ClusterNode")
-        }
+        nonlocal known
+        seen_nodes = known if known is not None else in_guest(ctx, node, "Get-ClusterNode")
+        known = None
+        states = {text(val(n, "Name")).lower(): text(val(n, "State")) for n in seen_nodes}
         seen = ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
-        return all(states.get(n) == "Up" for n in wanted), seen
+        done = all(states.get(n) == "Up" for n in wanted)
+        looks.append(done)
+        return done, seen
 
     ctx.wait("every cluster node to be Up", probe, deadline=ctx.waits.cluster_up)
+    return bool(looks) and looks[0]
 
 
-def _reach_other_nodes(ctx: StepContext) -> None:
+def _reach_attempt(ctx: StepContext) -> Any:
+    """Get-ClusterNode -Cluster <last node> inside the first node: what it returned, or
+    the HostError it raised (judged by _reach_other_nodes)."""
+    node, others = _node(ctx), _nodes(ctx)[1:]
+    if not others:
+        return []
+    try:
+        return in_guest(ctx, node, "Get-ClusterNode", Cluster=others[-1])
+    except HostError as err:
+        return err
+
+
+def _reach_other_nodes(ctx: StepContext, attempt: Any = None) -> None:
     """Prove that a cluster cmdlet run through PowerShell Direct in one node reaches
     the others with the session's credential (R-94): every later cluster call relies
-    on it, and no source shows it working. Stops the run with what was tried."""
+    on it, and no source shows it working. Stops the run with what was tried.
+    `attempt`: what _reach_attempt found a moment ago; a failure there is tried again
+    before it counts."""
     node, others = _node(ctx), _nodes(ctx)[1:]
     if not others:
         return
     target = others[-1]
-    try:
-        seen = in_guest(ctx, node, "Get-ClusterNode", Cluster=target)
-    except HostError as err:
+    seen = attempt if attempt is not None and not isinstance(attempt, HostError) else None
+    if seen is None:
+        seen = _reach_attempt(ctx)
+    if isinstance(seen, HostError):
+        err = seen
         raise StepError(
             "cluster",
             f"a cluster cmdlet run in {node} through PowerShell Direct cannot reach {target} "
@@ -223,8 +261,9 @@ def failed_tests(report: str) -> list[str]:
     return failed
 
 
-def _witness(ctx: StepContext) -> None:
-    """A file share witness on the DC for the CNO (R-58); other witness types as the spec says."""
+def _witness(ctx: StepContext, quorum: Any = None) -> None:
+    """A file share witness on the DC for the CNO (R-58); other witness types as the spec
+    says. `quorum`: Get-ClusterQuorum as read with the step's facts (None: read it)."""
     lab = ctx.lab
     witness = lab.cluster.witness
     node = _node(ctx)
@@ -243,7 +282,8 @@ def _witness(ctx: StepContext) -> None:
         # Not a VM of this lab: PowerShell Direct cannot reach it, the share is the
         # owner's to provide (with full access for the cluster's computer account).
         ctx.ok(f"witness share {unc} is provided by its server")
-    quorum = first(in_guest(ctx, node, "Get-ClusterQuorum"))
+    if quorum is None:
+        quorum = first(in_guest(ctx, node, "Get-ClusterQuorum"))
     resource = text(val(quorum, "QuorumResource"))
     if resource and "witness" in resource.lower():
         ctx.ok(f"quorum witness {resource}")
@@ -279,12 +319,14 @@ def _witness(ctx: StepContext) -> None:
     )
 
 
-def _networks(ctx: StepContext) -> None:
+def _networks(ctx: StepContext, networks: list[Any] | None = None) -> None:
     """Name the cluster networks after the lab's switches and give them the roles the
-    lab file asks for (cluster.networks: management and storage, R-59)."""
+    lab file asks for (cluster.networks: management and storage, R-59). `networks`:
+    Get-ClusterNetwork as read with the step's facts (None: read it)."""
     lab = ctx.lab
     node = _node(ctx)
-    networks = in_guest(ctx, node, "Get-ClusterNetwork")
+    if networks is None:
+        networks = in_guest(ctx, node, "Get-ClusterNetwork")
     wanted = {n["address"]: n["role_value"] for n in lab.cluster_networks()}
     for net in networks:
         address = text(val(net, "Address"))
@@ -316,7 +358,30 @@ def s2d(ctx: StepContext) -> None:
     """Enable S2D, flat and without cache in VMs (R-62), then the volumes as CSVs (R-64)."""
     lab = ctx.lab
     node = _node(ctx)
-    pools = in_guest(ctx, node, "Get-StoragePool", IsPrimordial=False, **SILENT)
+    paths = [v.csv_path for v in lab.volumes]
+    # The step's facts, one PowerShell Direct call per node side by side: the pool, the
+    # disks and the volumes from the first node, the CSV paths and VM paths from each.
+    # They stand while the run changes nothing; after a change the step reads again.
+    generation = ctx.run.generation
+    facts, *per_node = together(
+        lambda: cluster_facts(
+            ctx,
+            node,
+            StoragePool=True,
+            InVMSettings=True,
+            PhysicalDisk=True,
+            VirtualDisk=[v.name for v in lab.volumes],
+            SharedVolume=True,
+            # For the HA VM steps after this one, while the run changes nothing.
+            Group=[ha.name for ha in lab.ha_vms],
+        ),
+        *[lambda v=vm.name: guest_facts(ctx, v, Path=paths, VMHost=True) for vm in lab.nodes],
+    )
+
+    def unchanged() -> bool:
+        return ctx.run.generation == generation
+
+    pools = facts.get("StoragePool", [])
     if not pools:
         ctx.change(
             f"Enable-ClusterStorageSpacesDirect on {lab.cluster.name}",
@@ -340,10 +405,11 @@ def s2d(ctx: StepContext) -> None:
         ctx.wait(f"pool {pool_name} to be Healthy", healthy, deadline=ctx.waits.repair)
         pool = first(in_guest(ctx, node, "Get-StoragePool", IsPrimordial=False))
     ctx.ok(f"pool {pool_name} is Healthy")
-    _in_vm_settings(ctx, node)
+    _in_vm_settings(ctx, node, facts.one("InVMSettings") if unchanged() else None)
 
     # VHDX disks report MediaType Unspecified; give the pool members one type (R-63).
-    for disk in in_guest(ctx, node, "Get-PhysicalDisk"):
+    disks = facts["PhysicalDisk"] if unchanged() else in_guest(ctx, node, "Get-PhysicalDisk")
+    for disk in disks:
         in_pool = text(val(disk, "CannotPoolReason")) == "In a Pool"
         if in_pool and text(val(disk, "MediaType")) == "Unspecified":
             uid = text(val(disk, "UniqueId"))
@@ -353,10 +419,17 @@ def s2d(ctx: StepContext) -> None:
             )
 
     for volume in lab.volumes:
-        if (
-            first(in_guest(ctx, node, "Get-VirtualDisk", FriendlyName=volume.name, **SILENT))
-            is None
-        ):
+        if unchanged():
+            vdisk = first(
+                d
+                for d in facts["VirtualDisk"]
+                if text(val(d, "FriendlyName")).lower() == volume.name.lower()
+            )
+        else:
+            vdisk = first(
+                in_guest(ctx, node, "Get-VirtualDisk", FriendlyName=volume.name, **SILENT)
+            )
+        if vdisk is None:
             size = volume.size_bytes or _percent_size(pool, volume.percent, len(lab.nodes))
             ctx.change(
                 f"New-Volume {volume.name} {size // 2**30} GiB {volume.file_system} "
@@ -375,16 +448,20 @@ def s2d(ctx: StepContext) -> None:
         else:
             ctx.ok(f"volume {volume.name} exists")
         csv_name = f"Cluster Virtual Disk ({volume.name})"  # R-65
-        csvs = {text(val(c, "Name")): c for c in in_guest(ctx, node, "Get-ClusterSharedVolume")}
+        shared = (
+            facts["SharedVolume"] if unchanged() else in_guest(ctx, node, "Get-ClusterSharedVolume")
+        )
+        csvs = {text(val(c, "Name")): c for c in shared}
         if text(val(csvs.get(csv_name), "State")) != "Online":
             raise StepError("s2d", f"{csv_name} is not an Online CSV")
 
+    if not unchanged():
+        per_node = together(
+            *[lambda v=vm.name: guest_facts(ctx, v, Path=paths, VMHost=True) for vm in lab.nodes]
+        )
     # Every CSV is mounted on every node (R-64): one look per node at all the paths.
-    paths = [v.csv_path for v in lab.volumes]
-    seen = together(
-        *[lambda v=vm.name: in_guest(ctx, v, "Test-Path", Path=paths) for vm in lab.nodes]
-    )
-    for vm, found in zip(lab.nodes, seen, strict=True):
+    for vm, seen in zip(lab.nodes, per_node, strict=True):
+        found = seen["Path"]
         absent = [p for p, there in zip(paths, found, strict=False) if there is not True]
         if absent or len(found) != len(paths):
             raise StepError("s2d", f"{', '.join(absent) or paths} not there on {vm.name} (R-64)")
@@ -392,9 +469,8 @@ def s2d(ctx: StepContext) -> None:
 
     # New VMs land on the CSV on whichever node creates them (R-67).
     path = lab.volumes[0].csv_path
-    hosts = together(*[lambda v=vm.name: in_guest(ctx, v, "Get-VMHost") for vm in lab.nodes])
-    for vm, found in zip(lab.nodes, hosts, strict=True):
-        settings = first(found)
+    for vm, seen in zip(lab.nodes, per_node, strict=True):
+        settings = seen.one("VMHost")
         if same_path(val(settings, "VirtualMachinePath"), path) and same_path(
             val(settings, "VirtualHardDiskPath"), path
         ):
@@ -415,8 +491,10 @@ AUTO_REPLACE = "False"
 BLOCK_CACHE_MB = 0
 
 
-def _in_vm_settings(ctx: StepContext, node: str) -> None:
-    now = first(guest_script(ctx, node, "Get-S2DInVMSettings.ps1"))
+def _in_vm_settings(ctx: StepContext, node: str, now: Any = None) -> None:
+    """`now`: the settings as read with the step's facts (None: read them)."""
+    if now is None:
+        now = first(guest_script(ctx, node, "Get-S2DInVMSettings.ps1"))
     if (
         text(val(now, "AutoReplace")).lower() == AUTO_REPLACE.lower()
         and int(val(now, "BlockCacheSize", -1)) == BLOCK_CACHE_MB
@@ -459,7 +537,12 @@ def ha_vm(ctx: StepContext, spec: Any) -> None:
     lab = ctx.lab
     node = _node(ctx)
     volume = next((v for v in lab.volumes if v.name == spec.volume), lab.volumes[0])
-    group = first(in_guest(ctx, node, "Get-ClusterGroup", Name=spec.name, **SILENT))
+    # The group as the S2D step read it, when the run has changed nothing since.
+    kept = kept_guest_facts(ctx, CLUSTER_FACTS, node, {"Group": [spec.name]})
+    if kept is not None and "Group" in kept:
+        group = first(kept["Group"])
+    else:
+        group = first(in_guest(ctx, node, "Get-ClusterGroup", Name=spec.name, **SILENT))
     creator = node
     if group is None:
         if first(in_guest(ctx, creator, "Get-VM", Name=spec.name, **SILENT)) is None:

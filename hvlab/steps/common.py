@@ -12,6 +12,13 @@ from typing import Any
 
 from hvlab.engine import StepContext
 from hvlab.errors import HostError, StepError
+from hvlab.facts import (
+    CLUSTER_FACTS,
+    GUEST_FACTS,
+    GuestFacts,
+    keep_guest_facts,
+    kept_guest_facts,
+)
 from hvlab.guest import BAD_CREDENTIAL, NO_SUCH_VM, NOT_READY, Guest, as_whoever_logs_on, classify
 
 # How long each wait may take is a setting (hvlab.waits, ctx.waits); how often it
@@ -161,21 +168,87 @@ def guest_script(ctx: StepContext, vm: str, name: str, **params: Any) -> list[An
     return _with_fallback(ctx, vm, lambda g: g.script(name, **params))
 
 
-def probe_os(ctx: StepContext, vm: str) -> tuple[bool, Any]:
-    """A PowerShell Direct round trip (R-35): (True, Win32_OperatingSystem) when the
-    guest answers, else (False, why not)."""
+# Get-GuestFacts.ps1's parameters, and the facts they name in its answer.
+_GUEST_FACTS = {
+    "OperatingSystem": "OperatingSystem",
+    "ComputerSystem": "ComputerSystem",
+    "AdapterNames": "AdapterNames",
+    "Path": "Path",
+    "Feature": "Feature",
+    "DnsClient": "DnsClient",
+    "RegistryPath": "Registry",
+    "Service": "Service",
+    "VMHost": "VMHost",
+    "DomainController": "DomainController",
+    "VMSwitch": None,  # only written where Hyper-V runs
+}
+
+
+def guest_facts(ctx: StepContext, vm: str, **asked: Any) -> GuestFacts:
+    """Several facts inside a VM in one PowerShell Direct call (Get-GuestFacts.ps1), as
+    the account that logs on there. Parameters name the facts (switches) and what to
+    read them for (paths, features, ...); each fact's objects come back typed."""
+    params = {k: v for k, v in asked.items() if v not in (None, False, [], ())}
+    unknown = [k for k in params if k not in _GUEST_FACTS and k != "RegistryValue"]
+    if unknown:
+        raise ValueError(f"{GUEST_FACTS} reads no fact {', '.join(unknown)}")
+    names = [_GUEST_FACTS[k] for k in params if _GUEST_FACTS.get(k)]
+    return _read_facts(ctx, vm, GUEST_FACTS, params, names)
+
+
+def cluster_facts(ctx: StepContext, vm: str, **asked: Any) -> GuestFacts:
+    """The facts of the cluster `vm` is in, in one PowerShell Direct call
+    (Get-ClusterFacts.ps1): "Cluster" always (empty when there is none), the others
+    asked for only when there is a cluster."""
+    params = {k: v for k, v in asked.items() if v not in (None, False, [], ())}
+    return _read_facts(ctx, vm, CLUSTER_FACTS, params, ["Cluster"])
+
+
+def _read_facts(
+    ctx: StepContext, vm: str, script: str, params: dict[str, Any], names: list[str]
+) -> GuestFacts:
+    """A facts script in `vm`; the reading is kept for later steps (hvlab.facts)."""
+    generation = ctx.run.generation
+    out = guest_script(ctx, vm, script, **params)
     try:
-        os_info = first(in_guest(ctx, vm, "Get-CimInstance", ClassName="Win32_OperatingSystem"))
+        facts = GuestFacts.parse(out, names, params)
+    except ValueError as err:
+        raise HostError(f"{script} @{vm}", str(err), error_id="hvlab.GuestFacts") from None
+    keep_guest_facts(ctx, script, vm, generation, facts)
+    return facts
+
+
+def known_guest_facts(ctx: StepContext, vm: str, **asked: Any) -> GuestFacts:
+    """guest_facts, answered from an earlier step's reading while the run has changed
+    nothing since it was made (not for waits: they look again each time)."""
+    params = {k: v for k, v in asked.items() if v not in (None, False, [], ())}
+    kept = kept_guest_facts(ctx, GUEST_FACTS, vm, params)
+    return kept if kept is not None else guest_facts(ctx, vm, **asked)
+
+
+def probe(ctx: StepContext, vm: str, *, missing: bool = False, **asked: Any) -> tuple[bool, Any]:
+    """A PowerShell Direct round trip (R-35) that reads the guest's facts on the way:
+    (True, GuestFacts with OperatingSystem and what was asked) when the guest
+    answers, else (False, why not). A VM the host does not have is an error, unless
+    `missing` (the caller looks at the VM's state then)."""
+    try:
+        facts = guest_facts(ctx, vm, **{**asked, "OperatingSystem": True})
     except HostError as err:
         kind = classify(err)
-        if kind in (NOT_READY, BAD_CREDENTIAL):
+        if kind in (NOT_READY, BAD_CREDENTIAL) or (missing and kind == NO_SUCH_VM):
             return False, f"{kind}: {err.message}"
         if kind == NO_SUCH_VM:
             raise StepError(
                 f"wait {vm}", f"the host has no VM {vm} to reach: {err.message}"
             ) from err
         raise
-    return True, os_info
+    return True, facts
+
+
+def probe_os(ctx: StepContext, vm: str) -> tuple[bool, Any]:
+    """(True, Win32_OperatingSystem) when the guest answers, else (False, why not)."""
+    answered, seen = probe(ctx, vm)
+    return answered, seen.one("OperatingSystem") if answered else seen
 
 
 def boot_marker(ctx: StepContext, vm: str) -> tuple[bool, str]:
@@ -189,28 +262,32 @@ def vm_state(ctx: StepContext, vm: str) -> str:
     return text(val(rec, "State")) if rec is not None else "Missing"
 
 
-def wait_ready(ctx: StepContext, vm: str, *, deadline: float, after: str | None = None) -> Any:
+def wait_ready(
+    ctx: StepContext, vm: str, *, deadline: float, after: str | None = None, **asked: Any
+) -> GuestFacts:
     """Wait until the guest answers, and (after a reboot) with a new boot marker (R-37).
 
-    Returns the guest's Win32_OperatingSystem as the answering probe read it."""
+    Returns the facts the answering probe read: the guest's Win32_OperatingSystem
+    and what `asked` names (see guest_facts). The VM's state is read only while the
+    guest does not answer: a VM that is off cannot become ready."""
     answer: dict[str, Any] = {}
 
-    def probe() -> tuple[bool, str]:
-        state = vm_state(ctx, vm)
-        if state in ("Off", "Missing", "Saved", "Paused"):
-            raise StepError(f"wait {vm}", f"VM {vm} is {state}; it cannot become ready")
-        answered, seen = probe_os(ctx, vm)
+    def ready() -> tuple[bool, str]:
+        answered, seen = probe(ctx, vm, missing=True, **asked)
         if not answered:
+            state = vm_state(ctx, vm)
+            if state in ("Off", "Missing", "Saved", "Paused"):
+                raise StepError(f"wait {vm}", f"VM {vm} is {state}; it cannot become ready")
             return False, f"VM {state}; {seen}"
-        marker = text(val(seen, "LastBootUpTime"))
+        marker = text(val(seen.one("OperatingSystem"), "LastBootUpTime"))
         if after is not None and marker == after:
             return False, "still the boot before the restart (same LastBootUpTime)"
-        answer["os"] = seen
+        answer["facts"] = seen
         return True, marker
 
     what = f"{vm} to answer over PowerShell Direct" + (" after its restart" if after else "")
-    ctx.wait(what, probe, deadline=deadline, poll=READY_POLL)
-    return answer["os"]
+    ctx.wait(what, ready, deadline=deadline, poll=READY_POLL)
+    return answer["facts"]
 
 
 def restart_and_wait(ctx: StepContext, vm: str, *, deadline: float, why: str) -> str:

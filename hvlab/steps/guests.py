@@ -6,17 +6,19 @@ from typing import Any
 
 from hvlab.engine import StepContext
 from hvlab.errors import HostError, StepError, WaitTimeout
+from hvlab.facts import GuestFacts
 from hvlab.steps.common import (
     AD_POLL,
     READY_POLL,
     SILENT,
     first,
+    guest_facts,
     in_guest,
-    probe_os,
+    known_guest_facts,
+    probe,
     restart_and_wait,
     restart_inside,
     text,
-    together,
     val,
     wait_ready,
 )
@@ -33,6 +35,13 @@ NODE_FEATURES = (
     "RSAT-Clustering-PowerShell",
 )
 NTDS_PARAMETERS = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\NTDS\\Parameters"
+# What promote_dc decides on (Get-GuestFacts.ps1's parameters).
+PROMOTION_FACTS: dict[str, Any] = {
+    "Feature": ["AD-Domain-Services"],
+    "ComputerSystem": True,
+    "OperatingSystem": True,
+    "Path": [NTDS_PARAMETERS],
+}
 SPACEPORT = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\spaceport\\Parameters"
 HW_TIMEOUT_MS = 30000  # R-61: 0x7530 for S2D in VMs
 WS2022_BUILD = 20348  # R-78
@@ -40,8 +49,19 @@ WS2022_BUILD = 20348  # R-78
 
 def first_boot(ctx: StepContext, vm: Any) -> None:
     """Wait for the guest, check what booted, name its NICs, delete the answer file."""
+    # What the step checks, read with the probe that finds the guest answering. In the
+    # DC the probe also reads what its promotion step decides on: that step uses the
+    # reading while the run changes nothing (a re-run), and reads again otherwise.
+    mine: dict[str, Any] = {
+        "ComputerSystem": True,
+        "AdapterNames": True,
+        "Path": list(UNATTEND_FILES),
+    }
+    asked = dict(mine)
+    if vm.role == "dc":
+        asked.update(PROMOTION_FACTS, Path=[*UNATTEND_FILES, *PROMOTION_FACTS["Path"]])
     try:
-        os_info = _first_answer(ctx, vm)
+        facts = _first_answer(ctx, vm, asked)
     except WaitTimeout as err:
         # Guests have stalled in setup until someone used the console (R-76); the one
         # thing a tool can do is a single hard reset (R-35), when allowed.
@@ -54,18 +74,12 @@ def first_boot(ctx: StepContext, vm: Any) -> None:
                 ctx.host.run("Start-VM", Name=vm.name),
             ),
         )
-        os_info = _first_answer(ctx, vm)
-    system_list, props, present = together(
-        lambda: in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"),
-        lambda: in_guest(
-            ctx,
-            vm.name,
-            "Get-NetAdapterAdvancedProperty",
-            RegistryKeyword="HyperVNetworkAdapterName",
-        ),
-        lambda: in_guest(ctx, vm.name, "Test-Path", Path=list(UNATTEND_FILES)),
-    )
-    system = first(system_list)
+        facts = _first_answer(ctx, vm, asked)
+    facts = facts.narrow(mine)
+    os_info = facts.one("OperatingSystem")
+    system = facts.one("ComputerSystem")
+    props = facts["AdapterNames"]
+    present = facts["Path"]
     leftovers = [value is True for value in present]
     if len(leftovers) != len(UNATTEND_FILES):
         raise StepError(
@@ -117,12 +131,12 @@ def first_boot(ctx: StepContext, vm: Any) -> None:
             ctx.ok(f"{path} is gone")
 
 
-def _first_answer(ctx: StepContext, vm: Any) -> Any:
+def _first_answer(ctx: StepContext, vm: Any, asked: dict[str, Any]) -> GuestFacts:
     """The first PowerShell Direct round trip into the guest. Everything hvlab does in
     guests rides on it from the WinRM session (R-94): a refusal that is not a guest
     still booting stops the run here, saying what was tried."""
     try:
-        return wait_ready(ctx, vm.name, deadline=ctx.waits.first_boot)
+        return wait_ready(ctx, vm.name, deadline=ctx.waits.first_boot, **asked)
     except HostError as err:
         if not err.cmdlet.endswith(f"@{vm.name}"):
             raise  # a host call (Get-VM) failed, not PowerShell Direct
@@ -130,8 +144,8 @@ def _first_answer(ctx: StepContext, vm: Any) -> Any:
         raise StepError(
             f"boot:{vm.name}",
             f"PowerShell Direct from the WinRM session on {ctx.host.name} does not work (R-94): "
-            f"tried Invoke-Command -VMName {vm.name} as {user} (Invoke-GuestCommand.ps1, "
-            f"Get-CimInstance Win32_OperatingSystem) and got: {err}",
+            f"tried Invoke-Command -VMName {vm.name} as {user} (Invoke-GuestScript.ps1, "
+            f"Get-GuestFacts.ps1: Win32_OperatingSystem first) and got: {err}",
         ) from err
 
 
@@ -141,10 +155,12 @@ def _test_path(ctx: StepContext, vm: str, path: str) -> bool:
 
 
 def _installed(ctx: StepContext, vm: str, names: tuple[str, ...]) -> dict[str, str]:
-    states = {}
-    for rec in in_guest(ctx, vm, "Get-WindowsFeature", Name=list(names)):
-        states[text(val(rec, "Name"))] = text(val(rec, "InstallState"))
-    return states
+    return _feature_states(in_guest(ctx, vm, "Get-WindowsFeature", Name=list(names)))
+
+
+def _feature_states(records: list[Any]) -> dict[str, str]:
+    """Get-WindowsFeature's answer: InstallState by feature name."""
+    return {text(val(rec, "Name")): text(val(rec, "InstallState")) for rec in records}
 
 
 def promote_dc(ctx: StepContext, vm: Any) -> None:
@@ -153,23 +169,29 @@ def promote_dc(ctx: StepContext, vm: Any) -> None:
     The step ends once the restart is under way: the other VMs are made from here
     on (steps/__init__), while the DC boots, and domain_controller waits for it."""
     domain = ctx.lab.domain
-    features = _installed(ctx, vm.name, ("AD-Domain-Services",))
+    # Everything the step decides on, in one PowerShell Direct call (or as the DC's
+    # first boot step read it, when the run has changed nothing since).
+    asked = PROMOTION_FACTS
+    generation = ctx.run.generation
+    facts = known_guest_facts(ctx, vm.name, **asked)
+    features = _feature_states(facts["Feature"])
     if features.get("AD-Domain-Services") != "Installed":
         ctx.change(
             f"Install-WindowsFeature AD-Domain-Services on {vm.name}",
             lambda: _install(ctx, vm.name, ["AD-Domain-Services"]),
         )
-    system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
+    if ctx.run.generation != generation:
+        facts = guest_facts(ctx, vm.name, **asked)  # read again after a change
+    system = facts.one("ComputerSystem")
     if int(val(system, "DomainRole", 0) or 0) >= 4:  # 4, 5: a domain controller
         ctx.creds.use_domain(vm.name)
         ctx.ok(f"{vm.name} is a domain controller of {val(system, 'Domain')}")
         return
-    os_info = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_OperatingSystem"))
-    boot = text(val(os_info, "LastBootUpTime"))
+    boot = text(val(facts.one("OperatingSystem"), "LastBootUpTime"))
     # The host is the truth: a promotion that waits for its restart has configured the
     # NTDS service already (R-100). Local state is never asked whether it happened: it
     # may hold a promotion the guest does not (a killed run, a host restored).
-    if _test_path(ctx, vm.name, NTDS_PARAMETERS):
+    if _present(facts):
         ctx.note(f"{vm.name} was promoted but not restarted yet (R-100)")
         if not ctx.planning:
             # The boot to see pass, for domain_controller (a hint; the host decides there).
@@ -187,21 +209,36 @@ def promote_dc(ctx: StepContext, vm: Any) -> None:
     ctx.creds.use_domain(vm.name)
 
 
+def _present(facts: GuestFacts) -> bool:
+    """The one path the facts were asked about exists (Test-Path answers a Boolean)."""
+    found = facts["Path"]
+    return bool(found) and found[0] is True
+
+
 def domain_controller(ctx: StepContext, vm: Any) -> None:
     """The DC back from its promotion restart as a domain controller, then AD ready
     (R-37, R-40, R-81)."""
     ctx.creds.use_domain(vm.name)
     before = ctx.state.get_fact(vm.name, "promoted_boot")
 
+    # The promotion's facts and, on the way, whether Active Directory answers.
+    found_dc: dict[str, Any] = {}
+
     def promoted() -> tuple[bool, str]:
-        answered, seen = probe_os(ctx, vm.name)
+        answered, seen = probe(
+            ctx,
+            vm.name,
+            ComputerSystem=True,
+            Path=[NTDS_PARAMETERS],
+            DomainController=True,
+        )
         if not answered:
             return False, str(seen)
-        if before and text(val(seen, "LastBootUpTime")) == before:
+        if before and text(val(seen.one("OperatingSystem"), "LastBootUpTime")) == before:
             return False, "still the boot before the promotion restart (same LastBootUpTime)"
-        system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
+        system = seen.one("ComputerSystem")
         if int(val(system, "DomainRole", 0) or 0) < 4:
-            if _test_path(ctx, vm.name, NTDS_PARAMETERS):
+            if _present(seen):
                 # Promoted, and the restart that finishes it has not happened yet (R-100).
                 return False, "promoted, waiting for the restart that finishes it"
             raise StepError(
@@ -209,6 +246,7 @@ def domain_controller(ctx: StepContext, vm: Any) -> None:
                 f"{vm.name} is no domain controller after the promotion restart (R-40); "
                 "run lab.up again to promote it",
             )
+        found_dc["dc"] = seen.one("DomainController")
         return True, f"a domain controller of {val(system, 'Domain')}"
 
     ctx.wait(
@@ -221,23 +259,26 @@ def domain_controller(ctx: StepContext, vm: Any) -> None:
         ctx.state.set_fact(vm.name, "promoted_boot", None)
 
     def ad_ready() -> tuple[bool, str]:
-        try:
-            dc = first(in_guest(ctx, vm.name, "Get-ADDomainController"))
-        except HostError as err:
-            return False, err.message
+        # The first look is what the last probe found a moment ago, when AD answered it.
+        dc = found_dc.pop("dc", None)
+        if dc is None:
+            try:
+                dc = first(in_guest(ctx, vm.name, "Get-ADDomainController"))
+            except HostError as err:
+                return False, err.message
         return dc is not None, f"domain controller {val(dc, 'HostName')}"
 
     ctx.wait(f"Active Directory on {vm.name}", ad_ready, deadline=ctx.waits.ad_ready, poll=AD_POLL)
 
 
-def _storage_nics_unregistered(ctx: StepContext, vm: Any) -> None:
+def _storage_nics_unregistered(ctx: StepContext, vm: Any, clients: list[Any]) -> None:
     """Only the management NIC registers in DNS (R-93): otherwise the node's name also
     resolves to storage addresses that the DC and the host cannot reach. Set before
-    the join, whose restart makes the first registration."""
+    the join, whose restart makes the first registration. `clients`: Get-DnsClient of
+    the storage NICs."""
     storage = [nic.name for nic in vm.nics[1:]]
     if not storage:
         return
-    clients = in_guest(ctx, vm.name, "Get-DnsClient", InterfaceAlias=storage)
     on = [
         text(val(c, "InterfaceAlias"))
         for c in clients
@@ -254,13 +295,17 @@ def _storage_nics_unregistered(ctx: StepContext, vm: Any) -> None:
     )
 
 
-def _node_switch(ctx: StepContext, vm: Any) -> None:
+def _node_switch(ctx: StepContext, vm: Any, known: list[Any] | None = None) -> None:
     """The vSwitch for HA VMs on the management NIC, same name in every node (R-69,
     R-70). Made now, in the node phase before Test-Cluster as MSLab and the WAC
     wizard do: the management address moves to its vNIC and the network drops for a
-    moment, which under a running cluster fails its IP, name and witness resources."""
+    moment, which under a running cluster fails its IP, name and witness resources.
+    `known`: what Get-VMSwitch found, when it was read with the step's other facts."""
     name = ctx.lab.cluster.management_switch
-    if first(in_guest(ctx, vm.name, "Get-VMSwitch", Name=name, **SILENT)) is not None:
+    found = (
+        known if known is not None else in_guest(ctx, vm.name, "Get-VMSwitch", Name=name, **SILENT)
+    )
+    if first(found) is not None:
         ctx.ok(f"{vm.name} has switch {name}")
         return
     nic = vm.nics[0].name
@@ -321,10 +366,24 @@ def node_roles(ctx: StepContext, vm: Any) -> None:
     R-61); then the node's vSwitch (R-70)."""
     lab = ctx.lab
     restart_reasons = []
+    switch = lab.cluster.management_switch
     # A resumed run may find the node between reboots: wait until it answers (R-37).
-    wait_ready(ctx, vm.name, deadline=ctx.waits.reboot)
-    _storage_nics_unregistered(ctx, vm)
-    system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))
+    # The probe that finds it answering reads everything the step decides on; none of
+    # the changes below touches what another one decides on.
+    facts = wait_ready(
+        ctx,
+        vm.name,
+        deadline=ctx.waits.reboot,
+        DnsClient=[nic.name for nic in vm.nics[1:]],
+        ComputerSystem=True,
+        Feature=list(NODE_FEATURES),
+        RegistryPath=SPACEPORT,
+        RegistryValue="HwTimeout",
+        Service=["vmms"],
+        VMSwitch=switch,
+    )
+    _storage_nics_unregistered(ctx, vm, facts.get("DnsClient", []))
+    system = facts.one("ComputerSystem")
     joined = (
         val(system, "PartOfDomain") is True
         and text(val(system, "Domain")).lower() == lab.domain.fqdn.lower()
@@ -351,7 +410,7 @@ def node_roles(ctx: StepContext, vm: Any) -> None:
             ctx.note(f"{vm.name} is joined and waits for its restart")
         restart_reasons.append("domain join")
 
-    states = _installed(ctx, vm.name, NODE_FEATURES)
+    states = _feature_states(facts["Feature"])
     missing = [f for f in NODE_FEATURES if states.get(f) not in ("Installed", "InstallPending")]
     if missing:
         # One install call for every role, then one restart (R-45, R-46).
@@ -365,9 +424,7 @@ def node_roles(ctx: StepContext, vm: Any) -> None:
     else:
         ctx.ok("roles installed")
 
-    value = first(
-        in_guest(ctx, vm.name, "Get-ItemProperty", Path=SPACEPORT, Name="HwTimeout", **SILENT)
-    )
+    value = facts.one("Registry")
     if int(val(value, "HwTimeout", 0) or 0) != HW_TIMEOUT_MS:
         ctx.change(
             f"set spaceport HwTimeout on {vm.name}",
@@ -388,21 +445,35 @@ def node_roles(ctx: StepContext, vm: Any) -> None:
         restart_and_wait(ctx, vm.name, deadline=ctx.waits.roles, why=" and ".join(restart_reasons))
     ctx.creds.use_domain(vm.name)
 
+    # Without a restart, the first look at Hyper-V is what the probe read a moment ago.
+    first_look = (
+        {"states": states, "service": facts.one("Service")} if not restart_reasons else None
+    )
+
     # Hyper-V boots twice: ready means the role is Installed and vmms runs (R-46).
     def hyperv_ready() -> tuple[bool, str]:
-        try:
-            states = _installed(ctx, vm.name, ("Hyper-V",))
-            service = first(in_guest(ctx, vm.name, "Get-Service", Name="vmms", **SILENT))
-        except HostError as err:
-            return False, err.message
-        seen = f"Hyper-V {states.get('Hyper-V', '?')}, vmms {val(service, 'Status', 'missing')}"
-        return states.get("Hyper-V") == "Installed" and text(
+        nonlocal first_look
+        if first_look is not None:
+            seen_states, service = first_look["states"], first_look["service"]
+            first_look = None
+        else:
+            try:
+                seen_states = _installed(ctx, vm.name, ("Hyper-V",))
+                service = first(in_guest(ctx, vm.name, "Get-Service", Name="vmms", **SILENT))
+            except HostError as err:
+                return False, err.message
+        seen = (
+            f"Hyper-V {seen_states.get('Hyper-V', '?')}, vmms {val(service, 'Status', 'missing')}"
+        )
+        return seen_states.get("Hyper-V") == "Installed" and text(
             val(service, "Status")
         ) == "Running", seen
 
     # Also without a restart now: a resumed run may land between the two boots.
     ctx.wait(f"Hyper-V to run in {vm.name}", hyperv_ready, deadline=ctx.waits.roles)
-    _node_switch(ctx, vm)
+    # The switch as the probe saw it, when Hyper-V ran then and nothing restarted since.
+    known = facts.get("VMSwitch") if not restart_reasons else None
+    _node_switch(ctx, vm, known)
     if not restart_reasons:
         return  # membership was read above and nothing changed it
     system = first(in_guest(ctx, vm.name, "Get-CimInstance", ClassName="Win32_ComputerSystem"))

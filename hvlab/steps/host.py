@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from hvlab.engine import StepContext
-from hvlab.errors import OwnershipError, PreflightError
+from hvlab.errors import HostError, OwnershipError, PreflightError
+from hvlab.facts import Reads, add_host_reads, host_facts, host_facts_from, keep_host_facts
 from hvlab.steps import images as image_checks
 from hvlab.steps.common import (
     SILENT,
@@ -45,43 +46,61 @@ def preflight(ctx: StepContext) -> None:
     problems: list[str] = []
     numbers: dict[str, Any] = {}
 
-    # Every read at once: the answers do not depend on each other.
+    # Every read in one round trip: the answers do not depend on each other. The
+    # lab's own host facts come along, for the steps after this one (hvlab.facts).
     drive = lab.root[:1].upper()
     images = list(lab.host.images.items())
-    base = [
-        ("Get-VMHost", {}),
-        ("Get-CimInstance", {"ClassName": "Win32_OperatingSystem"}),
-        ("Get-CimInstance", {"ClassName": "Win32_Processor"}),
-        ("Get-WindowsFeature", {"Name": "Hyper-V", **SILENT}),
-        ("Get-VMHostSupportedVersion", {"Default": True}),
-        ("Get-Volume", {"DriveLetter": drive, **SILENT}),
-        ("Get-Content", {"Path": lab.marker_path, **SILENT}),
-        ("Test-Path", {"Path": lab.root}),
-        ("Get-ChildItem", {"Path": lab.root, "Force": True, **SILENT}),
-    ]
     parents = ancestors(lab.root)
-    reads = [
-        *base,
-        *[("Get-VHD", {"Path": image.vhdx, **SILENT}) for _, image in images],
-        *[("Get-Content", {"Path": f"{p}\\.hvlab-lab", **SILENT}) for p in parents],
-        ("Get-VM", {"Name": [vm.name for vm in lab.vms], **SILENT}),
-        ("Get-VMSwitch", {}),  # -Name takes one name (String): read all, pick ours
-    ]
-    answers = host.map(reads)
-    vmhost, os_info, cpu, feature, supported, volume = (first(a) for a in answers[:6])
-    image_vhds = answers[len(base) : len(base) + len(images)]
-    parent_marks = answers[len(base) + len(images) : len(base) + len(images) + len(parents)]
-    all_vms, all_switches = answers[-2], answers[-1]
+    reads = Reads()
+    reads.add("vmhost", ("Get-VMHost", {}))
+    reads.add("os", ("Get-CimInstance", {"ClassName": "Win32_OperatingSystem"}))
+    reads.add("cpu", ("Get-CimInstance", {"ClassName": "Win32_Processor"}))
+    reads.add("feature", ("Get-WindowsFeature", {"Name": "Hyper-V", **SILENT}))
+    reads.add("supported", ("Get-VMHostSupportedVersion", {"Default": True}))
+    reads.add("volume", ("Get-Volume", {"DriveLetter": drive, **SILENT}))
+    reads.add("exists", ("Test-Path", {"Path": lab.root}))
+    reads.add("children", ("Get-ChildItem", {"Path": lab.root, "Force": True, **SILENT}))
+    for key, image in images:
+        reads.add(f"image:{key}", ("Get-VHD", {"Path": image.vhdx, **SILENT}))
+    for p in parents:
+        reads.add(f"parent:{p}", ("Get-Content", {"Path": f"{p}\\.hvlab-lab", **SILENT}))
+    add_host_reads(reads, lab)
+    generation = ctx.run.generation
+    # The images' editions go along, as if every image were there (on a lab that is
+    # built, they are): Get-WindowsImage refuses a file that is not, and then the
+    # batch is sent again without them and the image check reads those that are.
+    with_editions = Reads(reads)
+    image_checks.add_reads(with_editions, images)
+    try:
+        answers = with_editions.send(host)
+        editions: dict[str, list[Any]] | None = answers
+    except HostError as err:
+        if err.cmdlet != image_checks.EDITION_READ:
+            raise
+        answers, editions = reads.send(host), None
+    facts = host_facts_from(answers, lab)
+    keep_host_facts(ctx, generation, facts)
+    vmhost, os_info, cpu, feature, supported, volume = (
+        first(answers[k]) for k in ("vmhost", "os", "cpu", "feature", "supported", "volume")
+    )
+    image_vhds = [answers[f"image:{key}"] for key, _ in images]
+    parent_marks = [answers[f"parent:{p}"] for p in parents]
+    all_switches = facts.switches
     settings: list[str] = []  # problems of the lab's own settings: bad input (exit 2)
     folder_is_ours = _check_folder(
-        host, lab, answers[6], _true(answers[7]), answers[8], parents, parent_marks, settings
+        host,
+        lab,
+        facts.marker,
+        _true(answers["exists"]),
+        answers["children"],
+        parents,
+        parent_marks,
+        settings,
     )
     if settings:
         # Whose folder it is decides everything else: say it before anything about VMs.
         raise PreflightError(settings, numbers, bad_input=True)
-    vms_found = [
-        [v for v in all_vms if text(val(v, "Name")).lower() == vm.name.lower()] for vm in lab.vms
-    ]
+    vms_found = [facts.vm(vm.name).found for vm in lab.vms]
     switches_found = [
         next(
             (x for x in all_switches if text(val(x, "Name")).lower() == sw.host_name.lower()), None
@@ -110,7 +129,7 @@ def preflight(ctx: StepContext) -> None:
 
     # Images: present, Datacenter where S2D needs it, en-US, sidecars (R-55, R-88, R-123).
     # The lab's own settings: bad input, nothing created (exit 2).
-    settings.extend(image_checks.check(host, lab, images, image_vhds, numbers))
+    settings.extend(image_checks.check(host, lab, images, image_vhds, numbers, editions))
 
     # Lab VMs already there: adopt ours, refuse others' (R-20, ownership).
     running_bytes = 0
@@ -238,8 +257,9 @@ def _check_folder(
 def switches(ctx: StepContext) -> None:
     """Virtual switches in the lab's namespace, the host vNIC address, and NAT (R-71..R-73)."""
     host, lab = ctx.host, ctx.lab
+    facts = host_facts(ctx)
     for sw in lab.switches:
-        existing = first(host.run("Get-VMSwitch", Name=sw.host_name, **SILENT))
+        existing = facts.switch(sw.host_name)
         if existing is None:
             params: dict[str, Any] = {"Name": sw.host_name, "Notes": notes_text(lab.name)}
             if sw.type == "External":
@@ -260,7 +280,9 @@ def switches(ctx: StepContext) -> None:
 
         if sw.type == "Internal" and sw.gateway is not None:
             alias = f"vEthernet ({sw.host_name})"
-            addresses = host.run("Get-NetIPAddress", InterfaceAlias=alias, **SILENT)
+            # A switch made just now has a vNIC without the address: read before it
+            # was made, its addresses are none either way.
+            addresses = facts.addresses[alias]
             if any(text(val(a, "IPAddress")) == str(sw.gateway) for a in addresses):
                 ctx.ok(f"{alias} has {sw.gateway}")
             else:
@@ -274,13 +296,14 @@ def switches(ctx: StepContext) -> None:
                     ),
                 )
         if sw.nat:
-            _nat(ctx, sw)
+            _nat(ctx, sw, facts.nats)
 
 
-def _nat(ctx: StepContext, sw: Any) -> None:
+def _nat(ctx: StepContext, sw: Any, nats: list[Any]) -> None:
+    """`nats`: the host's NAT networks, read with the step's other facts; this step is
+    the only one that makes one, and it makes one at most (R-73)."""
     host, lab = ctx.host, ctx.lab
     prefix = str(sw.subnet)
-    nats = host.run("Get-NetNat", **SILENT)
     for nat in nats:
         if text(val(nat, "InternalIPInterfaceAddressPrefix")) == prefix:
             ctx.ok(f"NAT {val(nat, 'Name')} covers {prefix}")
@@ -308,7 +331,7 @@ def lab_folder(ctx: StepContext) -> None:
     the record of what the lab created, beginning with the folders it made for the root."""
     host, lab = ctx.host, ctx.lab
     root = lab.root
-    current = mark_owner(host.run("Get-Content", Path=lab.marker_path, **SILENT))
+    current = mark_owner(host_facts(ctx).marker)
     if current == lab.name:
         ctx.ok(f"{root} is marked as lab {lab.name}")
         return
@@ -355,10 +378,9 @@ def leftover_mounts(ctx: StepContext) -> None:
     any VM step mounts a sibling: two children of one image attached at once collide
     and the second stays offline (R-91)."""
     host, lab = ctx.host, ctx.lab
-    paths = [lab.os_disk_path(vm) for vm in lab.vms]
-    found = host.map([("Get-VHD", {"Path": p, **SILENT}) for p in paths])
-    for path, vhds in zip(paths, found, strict=True):
-        vhd = first(vhds)
+    facts = host_facts(ctx)
+    for vm in lab.vms:
+        path, vhd = lab.os_disk_path(vm), facts.vm(vm.name).os_vhd
         if vhd is not None and val(vhd, "Attached") is True and val(vhd, "DiskNumber") is not None:
             ctx.change(f"Dismount-VHD {path}", lambda p=path: host.run("Dismount-VHD", Path=p))
 

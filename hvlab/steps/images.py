@@ -2,15 +2,19 @@
 en-US (R-88), and for images image.build made, their sidecar (R-123).
 
 Read only. Called by hvlab.steps.host.preflight with what it read already (one
-Get-VHD per image); returns the problems found and notes what it learnt in
-`numbers` (edition, language, staged roles per image).
+Get-VHD per image, and the editions and sidecars when every image was there);
+otherwise reads the editions and sidecars of the images that are there in one round
+trip. Returns the problems found and notes what it learnt in `numbers` (edition,
+language, staged roles per image).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
+from hvlab.facts import Reads
 from hvlab.steps.common import SILENT, first, text, val
 
 # The guests' language hvlab builds and tests with: group names, integration
@@ -30,13 +34,31 @@ def sidecar_facts(raw: list[Any]) -> dict[str, Any] | None:
     return facts if isinstance(facts, dict) and facts.get("hvlab_image") else None
 
 
+EDITION_READ = "Get-WindowsImage"
+
+
+def add_reads(reads: Reads, images: list[tuple[str, Any]]) -> None:
+    """Each image's edition and language (Get-WindowsImage, which refuses a file that is
+    not there) and its sidecar, named by the image's key."""
+    for key, image in images:
+        reads.add(f"edition:{key}", (EDITION_READ, {"ImagePath": image.vhdx, "Index": 1}))
+        if image.sidecar is not None:
+            reads.add(
+                f"sidecar:{key}", ("Get-Content", {"Path": image.sidecar, "Raw": True, **SILENT})
+            )
+
+
 def check(
     host: Any,
     lab: Any,
     images: list[tuple[str, Any]],
     vhds: list[list[Any]],
     numbers: dict[str, Any],
+    read: Mapping[str, list[Any]] | None = None,
 ) -> list[str]:
+    """`read`: the answers of add_reads for every image, when preflight could read them
+    with its other facts (every image was there); else the images that are there are
+    read here, in one round trip."""
     problems: list[str] = []
     present = [(key, image) for (key, image), vhd in zip(images, vhds, strict=True) if vhd]
     for key, image in images:
@@ -50,15 +72,15 @@ def check(
             )
         else:
             problems.append(f"image {key}: {image.path} does not exist on the host")
-    reads: list[tuple[str, dict[str, Any]]] = []
-    for _, image in present:
-        reads.append(("Get-WindowsImage", {"ImagePath": image.vhdx, "Index": 1}))
-        if image.sidecar is not None:
-            reads.append(("Get-Content", {"Path": image.sidecar, "Raw": True, **SILENT}))
-    answers = iter(host.map(reads))
+    if read is None and present:
+        # Only images that are there: Get-WindowsImage refuses a file that is not.
+        reads = Reads()
+        add_reads(reads, present)
+        read = reads.send(host)
     for key, image in present:
-        info = first(next(answers))
-        facts = sidecar_facts(next(answers)) if image.sidecar is not None else None
+        assert read is not None
+        info = first(read[f"edition:{key}"])
+        facts = sidecar_facts(read[f"sidecar:{key}"]) if image.sidecar is not None else None
         edition = text(val(info, "EditionId")) or text(val(info, "ImageName"))
         languages = val(info, "Languages") or []
         language = text(languages[0] if isinstance(languages, list) and languages else languages)

@@ -7,6 +7,7 @@ from typing import Any
 
 from hvlab.engine import StepContext
 from hvlab.errors import OwnershipError, StepError
+from hvlab.facts import read_vm_facts, vhds_by_path, vm_facts
 from hvlab.steps.common import (
     SILENT,
     first,
@@ -40,7 +41,8 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
     image = lab.host.images[vm.image]
     mgmt_switch = lab.switch(vm.nics[0].switch).host_name
 
-    found = host.run("Get-VM", Name=vm.name, **SILENT)
+    facts = vm_facts(ctx, vm)
+    found = facts.found
     if len(found) > 1:
         raise StepError(f"vm:{vm.name}", f"{len(found)} VMs are named {vm.name} (R-20)")
     current = found[0] if found else None
@@ -50,7 +52,7 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
         )
 
     if current is None:
-        _os_disk(ctx, vm, folder, os_disk, image.path)
+        _os_disk(ctx, vm, folder, os_disk, image.path, facts.os_vhd)
         # A disk a stopped run left mounted was dismounted by the "mounts" step.
         _inject_unattend(ctx, vm, os_disk)
         ctx.change(
@@ -68,37 +70,29 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
                 )
             ),
         )
-        current = first(host.run("Get-VM", Name=vm.name))
+        # The new VM's facts in one round trip; it must be there now.
+        facts = read_vm_facts(host, lab, [vm], must_exist=True)[vm.name.lower()]
+        current = first(facts.found)
     else:
         ctx.ok(f"VM {vm.name} exists")
 
     state = text(val(current, "State"))
     off = state == "Off"
     data_paths = lab.data_disk_paths(vm) if vm.role == "node" else []
-    # The VM's facts in one parallel batch: none depends on another.
-    proc, fw, adapters, drives, os_vhd = host.map(
-        [
-            ("Get-VMProcessor", {"VMName": vm.name}),
-            ("Get-VMFirmware", {"VMName": vm.name}),
-            ("Get-VMNetworkAdapter", {"VMName": vm.name}),
-            ("Get-VMHardDiskDrive", {"VMName": vm.name}),
-            ("Get-VHD", {"Path": os_disk, **SILENT}),
-        ]
-    )
     # A data disk attached at its path is the lab's (each was checked when it was made);
     # only the others need a look at the file.
-    attached = attached_disks(host, drives)
+    attached = attached_disks(host, facts.drives)
     unattached = [p for p in data_paths if p.lower() not in attached]
-    found = host.map([("Get-VHD", {"Path": p, **SILENT}) for p in unattached])
-    files = {p: first(f) for p, f in zip(unattached, found, strict=True)}
+    found = vhds_by_path(host.run("Get-VHD", Path=unattached, **SILENT)) if unattached else {}
+    files = {p: found.get(p.lower()) for p in unattached}
     _settings(ctx, vm, current, off)
-    _processor(ctx, vm, off, first(proc))
-    _firmware(ctx, vm, off, first(fw))
-    _nics(ctx, vm, off, adapters)
+    _processor(ctx, vm, off, facts.processor)
+    _firmware(ctx, vm, off, facts.firmware)
+    _nics(ctx, vm, off, facts.adapters, facts.vlans)
     if data_paths:
         _data_disks(ctx, vm, data_paths, attached, files)
     if off:
-        _dismount_if_mounted(ctx, os_disk, first(os_vhd))
+        _dismount_if_mounted(ctx, os_disk, facts.os_vhd)
         ctx.change(f"Start-VM {vm.name}", lambda: host.run("Start-VM", Name=vm.name))
     else:
         ctx.ok(f"VM {vm.name} is {state}")
@@ -122,11 +116,10 @@ def attached_disks(host: Any, drives: list[Any]) -> set[str]:
     return paths
 
 
-def _os_disk(ctx: StepContext, vm: Any, folder: str, os_disk: str, parent: str) -> None:
+def _os_disk(ctx: StepContext, vm: Any, folder: str, os_disk: str, parent: str, vhd: Any) -> None:
+    """`vhd`: Get-VHD of the OS disk, read with the VM's other facts (None: no file)."""
     host = ctx.host
-    exists, found = host.map(
-        [("Test-Path", {"Path": folder}), ("Get-VHD", {"Path": os_disk, **SILENT})]
-    )
+    exists = host.run("Test-Path", Path=folder)
     if not (exists and exists[0] is True):
         ctx.change(
             f"New-Item {folder}",
@@ -135,7 +128,6 @@ def _os_disk(ctx: StepContext, vm: Any, folder: str, os_disk: str, parent: str) 
                 or host.run("New-Item", ItemType="Directory", Path=folder, Force=True)
             ),
         )
-    vhd = first(found)
     if vhd is None:
         # A differencing child of the sysprepped image, never a copy (R-15, R-16).
         ctx.change(
@@ -300,10 +292,13 @@ def _firmware(ctx: StepContext, vm: Any, off: bool, fw: Any) -> None:
     )
 
 
-def _nics(ctx: StepContext, vm: Any, off: bool, found: list[Any]) -> None:
-    """Named adapters with static MACs (R-19), spoofing for nested traffic (R-06), device naming (R-75)."""
+def _nics(ctx: StepContext, vm: Any, off: bool, found: list[Any], vlans: dict[str, Any]) -> None:
+    """Named adapters with static MACs (R-19), spoofing for nested traffic (R-06), device
+    naming (R-75). `found` and `vlans` (by adapter name) were read with the VM's other
+    facts; an adapter renamed or added here is read again."""
     host, lab = ctx.host, ctx.lab
     adapters = {text(val(a, "Name")): a for a in found}
+    vlans = dict(vlans)
     first_nic = vm.nics[0]
     if first_nic.name not in adapters and "Network Adapter" in adapters:
         ctx.change(
@@ -318,6 +313,7 @@ def _nics(ctx: StepContext, vm: Any, off: bool, found: list[Any]) -> None:
         adapters = {
             text(val(a, "Name")): a for a in host.run("Get-VMNetworkAdapter", VMName=vm.name)
         }
+        vlans.pop(first_nic.name, None)
     nested = vm.role == "node"
     for nic in vm.nics:
         switch = lab.switch(nic.switch).host_name
@@ -334,6 +330,7 @@ def _nics(ctx: StepContext, vm: Any, off: bool, found: list[Any]) -> None:
                 ),
             )
             adapter = first(host.run("Get-VMNetworkAdapter", VMName=vm.name, Name=nic.name))
+            vlans.pop(nic.name, None)
         elif not text(val(adapter, "SwitchName")):
             # Disconnected (a network drill that was interrupted, R-110): back on its switch.
             ctx.change(
@@ -378,9 +375,13 @@ def _nics(ctx: StepContext, vm: Any, off: bool, found: list[Any]) -> None:
         else:
             ctx.ok(f"adapter {nic.name} is set")
         if nic.vlan is not None:
-            vlan = first(
-                host.run("Get-VMNetworkAdapterVlan", VMName=vm.name, VMNetworkAdapterName=nic.name)
-            )
+            vlan = vlans.get(nic.name)
+            if vlan is None:
+                vlan = first(
+                    host.run(
+                        "Get-VMNetworkAdapterVlan", VMName=vm.name, VMNetworkAdapterName=nic.name
+                    )
+                )
             if (
                 text(val(vlan, "OperationMode")) != "Access"
                 or int(val(vlan, "AccessVlanId", 0) or 0) != nic.vlan
