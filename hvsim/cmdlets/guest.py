@@ -144,6 +144,14 @@ def install_windows_feature(ctx: Context, call: Call) -> Iterable[PSObj]:
                 "Alteration_PendingRestart",
             )
         )
+        guest.event(
+            "System",
+            "Microsoft-Windows-ServerManager",
+            1001,
+            "Error",
+            "Installation of " + ", ".join(f.name for f in todo) + " failed: a restart is "
+            "pending from a previous installation.",
+        )
         return [_result(False, "Yes", "Failed", [])]
     if any(f.name == "Hyper-V" for f in todo) and not guest.nested_at_boot:
         # the prerequisite check runs against the guest as it booted.
@@ -171,6 +179,7 @@ def install_windows_feature(ctx: Context, call: Call) -> Iterable[PSObj]:
         else:
             guest.features[f.name] = "Installed"
         details.append(_detail(f, needs))
+    guest.feature_event([f.name for f in todo if guest.features.get(f.name) == "Installed"])
     if restart:
         guest.feature_reboot_pending = True
         if call.switch("Restart"):
@@ -581,6 +590,7 @@ def add_computer(ctx: Context, call: Call) -> Iterable[PSObj]:
     if dom is None or not reachable(ctx.world, dom) or dns is None or dns != dc:
         # the DC is found through DNS; text as Add-Computer reports an unknown
         # domain (message (unconfirmed) beyond its first sentence).
+        guest.joined_event(domain_name, ok=False, code=1355)
         raise PSError(
             f"Computer '{guest.name}' failed to join domain '{domain_name}' from its current "
             f"workgroup '{guest.workgroup}' with following error message: The specified domain "
@@ -591,6 +601,7 @@ def add_computer(ctx: Context, call: Call) -> Iterable[PSObj]:
             target=guest.name,
         )
     if not isinstance(cred, Credential) or not _domain_admin(dom, cred):
+        guest.joined_event(domain_name, ok=False, code=1326)  # ERROR_LOGON_FAILURE
         raise PSError(
             f"Computer '{guest.name}' failed to join domain '{domain_name}' from its current "
             f"workgroup '{guest.workgroup}' with following error message: The user name or "
@@ -606,6 +617,7 @@ def add_computer(ctx: Context, call: Call) -> Iterable[PSObj]:
     # The join registers the computer's addresses in the domain's zone.
     dom.register(guest.name, guest.dns_addresses())
     guest.pending_join = dom.fqdn
+    guest.joined_event(dom.fqdn, ok=True)
     if call.switch("Restart"):
         guest.request_restart()
     else:
