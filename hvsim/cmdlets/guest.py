@@ -566,7 +566,7 @@ def set_dns_client(ctx: Context, call: Call) -> Iterable[PSObj]:
     ],
 )
 def add_computer(ctx: Context, call: Call) -> Iterable[PSObj]:
-    from hvsim.model.ad import find_domain, reachable
+    from hvsim.model.ad import dc_address, find_domain, reachable
 
     guest = _guest(ctx, "Add-Computer")
     domain_name = str(call.get("DomainName"))
@@ -586,8 +586,8 @@ def add_computer(ctx: Context, call: Call) -> Iterable[PSObj]:
         raise not_modelled("Add-Computer with -NewName, -OUPath or -Options")
     dom = find_domain(ctx.world, domain_name)
     dns = guest.first_dns_server()
-    dc = _dc_ip(ctx.world, dom)
-    if dom is None or not reachable(ctx.world, dom) or dns is None or dns != dc:
+    dc = dc_address(ctx.world, dom)
+    if dom is None or not reachable(ctx.world, dom, guest) or dns is None or dns != dc:
         # the DC is found through DNS; text as Add-Computer reports an unknown
         # domain (message (unconfirmed) beyond its first sentence).
         guest.joined_event(domain_name, ok=False, code=1355)
@@ -630,15 +630,6 @@ def add_computer(ctx: Context, call: Call) -> Iterable[PSObj]:
             )
         ]
     return []
-
-
-def _dc_ip(world: Any, dom: Any) -> str | None:
-    from hvsim.model.ad import dc_guest
-
-    if dom is None:
-        return None
-    dc = dc_guest(world, dom)
-    return dc.primary_ip() if dc is not None else None
 
 
 def _domain_admin(dom: Any, cred: Credential) -> bool:

@@ -614,15 +614,15 @@ class GuestOS(Machine):
         """R-29: join during specialize if the DC answers through the DNS set by R-28 and
         the account is valid; otherwise the machine stays in the workgroup (R-29 says
         this is silent, (unconfirmed))."""
-        from hvsim.model.ad import dc_guest, find_domain, reachable
+        from hvsim.model.ad import dc_address, find_domain, reachable
 
         dom = find_domain(self.world, req.domain)
-        dc = dc_guest(self.world, dom) if dom is not None else None
+        dc_ip = dc_address(self.world, dom)
         ok = (
             dom is not None
-            and reachable(self.world, dom)
-            and dc is not None
-            and self.first_dns_server() == dc.primary_ip()
+            and reachable(self.world, dom, self)
+            and dc_ip is not None
+            and self.first_dns_server() == dc_ip
             and req.account_domain.lower() in (dom.fqdn.lower(), dom.netbios.lower())
             and dom.accounts.get(req.username.lower()) == pw_hash(req.password)
         )
@@ -889,7 +889,7 @@ class GuestOS(Machine):
         from hvsim.model.ad import find_domain, reachable
 
         dom = find_domain(self.world, self.domain) if self.domain else None
-        if dom is not None and (self.is_dc or reachable(self.world, dom)):
+        if dom is not None and (self.is_dc or reachable(self.world, dom, self)):
             dom.register(self.name, self.dns_addresses())
 
     def primary_ip(self) -> str | None:
@@ -960,7 +960,7 @@ class GuestOS(Machine):
         if dom is None or self.domain is None or dom.fqdn.lower() != self.domain.lower():
             return None  # a domain account on a non-member (R-38)
         key = f"{dom.netbios.lower()}\\{account_l}"
-        if not self.is_dc and not reachable(self.world, dom):
+        if not self.is_dc and not reachable(self.world, dom, self):
             # Cached domain logon: a member that saw this account log on before lets it
             # in while no DC answers (Windows' cached credentials).
             if self.cached_logons.get(key) != pw_hash(password):
