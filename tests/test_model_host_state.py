@@ -314,3 +314,29 @@ def test_boot_at_small_timescale_really_takes_time() -> None:
     else:
         pytest.fail("the guest did not report a heartbeat within 5 s real (90 s modelled)")
     assert w.modelled_now() >= timing.seconds("vm.firmware")
+
+
+def test_the_fourth_boot_of_four_runs_at_full_speed() -> None:
+    # docs/model-notes.md, Boot contention: factor = max(1, (booting_now + 1) / 4).
+    # Three guests boot; the fourth starts: (3 + 1) / 4 = 1, full speed. The fifth
+    # shares: (4 + 1) / 4 = 1.25.
+    w = World.create(timescale=0.01)
+    w.host.fs.mkdir("C:\\lab")
+    for i in range(5):
+        out(w, "New-VHD", Path=f"C:\\lab\\v{i}.vhdx", ParentPath=IMG, Differencing=True)
+        out(
+            w,
+            "New-VM",
+            Name=f"v{i}",
+            Generation=2,
+            MemoryStartupBytes=i64(2 * GiB),
+            VHDPath=f"C:\\lab\\v{i}.vhdx",
+        )
+    lengths = []
+    for i in range(5):
+        out(w, "Start-VM", Name=f"v{i}")
+        stages = w.guest(f"v{i}").timeline
+        lengths.append(stages[-1].start - stages[0].start)
+    alone = lengths[0]
+    assert lengths[3] == pytest.approx(alone, rel=0.02)
+    assert lengths[4] == pytest.approx(alone * 1.25, rel=0.02)

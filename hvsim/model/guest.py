@@ -300,7 +300,8 @@ class GuestOS(Machine):
     def _boot_factor(self, kind: str) -> float:
         faults = getattr(self.world, "faults", None)
         f = faults.boot_factor(self.vm, kind) if faults is not None else 1.0
-        return f * float(self.world.boot_slowdown(extra=1))  # this boot counts itself
+        # boot_slowdown already counts the boot that starts now (+1): no extra here.
+        return f * float(self.world.boot_slowdown())
 
     def _boot_stages(self) -> list[tuple[str, float, str | None]]:
         """The stages of a boot starting now, with the pending work it completes."""
