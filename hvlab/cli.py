@@ -211,6 +211,21 @@ def status(config: Any = None, lab: str | None = None, as_json: bool = False) ->
         _print_json(data)
 
 
+def drill(
+    config: Any = None,
+    lab: str | None = None,
+    kind: str | None = None,
+    recover: bool = False,
+    as_json: bool = False,
+    junit: str | None = None,
+) -> None:
+    """Run one high-availability drill on a healthy lab, or bring a lab back; see
+    hvlab.drills."""
+    from hvlab import drills
+
+    drills.drill(config, lab=lab, kind=kind, recover=recover, as_json=as_json, junit_file=junit)
+
+
 def rule(number: str) -> None:
     """Print one entry of the rule reference (hvlab/rules.md)."""
     from hvlab import rules

@@ -120,6 +120,38 @@ def status(c, lab=None, json=False, verbose=0, quiet=False):
 @hvlab_task(
     help={
         "lab": LAB_HELP,
+        "kind": "node-failure, maintenance, rolling-update, disk-failure or network.",
+        "recover": "Bring the lab back after an interrupted drill: every node, link and "
+        "drive back, paused nodes resumed, roles started, storage repaired.",
+        "json": "Print the drill's report as JSON on stdout; progress goes to stderr.",
+        "junit": "Write the phases as a JUnit XML report to this file.",
+    }
+)
+def drill(c, kind=None, lab=None, recover=False, json=False, junit=None, verbose=0, quiet=False):
+    """Prove the lab's high availability: break one thing, measure, bring it back.
+
+    The lab must be complete and healthy (otherwise nothing is changed, exit 2). Each
+    drill prints its timeline, the HA VM's downtime and the storage repair time, and
+    passes or fails against its expectation (exit 0 or 1). An interrupted drill leaves
+    the lab recoverable: run `lab.drill --recover` (or lab.up).
+    """
+    from hvlab import cli
+
+    _run(
+        cli.drill,
+        c.config,
+        lab=lab,
+        kind=kind,
+        recover=recover,
+        as_json=json,
+        junit=junit,
+        verbosity=(verbose, quiet),
+    )
+
+
+@hvlab_task(
+    help={
+        "lab": LAB_HELP,
         "json": "Print the plan as JSON.",
         "offline": "Do not contact a host; list everything the lab would create.",
     }
@@ -367,7 +399,7 @@ def image_list(c, folder=None, json=False, verbose=0, quiet=False):
     _run(cli.image_list, c.config, folder=folder, as_json=json, verbosity=(verbose, quiet))
 
 
-lab = Collection("lab", up, down, status, plan, validate, render, report, schema)
+lab = Collection("lab", up, down, status, plan, validate, render, report, schema, drill)
 sim = Collection("sim", serve, show)
 image = Collection("image", image_build, image_list)
 ns = Collection(lab, sim, image, rule)

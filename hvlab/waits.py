@@ -30,6 +30,7 @@ class Waits:
     ad_ready: int = 20 * 60  # AD answering after the promotion restart
     cluster_up: int = 10 * 60  # every node Up after New-Cluster
     migration: int = 5 * 60  # a live migration to end
+    repair: int = 60 * 60  # a storage resync after a node or drive returns
 
     @classmethod
     def load(cls, config: Any = None) -> Waits:

@@ -41,6 +41,17 @@ class Clock:
             self._virtual += max(0.0, seconds)
             return self._base + self._virtual
 
+    def advance_to(self, when: float) -> None:
+        """Someone waits for a moment that is known in advance (a heartbeat timeout, a
+        repair's end). At timescale 0 the clock jumps there, as it does for durations;
+        at any other timescale real time brings it."""
+        if self.timescale > 0:
+            return
+        with self._lock:
+            now = self._base + self._virtual
+            if when > now:
+                self._virtual += when - now
+
     def sleep(self, seconds: float) -> None:
         """Let `seconds` of modelled time pass (a real sleep scaled by the timescale)."""
         if self.timescale > 0:

@@ -135,6 +135,12 @@ def _set_s2d_in_vm_settings(ctx: Context, args: dict[str, Any]) -> Iterable[Any]
     return set_s2d_in_vm_settings(ctx, args["AutoReplace"], args["BlockCacheSize"])
 
 
+def _invoke_cau_run_by_node(ctx: Context, args: dict[str, Any]) -> Iterable[Any] | None:
+    from hvsim.cmdlets.cau import invoke_cau_run_by_node
+
+    return invoke_cau_run_by_node(ctx, args["Run"])
+
+
 _WRAPPER_PARAMS = (Param("VMName", True), Param("Credential", True), Param("Parameters", False, {}))
 
 # One row per constant script: the file it stands for and its hash (see module doc).
@@ -194,6 +200,13 @@ KNOWN: tuple[KnownScript, ...] = (
         "guest",
         (Param("AutoReplace", True), Param("BlockCacheSize", True)),
         _set_s2d_in_vm_settings,
+    ),
+    KnownScript(
+        "templates/guest/Invoke-CauRunByNode.ps1",
+        "1097bd56f0bfc1b0c44d2aa4886aae032e26b2a506657dee54fbf6034134e2ed",
+        "guest",
+        (Param("Run", True),),
+        _invoke_cau_run_by_node,
     ),
 )
 

@@ -96,6 +96,20 @@ _ROWS: dict[str, Duration] = {
     "cluster.live_migration": Duration(
         20, "live migration of an idle 1-2 GB L2 VM", "hyperv-facts §11 (estimate)"
     ),
+    # Drills: repairs, drains, updates.
+    "s2d.repair": Duration(
+        60,
+        "Storage Spaces repair (resync) of what changed while a node or drive was away",
+        "estimate (maintain-servers: 'may take many minutes'; an idle lab writes little)",
+    ),
+    "cau.install_update": Duration(
+        120,
+        "the hotfix plug-in installing one update package on a node (wusa.exe /quiet)",
+        "estimate",
+    ),
+    "cau.scan": Duration(
+        30, "Invoke-CauRun's scan of the nodes and the hotfix share before it starts", "estimate"
+    ),
     # Host disk operations (R-14..R-17).
     "vhd.create_dynamic": Duration(1, "New-VHD -Dynamic or -Differencing", "estimate"),
     "vhd.create_fixed_per_gib": Duration(

@@ -714,15 +714,18 @@ def test_ha_vm_live_migration_and_failover(lab: World) -> None:
         )
     assert "Compute" in err.value.message and vm in lab.guest("node2").hyperv.vms
     vmops_switch(lab, "node1")
-    # Node down: the clustered VM fails over to the surviving node.
+    # Node down: noticed after the heartbeat timeout; its VM waits out the
+    # resiliency period, then fails over to the surviving node.
+    cut = lab.clock.now()
     vmops.power_off(_Ctx(lab), lab.host.hyperv, lab.vm("node2"))
-    groups = {g["Name"]: g for g in guest_cmd(lab, "node1", "Get-ClusterGroup", LAB, Name="l2vm")}
-    assert (
-        groups["l2vm"]["OwnerNode"].to_string == "NODE1"
-        and str(groups["l2vm"]["State"]) == "Online"
-    )
     nodes = {n["Name"]: str(n["State"]) for n in guest_cmd(lab, "node1", "Get-ClusterNode", LAB)}
     assert nodes == {"NODE1": "Up", "NODE2": "Down"}
+    assert lab.clock.now() == pytest.approx(cut + 10)  # 1000 ms x 10 heartbeats
+    grp = guest_cmd(lab, "node1", "Get-ClusterGroup", LAB, Name="l2vm")[0]
+    if str(grp["State"]) == "Unknown":  # Unmonitored on the isolated node
+        grp = guest_cmd(lab, "node1", "Get-ClusterGroup", LAB, Name="l2vm")[0]
+    assert grp["OwnerNode"].to_string == "NODE1" and str(grp["State"]) == "Online"
+    assert vm.started_at == pytest.approx(cut + 10 + 240)
 
 
 class _Ctx:
@@ -947,6 +950,9 @@ def test_storage_degraded_while_a_node_is_down(lab: World) -> None:
         if p["OperationalStatus"] == "Lost Communication"
     ]
     assert len(lost) == 4
+    # Once the cluster notices node2 is gone, the CSV coordinator moves.
+    node2 = guest_cmd(lab, "node1", "Get-ClusterNode", LAB, Name="node2")[0]
+    assert str(node2["State"]) == "Down"
     csv = next(
         c for c in guest_cmd(lab, "node1", "Get-ClusterSharedVolume", LAB) if "v1" in c["Name"]
     )

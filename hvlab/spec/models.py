@@ -445,6 +445,11 @@ class Lab(_Model):
     timezone: Annotated[str, AfterValidator(_timezone_check)] = "UTC"
     locale: Annotated[str, AfterValidator(_locale_check)] = "en-US"
     product_key: Annotated[str, AfterValidator(_product_key_check)] | None = None
+    updates: WinPath | None = Field(
+        None,
+        description="folder of update packages (.msu, .msi, .msp) on the host: "
+        "lab.drill --kind rolling-update installs them with Cluster-Aware Updating (R-112)",
+    )
     secrets: SecretNames = Field(default_factory=SecretNames)
     _warnings: list[str] = PrivateAttr(default_factory=list)
     _source: str = PrivateAttr("")

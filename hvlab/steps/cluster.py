@@ -69,10 +69,26 @@ def cluster(ctx: StepContext) -> None:
             adobjects.create(ctx, node, cl.name, what, create)
         else:
             ctx.change(what, create)
+    _resume_paused(ctx)
     _nodes_up(ctx)
     _reach_other_nodes(ctx)
     _witness(ctx)
     _networks(ctx)
+
+
+def _resume_paused(ctx: StepContext) -> None:
+    """A node left paused (a drain that was interrupted, R-107) takes no roles: resume
+    it, with its roles back."""
+    node = _node(ctx)
+    for n in in_guest(ctx, node, "Get-ClusterNode"):
+        if text(val(n, "State")) == "Paused":
+            name = text(val(n, "Name"))
+            ctx.change(
+                f"Resume-ClusterNode {name} -Failback Immediate",
+                lambda m=name: in_guest(
+                    ctx, node, "Resume-ClusterNode", Name=m, Failback="Immediate"
+                ),
+            )
 
 
 def _nodes_up(ctx: StepContext) -> None:
@@ -322,7 +338,17 @@ def s2d(ctx: StepContext) -> None:
     pool = first(pools)
     pool_name = text(val(pool, "FriendlyName"))
     if text(val(pool, "HealthStatus")) != "Healthy":
-        raise StepError("s2d", f"pool {pool_name} is {val(pool, 'HealthStatus')}")
+        # A node or drive that came back is being resynced (R-108): wait for it.
+        def healthy() -> tuple[bool, str]:
+            p = first(in_guest(ctx, node, "Get-StoragePool", IsPrimordial=False))
+            jobs = in_guest(ctx, node, "Get-StorageJob")
+            return text(val(p, "HealthStatus")) == "Healthy", (
+                f"pool {val(p, 'HealthStatus')}/{val(p, 'OperationalStatus')}, "
+                f"{len(jobs)} repair job(s)"
+            )
+
+        ctx.wait(f"pool {pool_name} to be Healthy", healthy, deadline=ctx.waits.repair)
+        pool = first(in_guest(ctx, node, "Get-StoragePool", IsPrimordial=False))
     ctx.ok(f"pool {pool_name} is Healthy")
     _in_vm_settings(ctx, node)
 

@@ -316,6 +316,14 @@ def _nics(ctx: StepContext, vm: Any, off: bool, found: list[Any]) -> None:
                 ),
             )
             adapter = first(host.run("Get-VMNetworkAdapter", VMName=vm.name, Name=nic.name))
+        elif not text(val(adapter, "SwitchName")):
+            # Disconnected (a network drill that was interrupted, R-110): back on its switch.
+            ctx.change(
+                f"Connect-VMNetworkAdapter {vm.name}/{nic.name} -> {switch}",
+                lambda n=nic, s=switch: host.run(
+                    "Connect-VMNetworkAdapter", VMName=vm.name, Name=n.name, SwitchName=s
+                ),
+            )
         elif text(val(adapter, "SwitchName")) != switch:
             raise StepError(
                 f"vm:{vm.name}",

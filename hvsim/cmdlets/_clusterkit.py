@@ -85,8 +85,18 @@ def my_cluster(
             ctx.error(err)
             return None
         raise err
-    cl.refresh(ctx.world)
+    cl.refresh(ctx.world, POLLS.get(name))
     return cl
+
+
+# Reads that poll for something the cluster has due (hvsim.model.cluster.refresh).
+POLLS = {
+    "Get-ClusterNode": "nodes",
+    "Get-ClusterGroup": "nodes",
+    "Get-ClusterResource": "nodes",
+    "Get-ClusterNetwork": "links",
+    "Get-ClusterNetworkInterface": "links",
+}
 
 
 def _open_cluster(ctx: Context, g: GuestOS, target: str, cmdlet_name: str) -> Cluster | None:
@@ -143,19 +153,42 @@ def cluster_obj(cl: Cluster) -> PSObj:
                 FC + "AdministrativeAccessPointType", "ActiveDirectoryAndDns", 1
             ),
             "SharedVolumesRoot": "C:\\ClusterStorage",
+            # heartbeat and compute resiliency settings.
+            "SameSubnetDelay": UInt32(cl.same_subnet_delay_ms),
+            "SameSubnetThreshold": UInt32(cl.same_subnet_threshold),
+            "ResiliencyLevel": UInt32(cl.resiliency_level),
+            "ResiliencyDefaultPeriod": UInt32(cl.resiliency_default_period),
         },
         to_string=cl.name,
     )
 
 
+# NodeDrainStatus and the node's StatusInformation (Windows Server 2016: Isolated and
+# Quarantined for compute resiliency, R-106); the numbers are modelled.
+DRAIN_STATUS = {"NotInitiated": 0, "InProgress": 1, "Completed": 2, "Failed": 3}
+NODE_STATUS_INFO = {"Normal": 0, "Isolated": 1, "Quarantined": 2}
+NETWORK_STATE = {"Unknown": -1, "Unavailable": 0, "Down": 1, "Partitioned": 2, "Up": 3}
+
+
 def node_obj(world: Any, cl: Cluster, name: str) -> PSObj:
     state = cl.node_state(world, name)
+    if name in cl.drain_failed:
+        drain = "Failed"
+    elif name in cl.paused and name in cl.drain_completed:
+        drain = "Completed"
+    else:
+        drain = "NotInitiated"
+    info = "Isolated" if cl.isolated(world, name) else "Normal"
     return PSObj(
         _tn("ClusterNode"),
         {
             "Name": name,
             "Id": str(cl.nodes.index(name) + 1) if name in cl.nodes else "0",
             "State": PSEnum(FC + "ClusterNodeState", state, NODE_STATE[state]),
+            "DrainStatus": PSEnum(FC + "NodeDrainStatus", drain, DRAIN_STATUS[drain]),
+            "StatusInformation": PSEnum(
+                FC + "ClusterNodeStatusInformation", info, NODE_STATUS_INFO[info]
+            ),
             "NodeWeight": UInt32(1),
             "DynamicWeight": UInt32(1 if state == "Up" else 0),
             "Cluster": cl.name,
@@ -214,8 +247,9 @@ def resource_obj(world: Any, cl: Cluster, r: Resource) -> PSObj:
     )
 
 
-def network_obj(cl: Cluster, n: Any) -> PSObj:
+def network_obj(cl: Cluster, n: Any, world: Any = None) -> PSObj:
     mask = str(ipaddress.IPv4Network(f"0.0.0.0/{n.prefix}").netmask)
+    state = cl.network_state(world, n) if world is not None else "Up"
     return PSObj(
         _tn("ClusterNetwork"),
         {
@@ -223,7 +257,7 @@ def network_obj(cl: Cluster, n: Any) -> PSObj:
             "Address": n.address,
             "AddressMask": mask,
             "Role": PSEnum(FC + "ClusterNetworkRole", n.role_name, n.role),
-            "State": PSEnum(FC + "ClusterNetworkState", "Up", 3),
+            "State": PSEnum(FC + "ClusterNetworkState", state, NETWORK_STATE[state]),
             "Id": n.id,
             "Cluster": cl.name,
         },
@@ -255,7 +289,7 @@ def csv_obj(world: Any, cl: Cluster, vd: S.VirtualDisk) -> PSObj:
             "RedirectedAccess": False,
         },
     )
-    state = "Online" if cl.up_nodes(world) else "Offline"
+    state = "Online" if cl.member_nodes(world) else "Offline"
     return PSObj(
         _tn("ClusterSharedVolume"),
         {

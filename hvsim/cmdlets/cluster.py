@@ -242,7 +242,9 @@ def get_cluster_network(ctx: Context, call: Call) -> Iterable[PSObj]:
     cl = my_cluster(ctx, "Get-ClusterNetwork", call.get("Cluster"))
     assert cl is not None
     names = [str(n).lower() for n in as_list(call.get("Name"))]
-    return [network_obj(cl, n) for n in cl.networks if not names or n.name.lower() in names]
+    return [
+        network_obj(cl, n, ctx.world) for n in cl.networks if not names or n.name.lower() in names
+    ]
 
 
 def set_cluster_network_role(ctx: Any, address: str, name: str, role: Any) -> list[PSObj]:

@@ -196,44 +196,16 @@ def move_cluster_vm_role(ctx: Context, call: Call) -> Iterable[PSObj]:
         )
     if dest_name == src.name:
         return [group_obj(ctx.world, cl, group)]
-    dest = cl.node_guest(ctx.world, dest_name)
-    if cl.node_state(ctx.world, dest_name) != "Up" or dest is None or dest.hyperv is None:
-        raise cluster_error(
-            f"{fail} The destination node '{dest_name}' is not Up.",
-            "Move-ClusterVirtualMachineRole",
-            target=vm.name,
-        )
-    if vm.state == "Running" and vm.memory_startup > dest.memory_free():
-        raise cluster_error(
-            f"{fail} Not enough memory in the system on '{dest_name}' to start the virtual machine.",
-            "Move-ClusterVirtualMachineRole",
-            target=vm.name,
-        )
-    for a in vm.adapters:
-        if a.switch and not dest.hyperv.find_switches(a.switch):
-            # the same switch name must exist on the target.
-            raise cluster_error(
-                f"{fail} The virtual switch '{a.switch}' of network adapter '{a.name}' was not "
-                f"found on '{dest_name}'.",
-                "Move-ClusterVirtualMachineRole",
-                target=vm.name,
-            )
     if mtype not in ("Live", "Quick"):
         raise not_modelled(f"Move-ClusterVirtualMachineRole -MigrationType {mtype}")
-    if mtype == "Live" and not any(n.role >= 1 for n in cl.networks):
-        # live migration runs over cluster networks with a role of 1 or 3.
-        raise cluster_error(
-            f"{fail} No cluster network is available for live migration (every network has "
-            "role None).",
-            "Move-ClusterVirtualMachineRole",
-            target=vm.name,
-        )
+    problem = cl.migration_problem(ctx.world, vm, dest_name, live=mtype == "Live")
+    if problem is not None:
+        # R-69 (target Up, memory), R-70 (a switch of each adapter's name), R-59 (a
+        # cluster network with a role): the VM stays where it is.
+        raise cluster_error(f"{fail} {problem}", "Move-ClusterVirtualMachineRole", target=vm.name)
     ctx.work(timing.seconds("cluster.live_migration"), f"{mtype.lower()} migration of {vm.name}")
     # the VM keeps running and its Uptime keeps counting on the target.
-    src.hyperv.vms.remove(vm)
-    dest.hyperv.vms.append(vm)
-    vm.host_name = dest.name
-    group.owner = dest.name
+    cl.move_vm(ctx.world, group, dest_name)
     return [group_obj(ctx.world, cl, group)]
 
 

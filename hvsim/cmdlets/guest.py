@@ -15,6 +15,7 @@ from hvsim import timing
 from hvsim.cmdlets._hvcommon import as_list
 from hvsim.errors import PSError, not_modelled
 from hvsim.model import features as F
+from hvsim.model.features import place_feature_files
 from hvsim.model.fs import FsError, fs_error_to_ps
 from hvsim.model.guest import GuestOS
 from hvsim.objects import Credential, PSEnum, PSObj, UInt32
@@ -180,6 +181,7 @@ def install_windows_feature(ctx: Context, call: Call) -> Iterable[PSObj]:
             guest.features[f.name] = "Installed"
         details.append(_detail(f, needs))
     guest.feature_event([f.name for f in todo if guest.features.get(f.name) == "Installed"])
+    place_feature_files(guest)
     if restart:
         guest.feature_reboot_pending = True
         if call.switch("Restart"):

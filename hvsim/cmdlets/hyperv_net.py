@@ -381,7 +381,27 @@ def connect_vmnetworkadapter(ctx: Context, call: Call) -> Iterable[Any]:
     hv, pairs = _adapters_of(ctx, call)
     sw = _switch(hv, str(call.params["SwitchName"]), call.name)
     for vm, a in pairs:
+        was = a.switch
         a.switch, a.switch_id = sw.name, str(sw.id)
+        if not was and vm.state == "Running" and vm.guest is not None:
+            vm.guest.on_adapter_link(a.mac, True)  # the guest sees its link back (R-110)
+        if call.switch("Passthru"):
+            yield S.adapter_obj(hv, vm, a)
+
+
+@cmdlet(
+    "Disconnect-VMNetworkAdapter",
+    params=["VMName", "Name", "VMNetworkAdapter", "Passthru"],
+)
+def disconnect_vmnetworkadapter(ctx: Context, call: Call) -> Iterable[Any]:
+    """Take an adapter off its switch: SwitchName becomes empty and a running guest sees
+    its link go down at once, as when a cable is pulled (R-110)."""
+    hv, pairs = _adapters_of(ctx, call)
+    for vm, a in pairs:
+        was = a.switch
+        a.switch, a.switch_id = None, None
+        if was and vm.state == "Running" and vm.guest is not None:
+            vm.guest.on_adapter_link(a.mac, False)
         if call.switch("Passthru"):
             yield S.adapter_obj(hv, vm, a)
 

@@ -24,6 +24,10 @@ class Share:
     full_access: list[str]
     # Set-SmbPathAcl copied the share's access list to the folder's NTFS ACL.
     path_acl: list[str] = dataclasses.field(default_factory=list)
+    read_access: list[str] = dataclasses.field(default_factory=list)
+    change_access: list[str] = dataclasses.field(default_factory=list)
+    # SMB Encryption required for this share (New-SmbShare -EncryptData, R-111).
+    encrypt_data: bool = False
 
     def grants(self, account: str) -> bool:
         """Share permission and NTFS permission both allow full control (R-58). A
@@ -82,12 +86,24 @@ def _share_obj(guest: GuestOS, s: Share) -> PSObj:
             "ShareState": PSEnum(SMB.split("#")[0] + "#ShareState", "Online", 1),
             "CurrentUsers": 0,
             "FolderEnumerationMode": "Unrestricted",
+            "EncryptData": bool(getattr(s, "encrypt_data", False)),
         },
         to_string=s.name,
     )
 
 
-@cmdlet("New-SmbShare", params=["Name", "Path", "FullAccess", "Description"])
+@cmdlet(
+    "New-SmbShare",
+    params=[
+        "Name",
+        "Path",
+        "FullAccess",
+        "ReadAccess",
+        "ChangeAccess",
+        "EncryptData",
+        "Description",
+    ],
+)
 def new_smb_share(ctx: Context, call: Call) -> Iterable[PSObj]:
     guest = _guest(ctx, "New-SmbShare")
     name = str(call.get("Name"))
@@ -101,7 +117,9 @@ def new_smb_share(ctx: Context, call: Call) -> Iterable[PSObj]:
             "The system cannot find the file specified.", 2, "New-SmbShare", "ObjectNotFound", path
         )
     access = [str(a) for a in as_list(call.get("FullAccess"))]
-    for account in access:
+    read = [str(a) for a in as_list(call.get("ReadAccess"))]
+    change = [str(a) for a in as_list(call.get("ChangeAccess"))]
+    for account in [*access, *read, *change]:
         if not _account_exists(ctx, guest, account):
             raise _cim_error(
                 "No mapping between account names and security IDs was done.",
@@ -110,7 +128,14 @@ def new_smb_share(ctx: Context, call: Call) -> Iterable[PSObj]:
                 "NotSpecified",
                 account,
             )
-    share = Share(name, path, access)
+    share = Share(
+        name,
+        path,
+        access,
+        read_access=read,
+        change_access=change,
+        encrypt_data=bool(call.get("EncryptData")),
+    )
     guest.shares[name.lower()] = share
     return [_share_obj(guest, share)]
 

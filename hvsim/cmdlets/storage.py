@@ -11,6 +11,7 @@ Object shapes), so MediaType, BusType, HealthStatus and the like are names here.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from hvsim import timing
@@ -208,18 +209,25 @@ def _pd_obj(
     )
 
 
-def _physical_disks(ctx: Context, g: GuestOS) -> list[tuple[S.GuestDisk, str]]:
-    """Local disks, plus every pool member on other nodes once S2D pooled them."""
-    out = [(d, str(d.number)) for d in S.guest_disks(g)]
+def _physical_disks(ctx: Context, g: GuestOS) -> list[tuple[S.GuestDisk, str, bool]]:
+    """Local disks, plus every pool member on other nodes once S2D pooled them; a member
+    that is away (its node down or cut off, or the drive pulled) is listed from the
+    pool's record with Lost Communication (R-108). (disk, DeviceId, lost)."""
+    out = [(d, str(d.number), False) for d in S.guest_disks(g)]
     cl = cluster_of(ctx.world, g)
     if cl is not None and cl.pool is not None:
+        cl.refresh(ctx.world, "storage")
+        seen = {id(d.vhd) for d, _, _ in out}
         for idx, node in enumerate(cl.nodes, 1):
             other = cl.node_guest(ctx.world, node)
-            if other is None or other is g:
-                continue
-            for d in S.guest_disks(other):
-                if d.state.pool_id == cl.pool.unique_id:
-                    out.append((d, str(1000 * idx + d.number)))
+            disks = S.guest_disks(other) if other is not None else []
+            for n, (member_node, vhd) in enumerate([m for m in cl.pool.members if m[0] == node], 1):
+                if id(vhd) in seen:
+                    continue
+                here = next((d for d in disks if d.vhd is vhd), None)
+                lost = not cl.member_present(ctx.world, member_node, vhd)
+                disk = here or S.GuestDisk(n, vhd, member_node, False)
+                out.append((disk, str(1000 * idx + disk.number), lost))
     return out
 
 
@@ -227,13 +235,8 @@ def _physical_disks(ctx: Context, g: GuestOS) -> list[tuple[S.GuestDisk, str]]:
 def get_physical_disk(ctx: Context, call: Call) -> Iterable[PSObj]:
     g = _guest(ctx, "Get-PhysicalDisk")
     pools: dict[str, Any] = {}
-    cl = cluster_of(ctx.world, g)
-    up = set(cl.up_nodes(ctx.world)) if cl is not None else set()
     objs = [
-        _pd_obj(
-            ctx.world, d, dev, pools, lost=cl is not None and d.node != g.name and d.node not in up
-        )
-        for d, dev in _physical_disks(ctx, g)
+        _pd_obj(ctx.world, d, dev, pools, lost=lost) for d, dev, lost in _physical_disks(ctx, g)
     ]
     if call.get("CanPool") is not None:
         objs = [o for o in objs if o["CanPool"] == bool(call.get("CanPool"))]
@@ -257,7 +260,7 @@ def _select_pd(ctx: Context, call: Call, cmdlet_name: str) -> list[S.GuestDisk]:
         ids = {str(u).upper() for u in as_list(call.get("UniqueId"))}
     if not ids:
         raise not_modelled(f"{cmdlet_name} without -UniqueId or piped disks")
-    hits = [d for d, _ in disks if S.unique_id(d.vhd) in ids]
+    hits = [d for d, _, _ in disks if S.unique_id(d.vhd) in ids]
     if not hits:
         raise _not_found("MSFT_PhysicalDisk", "UniqueId", sorted(ids)[0], cmdlet_name)
     return hits
@@ -414,6 +417,7 @@ def get_storage_pool(ctx: Context, call: Call) -> Iterable[PSObj]:
     ]
     cl = cluster_of(ctx.world, g)
     if cl is not None and cl.pool is not None:
+        cl.refresh(ctx.world, "storage")
         p = cl.pool
         bad = cl.storage_degraded(ctx.world)
         pools.append(_pool_obj(p.friendly_name, False, p.size, p.allocated, p.unique_id, bad))
@@ -429,7 +433,7 @@ def get_storage_pool(ctx: Context, call: Call) -> Iterable[PSObj]:
     return pools
 
 
-def _vd_obj(vd: S.VirtualDisk, degraded: bool = False) -> PSObj:
+def _vd_obj(vd: S.VirtualDisk, health: tuple[str, str] = ("Healthy", "OK")) -> PSObj:
     return PSObj(
         _tn("MSFT_VirtualDisk"),
         {
@@ -438,8 +442,8 @@ def _vd_obj(vd: S.VirtualDisk, degraded: bool = False) -> PSObj:
             "NumberOfDataCopies": UInt16(vd.copies),
             "Size": UInt64(vd.size),
             "FootprintOnPool": UInt64(vd.footprint),
-            "HealthStatus": "Warning" if degraded else "Healthy",
-            "OperationalStatus": "Degraded" if degraded else "OK",
+            "HealthStatus": health[0],
+            "OperationalStatus": health[1],
             "UniqueId": vd.unique_id,
             "ObjectId": vd.unique_id,
             "IsManualAttach": True,
@@ -454,7 +458,9 @@ def get_virtual_disk(ctx: Context, call: Call) -> Iterable[PSObj]:
     cl = cluster_of(ctx.world, g)
     vds = cl.pool.virtual_disks if cl is not None and cl.pool is not None else []
     names = [str(n) for n in as_list(call.get("FriendlyName"))]
-    bad = cl is not None and cl.storage_degraded(ctx.world)
+    if cl is not None and cl.pool is not None:
+        cl.refresh(ctx.world, "storage")
+    bad = cl.storage_health(ctx.world) if cl is not None else ("Healthy", "OK")
     if not names:
         return [_vd_obj(v, bad) for v in vds]
     out = []
@@ -651,3 +657,49 @@ def set_s2d_in_vm_settings(ctx: Any, auto_replace: Any, block_cache_size: Any) -
     cl.health_settings[AUTO_REPLACE] = str(auto_replace)
     cl.block_cache_size = size
     return [_s2d_settings_obj(cl)]
+
+
+# -- storage jobs (R-108) -------------------------------------------------------------------
+
+
+@cmdlet("Get-StorageJob", params=["Name", "JobState"])
+def get_storage_job(ctx: Context, call: Call) -> Iterable[PSObj]:
+    """The resync after a node or drive came back: one Repair job per virtual disk,
+    IsBackgroundTask, Running with PercentComplete until the repair ends (the
+    maintain-servers page shows this output). Finished jobs are not kept (modelled)."""
+    g = _guest(ctx, "Get-StorageJob")
+    cl = cluster_of(ctx.world, g)
+    if cl is None or cl.pool is None:
+        return []
+    cl.refresh(ctx.world, "storage")
+    if not cl.repairing(ctx.world):
+        return []
+    now = float(ctx.world.clock.now())
+    span = max(1e-9, cl.repair_until - cl.repair_start)
+    done = min(1.0, max(0.0, (now - cl.repair_start) / span))
+    wanted_states = {str(s).lower() for s in as_list(call.get("JobState"))}
+    if wanted_states and "running" not in wanted_states:
+        return []
+    out = []
+    for vd in cl.pool.virtual_disks:
+        # What changed while the member was away: a small share of the volume (modelled).
+        total = max(2**30, vd.volume.size - vd.volume.free()) // 16
+        out.append(
+            PSObj(
+                _tn("MSFT_StorageJob"),
+                {
+                    "Name": "Repair",
+                    "Description": f"Repair {vd.friendly_name}",
+                    "IsBackgroundTask": True,
+                    "JobState": "Running",
+                    "PercentComplete": UInt16(int(done * 100)),
+                    "BytesProcessed": UInt64(int(total * done)),
+                    "BytesTotal": UInt64(total),
+                    "ElapsedTime": timedelta(seconds=max(0.0, now - cl.repair_start)),
+                    "UniqueId": "{" + vd.unique_id.strip("{}") + "-repair}",
+                },
+                to_string="Repair",
+            )
+        )
+    names = [str(n).lower() for n in as_list(call.get("Name"))]
+    return [o for o in out if not names or o["Name"].lower() in names]

@@ -97,3 +97,43 @@ FEATURES: dict[str, FeatureInfo] = {f.name.lower(): f for f in _ROWS}
 
 def lookup(name: str) -> FeatureInfo | None:
     return FEATURES.get(name.lower())
+
+
+# Files a feature brings that the model reads. The Failover Clustering Tools bring the
+# ClusterAwareUpdating module and, in its folder, the sample hotfix configuration file
+# that the hotfix plug-in expects in its root folder (cluster-aware-updating-plug-ins:
+# "Copy the DefaultHotfixConfig.xml file (which is provided in the
+# %systemroot%\System32\WindowsPowerShell\v1.0\Modules\ClusterAwareUpdating folder ...)").
+CAU_MODULE = "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\Modules\\ClusterAwareUpdating"
+HOTFIX_CONFIG = "DefaultHotfixConfig.xml"
+# The model's own stand-in for the file: the documented element structure
+# (DefaultRules / ExtensionRules / Extension per .msi, .msu, .msp), not Microsoft's text.
+HOTFIX_CONFIG_TEXT = (
+    '<?xml version="1.0" encoding="utf-8"?>\n'
+    "<HotfixPluginConfiguration>\n"
+    "  <DefaultRules>\n"
+    "    <ExtensionRules>\n"
+    '      <Extension name="MSI"/>\n'
+    '      <Extension name="MSU"/>\n'
+    '      <Extension name="MSP"/>\n'
+    "    </ExtensionRules>\n"
+    "  </DefaultRules>\n"
+    "</HotfixPluginConfiguration>\n"
+)
+FEATURE_FILES = {
+    "RSAT-Clustering-PowerShell": {f"{CAU_MODULE}\\{HOTFIX_CONFIG}": HOTFIX_CONFIG_TEXT},
+}
+
+
+def place_feature_files(guest: object) -> None:
+    """Write the files of installed features that are not there yet."""
+    features = getattr(guest, "features", {})
+    fs = getattr(guest, "fs", None)
+    if fs is None:
+        return
+    for name, files in FEATURE_FILES.items():
+        if features.get(name) != "Installed":
+            continue
+        for path, text in files.items():
+            if not fs.exists(path):
+                fs.write(path, text, create_parents=True)

@@ -439,6 +439,13 @@ class GuestOS(Machine):
             )
         self.registry_unflushed = []
         self.epoch += 1
+        from hvsim.model.cluster import cluster_of
+
+        cl = cluster_of(self.world, self)
+        if cl is not None:
+            # A clean shutdown leaves the membership; a power cut is noticed by the
+            # others only through missed heartbeats (R-105).
+            cl.node_leaving(self.world, self.name, hard)
         for name in ("vmms", "ADWS", "NTDS", "DNS", "ClusSvc"):
             if name in self.services:
                 self.services[name] = "Stopped"
@@ -457,6 +464,19 @@ class GuestOS(Machine):
         from hvsim.model.s2d import on_node_reboot
 
         on_node_reboot(self)
+
+    def on_adapter_link(self, mac: str, connected: bool) -> None:
+        """A VM adapter was connected to or disconnected from its switch on the host
+        (Connect-/Disconnect-VMNetworkAdapter): the guest sees its link come or go."""
+        self._advance()
+        for ad in self.net.adapters:
+            if ad.mac == mac.upper() and not ad.switch:
+                ad.status = "Up" if connected else "Disconnected"
+        from hvsim.model.cluster import cluster_of
+
+        cl = cluster_of(self.world, self)
+        if cl is not None:
+            cl.link_changed(self.world, self)
 
     def note_registry_write(self, path: str, name: str, old: Any) -> None:
         """Set-ItemProperty changed a value; it reaches the hive on disk only with the
@@ -740,6 +760,9 @@ class GuestOS(Machine):
             self._complete_hyperv()
             self.feature_event(["Hyper-V"], t)
         self.feature_reboot_pending = False
+        from hvsim.model.features import place_feature_files
+
+        place_feature_files(self)
         if self.features.get("Failover-Clustering") == "Installed" and self.cluster_config:
             self.services["ClusSvc"] = "Running"
         if self.hyperv is not None and self.features.get("Hyper-V") == "Installed":
