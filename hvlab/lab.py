@@ -21,7 +21,6 @@ from hvlab.paths import home, host_id, state_dir
 from hvlab.session import Session, open_session
 from hvlab.state import LabState
 from hvlab.steps import build as build_steps
-from hvlab.steps.common import SILENT, text, val
 
 # Tasks that only read the host: on the embedded host they never write its state.
 READ_ONLY_VERBS = frozenset({"status", "plan", "list", "checkpoints", "connect"})
@@ -213,9 +212,10 @@ def _up_locked(
     reporter = progress.reporter(
         out, progress.Estimate(progress.expected_from(last), session.time_factor)
     )
+    shared = {**services(spec, session, secrets, state, config), "lab_lock": lock}
     run = Run(
         build_steps(spec),
-        {**services(spec, session, secrets, state, config), "lab_lock": lock},
+        shared,
         reporter,
         parallel=parallel,
         time_factor=session.time_factor,
@@ -236,7 +236,9 @@ def _up_locked(
     if error is None:
         payload["endpoints"] = endpoints(spec)
     else:
-        _diagnostics(session, spec, state, results, error)
+        from hvlab.diagnostics import collect
+
+        collect(session, spec, state, results, error, creds=shared["creds"], secrets=secrets)
     state.write_json("report.json", payload)
     for line in progress.summary_lines(results):
         say(out, line)
@@ -318,44 +320,6 @@ def _write_trace(session: Session, folder: Path, extra: str | None) -> None:
     writer(folder / "trace.jsonl")
     if extra:
         writer(Path(extra))
-
-
-def _diagnostics(
-    session: Session, spec: Any, state: LabState, results: list[StepResult], error: Exception
-) -> None:
-    """What a person needs to see why the build stopped: no secrets, best effort."""
-    bundle: dict[str, Any] = {
-        "error": str(error),
-        "failed_steps": [r.to_json() for r in results if r.status == "failed"],
-        "host_facts": None,
-        "vms": [],
-    }
-    try:
-        bundle["vms"] = [
-            {
-                "name": vm.name,
-                "records": [_plain(r) for r in session.host.run("Get-VM", Name=vm.name, **SILENT)],
-            }
-            for vm in spec.vms
-        ]
-        bundle["host_facts"] = [_plain(r) for r in session.host.run("Get-VMHost")]
-    except HvlabError as err:  # the host may be the thing that failed
-        bundle["host_error"] = str(err)
-    state.write_json("diagnostics.json", bundle)
-
-
-def _plain(rec: Any) -> dict[str, Any]:
-    keys = (
-        "Name",
-        "State",
-        "Status",
-        "Heartbeat",
-        "Uptime",
-        "ComputerName",
-        "MemoryCapacity",
-        "Notes",
-    )
-    return {k: text(val(rec, k)) for k in keys if val(rec, k) is not None}
 
 
 def plan(

@@ -127,7 +127,9 @@ def resolve_secrets(
         if value:
             found[key] = Secret(value)
         elif simulated:
-            found[key] = Secret(demo_password(lab.name, key))
+            found[key] = Secret(
+                demo_join_password() if key == "domain" else demo_password(lab.name, key)
+            )
         elif prompt is not None:
             found[key] = _ask(prompt, var, purpose)
         else:
@@ -164,6 +166,14 @@ def demo_password(lab_name: str, key: str) -> str:
     """
     digest = hashlib.sha256(f"hvlab-demo/{lab_name}/{key}".encode()).hexdigest()
     return f"Demo-{digest[:10]}-Lab1!"
+
+
+def demo_join_password() -> str:
+    """The join account's password of the embedded simulated host's outside domain
+    (corp.example.com), public by design like the demo passwords: hvsim's own."""
+    from hvsim.model.world import DEMO_JOIN_PASSWORD
+
+    return DEMO_JOIN_PASSWORD
 
 
 def _ask(prompt: Prompt, var: str, purpose: str) -> Secret:

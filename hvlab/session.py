@@ -241,16 +241,23 @@ def ask_password(settings: Any, ask: Any = None) -> Any:
 
 def embedded_profile() -> Any:
     """The embedded host's profile: the default, with HVSIM_VOLUMES as its data volumes
-    when set (used when the host is first made; a saved host keeps its volumes)."""
-    from hvsim.model.world import HostProfile, parse_volumes
+    and HVSIM_DOMAINS as the domains outside the lab when set (used when the host is
+    first made; a saved host keeps its volumes and domains)."""
+    from hvsim.model.world import HostProfile, parse_domains, parse_volumes
 
-    raw = os.environ.get("HVSIM_VOLUMES")
-    if not raw:
-        return HostProfile()
-    try:
-        return HostProfile(volumes=parse_volumes(raw))
-    except ValueError as err:
-        raise ConfigError(f"HVSIM_VOLUMES: {err}") from None
+    profile = HostProfile()
+    for name, parse, field in (
+        ("HVSIM_VOLUMES", parse_volumes, "volumes"),
+        ("HVSIM_DOMAINS", parse_domains, "domains"),
+    ):
+        raw = os.environ.get(name)
+        if not raw:
+            continue
+        try:
+            setattr(profile, field, parse(raw))
+        except ValueError as err:
+            raise ConfigError(f"{name}: {err}") from None
+    return profile
 
 
 @contextlib.contextmanager

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write(path: Path, data: str) -> None:
+def atomic_write(path: Path, data: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data if isinstance(data, bytes) else data.encode("utf-8"))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -87,7 +87,7 @@ class LabState:
             self.data["steps"][result.name] = result.to_json()
         self.save()
 
-    def write_artifact(self, name: str, content: str) -> Path:
+    def write_artifact(self, name: str, content: str | bytes) -> Path:
         path = self.folder / name
         atomic_write(path, content)
         return path

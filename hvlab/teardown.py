@@ -7,6 +7,11 @@ folder (a run stopped between New-VM and Set-VM); and the files, folders and NAT
 record next to the mark lists (hvlab.steps.common.record_created), which the host
 keeps, so the host is the truth. Folders go only when empty: anything the lab did not
 create stays where it is, and down says what it left and why.
+
+In an existing domain the record also lists the computer objects the lab created there
+(its nodes' and its cluster's, R-125): they are removed first, from inside a node that
+answers, as the join account; objects that were there before the lab were never
+recorded and stay. Without a node to ask, they are left and down says so.
 """
 
 from __future__ import annotations
@@ -106,6 +111,14 @@ def _remove(
         say(out, f"  removed {what}")
         return True
 
+    reused = [n for n in plan.ad_reused if n.lower() not in map(str.lower, plan.ad_computers)]
+    for name in reused:
+        why = "it was there before the lab, which only used it"
+        left.append({"computer": name, "domain": plan.domain, "why": why})
+        say(out, f"  left computer object {name} in {plan.domain}: {why} (R-125)")
+    if plan.ad_computers:
+        # Before the VMs: the removal runs inside a node of the lab (R-125).
+        _remove_computer_objects(spec, session, plan.ad_computers, removed, left, out)
     for vm_id, name, label in plan.checkpoints:
         # The lab's checkpoints before its VMs: removing one merges its .avhdx back into
         # the disk the lab created; Remove-VM would leave the .avhdx files behind (R-130).
@@ -181,6 +194,11 @@ class Owned:
         self.vms: list[tuple[str, str]] = []
         self.switches: list[tuple[str, str]] = []
         self.nats: list[str] = []
+        # Computer objects the lab created in an existing domain, and those it found
+        # there and only used (R-125).
+        self.ad_computers: list[str] = []
+        self.ad_reused: list[str] = []
+        self.domain = ""
         self.files: list[str] = []
         self.folders_in_root: list[str] = []  # deepest first
         self.parents: list[str] = []  # folders above the root the lab made, deepest first
@@ -193,6 +211,7 @@ class Owned:
         return (
             len(self.checkpoints)
             + len(self.vms)
+            + len(self.ad_computers)
             + len(self.switches)
             + len(self.nats)
             + len(self.files)
@@ -205,7 +224,8 @@ class Owned:
         return self.count == 0
 
     def listing(self) -> list[str]:
-        lines = [f"checkpoint {label} of VM {name}" for _, name, label in self.checkpoints]
+        lines = [f"computer object {n} in {self.domain}" for n in self.ad_computers]
+        lines += [f"checkpoint {label} of VM {name}" for _, name, label in self.checkpoints]
         lines += [f"VM {name} ({i})" for i, name in self.vms]
         lines += [f"switch {name} ({i})" for i, name in self.switches]
         lines += [f"NAT {n}" for n in self.nats]
@@ -253,6 +273,11 @@ def find_owned(spec: Any, host: Any, hint: list[str]) -> Owned:
         if kind == "nat":
             if what.lower() in present_nats and what not in owned.nats:
                 owned.nats.append(what)
+        elif kind in ("adcomputer", "adreused") and spec.domain.mode == "existing":
+            into = owned.ad_computers if kind == "adcomputer" else owned.ad_reused
+            if what.lower() not in map(str.lower, into):
+                into.append(what)
+            owned.domain = spec.domain.fqdn
         elif kind == "file":
             owned.files.append(what)
         elif same_path(what, spec.root):
@@ -287,6 +312,69 @@ def lab_checkpoints(spec: Any, host: Any, vms: list[tuple[str, str]]) -> list[tu
         if vm_id in ids and is_lab_checkpoint(spec.name, label):
             found.append((vm_id, ids[vm_id], label))
     return found
+
+
+def _remove_computer_objects(
+    spec: Any,
+    session: Any,
+    names: list[str],
+    removed: list[str],
+    left: list[dict[str, Any]],
+    out: Any,
+) -> None:
+    """Remove the recorded computer objects from the existing domain, from inside the
+    first node that answers (the ActiveDirectory module, as the join account).
+    Remove-ADObject -Recursive: a computer object may hold objects of its own, which
+    Remove-ADComputer refuses ("only on a leaf object")."""
+    from hvlab.creds import CredentialBook
+    from hvlab.guest import Guest
+    from hvlab.lab import credential, lab_secrets
+    from hvlab.steps.adobjects import lookup
+
+    domain = spec.domain.fqdn
+    account = CredentialBook(spec, lab_secrets(spec, session), credential).domain_admin
+    tried: list[str] = []
+    runner: Guest | None = None
+    first_found: Any = None
+    for node in spec.nodes:
+        guest = Guest(session.host, node.name, account)
+        try:
+            first_found = lookup(guest.run, names[0], domain, account)
+        except HostError as err:
+            tried.append(f"{node.name}: {err.message[:160]}")
+            continue
+        runner = guest
+        break
+    if runner is None:
+        why = "no node of the lab answers to remove them (" + "; ".join(tried) + ")"
+        for name in names:
+            left.append({"computer": name, "domain": domain, "why": why})
+        say(
+            out,
+            f"  left computer objects {', '.join(names)} in {domain}: {why}; remove them with "
+            "Remove-ADComputer as an account that may (R-125)",
+        )
+        return
+    for name in names:
+        try:
+            found = first_found if name == names[0] else lookup(runner.run, name, domain, account)
+            if found is None:
+                say(out, f"  computer object {name} is no longer in {domain}")
+                continue
+            runner.run(
+                "Remove-ADObject",
+                Identity=text(val(found, "DistinguishedName")),
+                Recursive=True,
+                Confirm=False,
+                Server=domain,
+                Credential=account,
+            )
+        except HostError as err:
+            left.append({"computer": name, "domain": domain, "why": err.message[:300]})
+            say(out, f"  left computer object {name} in {domain}: {err.message}")
+            continue
+        removed.append(f"computer object {name} in {domain}")
+        say(out, f"  removed computer object {name} in {domain}")
 
 
 def _by_name(spec: Any) -> list[tuple[str, str]]:

@@ -36,7 +36,7 @@ def serve(
     """
     from hvsim import persist, server
     from hvsim.faults import Faults
-    from hvsim.model.world import HostProfile, World, parse_volumes
+    from hvsim.model.world import HostProfile, World, parse_domains, parse_volumes
 
     user = user or os.environ.get("HVSIM_USER") or DEFAULT_USER
     password_given = bool(password)
@@ -91,8 +91,11 @@ def serve(
                     file=sys.stderr,
                 )
         else:
-            volumes = os.environ.get("HVSIM_VOLUMES")
-            profile = HostProfile(volumes=parse_volumes(volumes)) if volumes else None
+            profile = HostProfile()
+            if os.environ.get("HVSIM_VOLUMES"):
+                profile.volumes = parse_volumes(os.environ["HVSIM_VOLUMES"])
+            if os.environ.get("HVSIM_DOMAINS"):
+                profile.domains = parse_domains(os.environ["HVSIM_DOMAINS"])
             world = World.create(profile=profile, timescale=scale, faults=fault_spec or None)
     except (ValueError, persist.StateFileError) as exc:
         _exit(f"cannot start the simulated host: {exc}")

@@ -261,6 +261,7 @@ class Faults:
             if self._due(f, n):
                 f.fired += 1
                 self.log.append(f"transient {call.name} call {n}")
+                _log_in_guest(ctx, call.name)
                 raise PSError(
                     "The operation could not be completed because of a temporary failure: "
                     "The RPC server is unavailable. (0x800706BA)",
@@ -325,6 +326,23 @@ class Faults:
             state = " (cleared)" if f.cleared else ""
             out.append(f"{f.kind}:{opts}{state}")
         return out
+
+
+def _log_in_guest(ctx: Any, cmdlet: str) -> None:
+    """An injected failure inside a guest leaves an Application error whose source says
+    it is hvsim's own, so a diagnostics bundle shows it and nobody takes it for Windows'."""
+    machine = getattr(ctx, "machine", None)
+    if machine is None or machine is getattr(getattr(ctx, "world", None), "host", None):
+        return
+    event = getattr(machine, "event", None)
+    if callable(event):
+        event(
+            "Application",
+            "hvsim",
+            1,
+            "Error",
+            f"hvsim injected a transient failure of {cmdlet} (HVSIM_FAULTS).",
+        )
 
 
 def parse(spec: str, seed: int = 0, vms: Iterable[str] | None = None) -> Faults:

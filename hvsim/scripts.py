@@ -117,6 +117,12 @@ def _write_file_chunk(ctx: Context, args: dict[str, Any]) -> Iterable[Any] | Non
     return write_file_chunk(ctx, args["Path"], args["Offset"], args["Data"])
 
 
+def _get_vm_thumbnail(ctx: Context, args: dict[str, Any]) -> Iterable[Any] | None:
+    from hvsim.cmdlets.console import get_vm_thumbnail
+
+    return get_vm_thumbnail(ctx, args["VMId"], args["WidthPixels"], args["HeightPixels"])
+
+
 def _get_s2d_in_vm_settings(ctx: Context, args: dict[str, Any]) -> Iterable[Any] | None:
     from hvsim.cmdlets.storage import get_s2d_in_vm_settings
 
@@ -178,6 +184,13 @@ KNOWN: tuple[KnownScript, ...] = (
         "host",
         (Param("Path", True), Param("Offset", True), Param("Data", True)),
         _write_file_chunk,
+    ),
+    KnownScript(
+        "templates/host/Get-VMThumbnail.ps1",
+        "c7fb1669ded9509eb5b576ac0f7ad88341d027d3d8f0cee766d185f8466c9f8c",
+        "host",
+        (Param("VMId", True), Param("WidthPixels", True), Param("HeightPixels", True)),
+        _get_vm_thumbnail,
     ),
     KnownScript(
         "templates/guest/Set-ClusterNetworkRole.ps1",

@@ -26,9 +26,10 @@ def existing_domain_lab() -> Lab:
     data["domain"] = {
         "mode": "existing",
         "fqdn": "corp.example.com",
-        "dc_address": "10.10.0.250",
+        "dc_address": "192.168.1.5",
         "join_account": "CORP\\joiner",
     }
+    data["switches"][0]["nat"] = True  # the nodes reach the domain's DC through NAT
     data["cluster"]["witness"] = {"type": "file_share", "server": "fs01"}
     return parse_lab(yaml.safe_dump(data))
 

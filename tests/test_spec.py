@@ -796,14 +796,15 @@ def test_existing_domain_lab() -> None:
     data["domain"] = {
         "mode": "existing",
         "fqdn": "corp.example.com",
-        "dc_address": "10.10.0.250",
+        "dc_address": "192.168.1.5",
         "join_account": "CORP\\joiner",
     }
+    data["switches"][0]["nat"] = True  # the nodes reach the domain's DC through NAT
     data["cluster"]["witness"] = {"type": "file_share", "server": "fs01", "share": "witness"}
     lab = parse_lab(yaml.safe_dump(data))
     assert lab.dc is None
     assert lab.domain.netbios == "CORP"
-    assert lab.nodes[0].management_nic.dns == [IPv4Address("10.10.0.250")]
+    assert lab.nodes[0].management_nic.dns == [IPv4Address("192.168.1.5")]
     assert lab.cluster.witness.unc == "\\\\fs01\\witness"
 
 

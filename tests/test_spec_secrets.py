@@ -147,9 +147,10 @@ def test_existing_domain_needs_the_join_password() -> None:
     data["domain"] = {
         "mode": "existing",
         "fqdn": "corp.example.com",
-        "dc_address": "10.10.0.250",
+        "dc_address": "192.168.1.5",
         "join_account": "CORP\\joiner",
     }
+    data["switches"][0]["nat"] = True  # the nodes reach the domain's DC through NAT
     data["cluster"]["witness"] = {"type": "file_share", "server": "fs01"}
     lab = parse_lab(yaml.safe_dump(data))
     with pytest.raises(ConfigError) as info:

@@ -12,6 +12,7 @@ from typing import Any
 from hvlab.engine import StepContext
 from hvlab.errors import HostError, StepError
 from hvlab.facts import CLUSTER_FACTS, kept_guest_facts
+from hvlab.steps import adobjects
 from hvlab.steps.common import (
     SILENT,
     cluster_facts,
@@ -61,9 +62,10 @@ def cluster(ctx: StepContext) -> None:
         _unique_disk_ids(ctx)
         _clean_disks(ctx)
         _validate(ctx)
-        ctx.change(
-            f"New-Cluster {cl.name} {cl.address} on {', '.join(_nodes(ctx))}",
-            lambda: in_guest(
+        what = f"New-Cluster {cl.name} {cl.address} on {', '.join(_nodes(ctx))}"
+
+        def create() -> Any:
+            return in_guest(
                 ctx,
                 node,
                 "New-Cluster",
@@ -71,8 +73,13 @@ def cluster(ctx: StepContext) -> None:
                 Node=_nodes(ctx),
                 StaticAddress=[str(cl.address)],
                 NoStorage=True,
-            ),
-        )
+            )
+
+        if lab.domain.mode == "existing":
+            # The cluster's name object, recorded when New-Cluster creates it.
+            adobjects.create(ctx, node, cl.name, what, create)
+        else:
+            ctx.change(what, create)
 
     def unchanged() -> bool:
         return existing is not None and ctx.run.generation == generation
@@ -274,10 +281,13 @@ def _witness(ctx: StepContext, quorum: Any = None) -> None:
         raise StepError(
             "cluster", f"witness type {witness.type} is not supported by hvlab yet; use file_share"
         )
-    dc = witness.server or lab.dc.name
+    server = witness.server or lab.dc.name
     share = witness.share or f"{lab.cluster.name}-witness"
     folder = f"C:\\Witness\\{share}"
-    unc = f"\\\\{dc}.{lab.domain.fqdn}\\{share}"
+    # A server named by its FQDN (fs01.corp.example.com) is used as written.
+    fqdn = server if "." in server else f"{server}.{lab.domain.fqdn}"
+    unc = f"\\\\{fqdn}\\{share}"
+    dc = server.split(".")[0]
     if lab.dc is None or dc.lower() != lab.dc.name.lower():
         # Not a VM of this lab: PowerShell Direct cannot reach it, the share is the
         # owner's to provide (with full access for the cluster's computer account).

@@ -75,8 +75,10 @@ def lab_folder_is_ours(host: Any, lab: Any) -> bool:
 
 
 # What the lab records creating, one line each in <root>\.hvlab-created: the kind and
-# the path (or name). lab.down removes what is recorded and nothing else.
-RECORD_KINDS = ("folder", "file", "nat")
+# the path (or name). lab.down removes what is recorded and nothing else; adcomputer
+# names a computer object the lab created in an existing domain, adreused one that was
+# there before and that the lab only used (lab.down leaves it and says so, R-125).
+RECORD_KINDS = ("folder", "file", "nat", "adcomputer", "adreused")
 
 
 def record_line(kind: str, what: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 from hvlab.engine import StepContext
 from hvlab.errors import HostError, StepError, WaitTimeout
 from hvlab.facts import GuestFacts
+from hvlab.steps import adobjects
 from hvlab.steps.common import (
     AD_POLL,
     READY_POLL,
@@ -391,18 +392,25 @@ def node_roles(ctx: StepContext, vm: Any) -> None:
     if joined:
         ctx.ok(f"{vm.name} is a member of {lab.domain.fqdn}")
     else:
-        try:
-            ctx.change(
-                f"Add-Computer {vm.name} to {lab.domain.fqdn}",
-                lambda: in_guest(
-                    ctx,
-                    vm.name,
-                    "Add-Computer",
-                    DomainName=lab.domain.fqdn,
-                    Credential=ctx.creds.domain_admin,
-                    Force=True,
-                ),
+
+        def join() -> Any:
+            return in_guest(
+                ctx,
+                vm.name,
+                "Add-Computer",
+                DomainName=lab.domain.fqdn,
+                Credential=ctx.creds.domain_admin,
+                Force=True,
             )
+
+        what = f"Add-Computer {vm.name} to {lab.domain.fqdn}"
+        try:
+            if lab.domain.mode == "existing":
+                # Record the node's computer object when the join creates it.
+                adobjects.ad_tools(ctx, vm.name)
+                adobjects.create(ctx, vm.name, vm.name, what, join)
+            else:
+                ctx.change(what, join)
         except HostError as err:
             # Joined before an interrupted run could restart.
             if "AddComputerToSameDomain" not in (err.error_id or ""):

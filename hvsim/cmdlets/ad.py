@@ -1,5 +1,11 @@
 """AD DS deployment and the ActiveDirectory module: Install-ADDSForest (R-40),
-Get-ADDomainController, Get-ADDomain, Get-ADComputer, Remove-ADComputer (R-43)."""
+Get-ADDomainController, Get-ADDomain, Get-ADComputer, Remove-ADComputer (R-43),
+Remove-ADObject (R-125).
+
+The module talks to the machine's own domain, or with -Server to a named domain or
+DC, as the session's user or the -Credential given; a machine that is no member and
+names no server has no default server to ask.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,8 @@ from typing import Any
 from hvsim.cmdlets._hvcommon import command_not_found
 from hvsim.errors import PSError, not_modelled
 from hvsim.model.ad import Domain, ad_ready, find_domain, server_down_error
-from hvsim.model.guest import GuestOS
-from hvsim.objects import PSObj, SecureString
+from hvsim.model.guest import GuestOS, pw_hash
+from hvsim.objects import Credential, PSObj, SecureString
 from hvsim.registry import Call, Context, cmdlet
 
 NTDS_PARAMETERS = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\NTDS\\Parameters"
@@ -153,16 +159,74 @@ def _deployment_result(message: str, context: str, status: str, *, reboot: bool)
     )
 
 
-def _ad_module(ctx: Context, name: str) -> tuple[GuestOS, Domain]:
+def _ad_module(ctx: Context, name: str, call: Call | None = None) -> tuple[GuestOS, Domain]:
     """The AD module exists where RSAT-AD-PowerShell is installed, and talks to the
-    machine's domain through ADWS (R-40)."""
+    machine's domain (or the one -Server names) through ADWS (R-40), as the session's
+    user or -Credential."""
     guest = ctx.machine
     if not isinstance(guest, GuestOS) or guest.features.get("RSAT-AD-PowerShell") != "Installed":
         raise command_not_found(name)
-    dom = find_domain(ctx.world, guest.domain) if guest.domain else None
-    if dom is None or not ad_ready(ctx.world, dom):
+    server = call.get("Server") if call is not None else None
+    cred = call.get("Credential") if call is not None else None
+    if server:
+        dom = _domain_of_server(ctx, str(server))
+        if dom is None:
+            raise server_down_error(name)
+    else:
+        if not guest.domain:
+            raise _no_default_server(name)
+        dom = find_domain(ctx.world, guest.domain)
+        if dom is None:
+            raise server_down_error(name)
+    if not ad_ready(ctx.world, dom, guest):
+        raise server_down_error(name)
+    if isinstance(cred, Credential):
+        if not _valid_account(dom, cred):
+            raise PSError(
+                "The server has rejected the client credentials.",
+                fqid=f"The server has rejected the client credentials.,{_cls(name)}",
+                category="SecurityError",
+                exception="System.Security.Authentication.AuthenticationException",
+            )
+    elif guest.domain is None or guest.domain.lower() != dom.fqdn.lower():
+        # A local account cannot authenticate to another domain's ADWS.
         raise server_down_error(name)
     return guest, dom
+
+
+def _cls(name: str) -> str:
+    return f"Microsoft.ActiveDirectory.Management.Commands.{name.replace('-', '')}"
+
+
+def _no_default_server(name: str) -> PSError:
+    """What the AD module says on a machine that is in no domain and names no server."""
+    return PSError(
+        "Unable to find a default server with Active Directory Web Services running.",
+        fqid=f"ActiveDirectoryServer:1355,{_cls(name)}",
+        category="ResourceUnavailable",
+        exception=ADM + "ADServerDownException",
+    )
+
+
+def _domain_of_server(ctx: Context, server: str) -> Domain | None:
+    """-Server: the domain's DNS name, its DC's name (short or FQDN) or address."""
+    from hvsim.model.ad import dc_address
+
+    want = server.strip().lower()
+    for dom in ctx.world.domains.values():
+        names = {dom.fqdn.lower(), dom.dc.lower(), f"{dom.dc}.{dom.fqdn}".lower()}
+        if want in names or want == (dc_address(ctx.world, dom) or ""):
+            return dom
+    return None
+
+
+def _valid_account(dom: Domain, cred: Credential) -> bool:
+    prefix, _, account = cred.user.rpartition("\\")
+    if "@" in account and not prefix:
+        account, _, prefix = account.partition("@")
+    if prefix and prefix.lower() not in (dom.fqdn.lower(), dom.netbios.lower()):
+        return False
+    return dom.accounts.get(account.lower()) == pw_hash(cred.password.reveal())
 
 
 def _dc_obj(ctx: Context, dom: Domain) -> PSObj:
@@ -252,9 +316,9 @@ def _not_found(identity: str, dom: Domain, cmdlet_name: str) -> PSError:
     )
 
 
-@cmdlet("Get-ADComputer", params=["Identity", "Filter"])
+@cmdlet("Get-ADComputer", params=["Identity", "Filter", "Server", "Credential"])
 def get_adcomputer(ctx: Context, call: Call) -> Iterable[PSObj]:
-    _, dom = _ad_module(ctx, "Get-ADComputer")
+    _, dom = _ad_module(ctx, "Get-ADComputer", call)
     if call.get("Filter") is not None:
         if str(call.get("Filter")).strip() != "*":
             raise not_modelled("Get-ADComputer -Filter other than *")
@@ -270,9 +334,9 @@ def get_adcomputer(ctx: Context, call: Call) -> Iterable[PSObj]:
     return [_computer_obj(dom, obj)]
 
 
-@cmdlet("Remove-ADComputer", params=["Identity", "Confirm"])
+@cmdlet("Remove-ADComputer", params=["Identity", "Confirm", "Server", "Credential"])
 def remove_adcomputer(ctx: Context, call: Call) -> None:
-    _, dom = _ad_module(ctx, "Remove-ADComputer")
+    _, dom = _ad_module(ctx, "Remove-ADComputer", call)
     identity = str(
         getattr(call.get("Identity"), "get", lambda k: None)("Name") or call.get("Identity")
     )
@@ -283,3 +347,28 @@ def remove_adcomputer(ctx: Context, call: Call) -> None:
         raise not_modelled("removing the domain controller's own computer object")
     dom.computers.pop(obj.name.lower(), None)
     dom.dns.pop(obj.name.lower(), None)
+
+
+@cmdlet("Remove-ADObject", params=["Identity", "Recursive", "Confirm", "Server", "Credential"])
+def remove_adobject(ctx: Context, call: Call) -> None:
+    """Remove-ADObject of a computer object, by distinguished name (the model keeps
+    computer objects only); -Recursive also removes objects under it (Microsoft's
+    Remove-ADComputer page: pipe to Remove-ADObject -Recursive for a computer with
+    leaf objects). The model keeps no objects under computers."""
+    _, dom = _ad_module(ctx, "Remove-ADObject", call)
+    raw = call.get("Identity")
+    identity = str(getattr(raw, "get", lambda k: None)("DistinguishedName") or raw)
+    obj = next(
+        (
+            o
+            for o in dom.computers.values()
+            if dom.distinguished_name(o.name).lower() == identity.lower()
+        ),
+        None,
+    )
+    if obj is None:
+        raise _not_found(identity, dom, "Remove-ADObject")
+    if obj.name.lower() == dom.dc.lower():
+        raise not_modelled("removing the domain controller's own computer object")
+    # The DNS records are the zone's, not the object's: they stay (no scavenging).
+    dom.computers.pop(obj.name.lower(), None)

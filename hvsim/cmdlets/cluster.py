@@ -52,7 +52,7 @@ def new_cluster(ctx: Context, call: Call) -> Iterable[PSObj]:
     names = [str(n) for n in as_list(call.get("Node"))] or [g.name]
     nodes = resolve_nodes(ctx, names, "New-Cluster")
     dom = find_domain(ctx.world, g.domain) if g.domain else None
-    if dom is None or not reachable(ctx.world, dom):
+    if dom is None or not reachable(ctx.world, dom, g):
         raise cluster_error(
             "The domain of this computer could not be contacted.", "New-Cluster", "ConnectionError"
         )

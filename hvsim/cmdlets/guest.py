@@ -145,6 +145,14 @@ def install_windows_feature(ctx: Context, call: Call) -> Iterable[PSObj]:
                 "Alteration_PendingRestart",
             )
         )
+        guest.event(
+            "System",
+            "Microsoft-Windows-ServerManager",
+            1001,
+            "Error",
+            "Installation of " + ", ".join(f.name for f in todo) + " failed: a restart is "
+            "pending from a previous installation.",
+        )
         return [_result(False, "Yes", "Failed", [])]
     if any(f.name == "Hyper-V" for f in todo) and not guest.nested_at_boot:
         # the prerequisite check runs against the guest as it booted.
@@ -172,6 +180,7 @@ def install_windows_feature(ctx: Context, call: Call) -> Iterable[PSObj]:
         else:
             guest.features[f.name] = "Installed"
         details.append(_detail(f, needs))
+    guest.feature_event([f.name for f in todo if guest.features.get(f.name) == "Installed"])
     place_feature_files(guest)
     if restart:
         guest.feature_reboot_pending = True
@@ -559,7 +568,7 @@ def set_dns_client(ctx: Context, call: Call) -> Iterable[PSObj]:
     ],
 )
 def add_computer(ctx: Context, call: Call) -> Iterable[PSObj]:
-    from hvsim.model.ad import find_domain, reachable
+    from hvsim.model.ad import dc_address, find_domain, reachable
 
     guest = _guest(ctx, "Add-Computer")
     domain_name = str(call.get("DomainName"))
@@ -579,10 +588,11 @@ def add_computer(ctx: Context, call: Call) -> Iterable[PSObj]:
         raise not_modelled("Add-Computer with -NewName, -OUPath or -Options")
     dom = find_domain(ctx.world, domain_name)
     dns = guest.first_dns_server()
-    dc = _dc_ip(ctx.world, dom)
-    if dom is None or not reachable(ctx.world, dom) or dns is None or dns != dc:
+    dc = dc_address(ctx.world, dom)
+    if dom is None or not reachable(ctx.world, dom, guest) or dns is None or dns != dc:
         # the DC is found through DNS; text as Add-Computer reports an unknown
         # domain (message (unconfirmed) beyond its first sentence).
+        guest.joined_event(domain_name, ok=False, code=1355)
         raise PSError(
             f"Computer '{guest.name}' failed to join domain '{domain_name}' from its current "
             f"workgroup '{guest.workgroup}' with following error message: The specified domain "
@@ -593,6 +603,7 @@ def add_computer(ctx: Context, call: Call) -> Iterable[PSObj]:
             target=guest.name,
         )
     if not isinstance(cred, Credential) or not _domain_admin(dom, cred):
+        guest.joined_event(domain_name, ok=False, code=1326)  # ERROR_LOGON_FAILURE
         raise PSError(
             f"Computer '{guest.name}' failed to join domain '{domain_name}' from its current "
             f"workgroup '{guest.workgroup}' with following error message: The user name or "
@@ -608,6 +619,7 @@ def add_computer(ctx: Context, call: Call) -> Iterable[PSObj]:
     # The join registers the computer's addresses in the domain's zone.
     dom.register(guest.name, guest.dns_addresses())
     guest.pending_join = dom.fqdn
+    guest.joined_event(dom.fqdn, ok=True)
     if call.switch("Restart"):
         guest.request_restart()
     else:
@@ -620,15 +632,6 @@ def add_computer(ctx: Context, call: Call) -> Iterable[PSObj]:
             )
         ]
     return []
-
-
-def _dc_ip(world: Any, dom: Any) -> str | None:
-    from hvsim.model.ad import dc_guest
-
-    if dom is None:
-        return None
-    dc = dc_guest(world, dom)
-    return dc.primary_ip() if dc is not None else None
 
 
 def _domain_admin(dom: Any, cred: Credential) -> bool:

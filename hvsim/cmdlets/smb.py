@@ -30,11 +30,18 @@ class Share:
     encrypt_data: bool = False
 
     def grants(self, account: str) -> bool:
-        """Share permission and NTFS permission both allow full control (R-58)."""
-        a = account.lower()
-        return a in (x.lower() for x in self.full_access) and a in (
-            x.lower() for x in self.path_acl
-        )
+        """Share permission and NTFS permission both allow full control (R-58). A
+        computer account (NAME$) is a member of its domain's Domain Computers, the
+        primary group Windows gives every computer account (RID 515)."""
+        names = {account.lower()}
+        prefix, _, name = account.rpartition("\\")
+        if prefix and name.endswith("$"):
+            names.add(f"{prefix}\\domain computers".lower())
+
+        def allowed(acl: list[str]) -> bool:
+            return any(x.lower() in names for x in acl)
+
+        return allowed(self.full_access) and allowed(self.path_acl)
 
 
 def _guest(ctx: Context, name: str) -> GuestOS:
@@ -202,4 +209,11 @@ def find_share(world: Any, unc: str) -> tuple[Any, Share] | None:
             s = m.shares.get(parts[1].lower())
             if s is not None:
                 return m, s
+    for dom in world.domains.values():
+        # A file server of a domain outside the lab, by its name or FQDN (R-125).
+        fs = dom.file_servers.get(server) if dom.online else None
+        if fs is not None and parts[0].lower() in (server, f"{server}.{dom.fqdn}".lower()):
+            s = fs.shares.get(parts[1].lower())
+            if s is not None:
+                return fs, s
     return None

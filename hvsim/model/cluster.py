@@ -229,13 +229,20 @@ class Cluster:
         self.core_failed_until = max(
             self.core_failed_until, now + timing.seconds("cluster.core_recover")
         )
+        guest = self.node_guest(world, node)
         for r in self.resources:
             if r.group == "Cluster Group":
                 # Event 1069 of FailoverClustering: a resource in a role failed.
-                self.events.append(
-                    f"1069: Cluster resource '{r.name}' of type '{r.resource_type}' in "
-                    f"clustered role 'Cluster Group' failed (network on {node} changed)."
+                text = (
+                    f"Cluster resource '{r.name}' of type '{r.resource_type}' in "
+                    f"clustered role 'Cluster Group' failed."
                 )
+                self.events.append(f"1069: {text[:-1]} (network on {node} changed).")
+                # The node whose network changed logs it in its System log.
+                if guest is not None:
+                    guest.event(
+                        "System", "Microsoft-Windows-FailoverClustering", 1069, "Error", text
+                    )
 
     @property
     def auto_replace(self) -> bool:

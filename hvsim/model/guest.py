@@ -27,6 +27,7 @@ from typing import Any
 from hvsim import timing
 from hvsim.errors import PSError
 from hvsim.model import unattend
+from hvsim.model.eventlog import setup_log
 from hvsim.model.fs import FileSystem, FsError
 from hvsim.model.machine import Machine, OSInfo
 from hvsim.model.net import IPAddr
@@ -373,12 +374,15 @@ class GuestOS(Machine):
         """The VM went Off: a power cut (`hard`: Stop-VM -TurnOff, Remove-VM, the host
         going down) or a shutdown through the guest (Stop-VM without -TurnOff)."""
         self._advance()
+        if hard:
+            self._note_power_cut()
         self._going_down(hard=hard)
         self.timeline = [Stage(self._now(), OFF, done=True)]
 
     def on_restart(self, now: float) -> None:
         """Restart-VM: a hard reset from the host, no grace period and no shutdown (R-37)."""
         self._advance()
+        self._note_power_cut()
         self._going_down(hard=True)
         self.on_power_on(now)
 
@@ -387,6 +391,15 @@ class GuestOS(Machine):
         -NoRebootOnCompletion): the OS answers a little longer, then goes down (R-37)."""
         self._advance()
         self.restart_requests += 1
+        # USER32 1074: a process asked for the restart (KB 196452's family of events).
+        self.event(
+            "System",
+            "USER32",
+            1074,
+            "Information",
+            f"The process C:\\Windows\\system32\\wsmprovhost.exe ({self.name}) has initiated "
+            f"the restart of computer {self.name} on behalf of a PowerShell Direct session.",
+        )
         grace = timing.seconds("vm.restart_grace")
         self._schedule([(RESTARTING, grace, None), (OFF, 0, "restart_now")])
 
@@ -420,6 +433,10 @@ class GuestOS(Machine):
         pending servicing finish on the next boot; a hard reset does neither (R-37)."""
         if hard:
             self._interrupt_servicing()
+        else:
+            self.event(
+                "System", "EventLog", 6006, "Information", "The Event log service was stopped."
+            )
         self.registry_unflushed = []
         self.epoch += 1
         from hvsim.model.cluster import cluster_of
@@ -500,16 +517,70 @@ class GuestOS(Machine):
 
     def _do_power_on(self, t: float) -> None:
         self.os.last_boot_time = t
+        # KB 196452: 6008 for a previous shutdown that was not clean, then 6005 and 6009
+        # as the Event Log service starts.
+        cut = getattr(self, "unclean_shutdown", None)
+        if cut is not None:
+            self.unclean_shutdown = None
+            when = _clock_text(cut)
+            self.event(
+                "System",
+                "EventLog",
+                6008,
+                "Error",
+                f"The previous system shutdown at {when[1]} on {when[0]} was unexpected.",
+                t,
+            )
+        self.event(
+            "System", "EventLog", 6005, "Information", "The Event log service was started.", t
+        )
+        self.event(
+            "System",
+            "EventLog",
+            6009,
+            "Information",
+            f"Microsoft (R) Windows (R) {self.os.version}. Multiprocessor Free.",
+            t,
+        )
+        if self.setup == "pending":
+            setup_log(
+                self,
+                t,
+                "Info",
+                "windeploy.exe",
+                "Windows Deployment: first boot of a generalized image",
+            )
+
+    def event(
+        self,
+        log: str,
+        source: str,
+        event_id: int,
+        entry_type: str,
+        message: str,
+        t: float | None = None,
+    ) -> None:
+        """An entry in one of this guest's event logs (hvsim.model.eventlog)."""
+        self.events.write(
+            log, source, event_id, entry_type, message, self._now() if t is None else t
+        )
+
+    def _note_power_cut(self) -> None:
+        """A power cut while Windows ran: the next boot logs EventLog 6008."""
+        if self.timeline and self.phase() not in (OFF, FIRMWARE):
+            self.unclean_shutdown = self._now()
 
     def _do_going_down(self, t: float) -> None:
         self._going_down()
 
     def _do_specialize(self, t: float) -> None:
         """Read and apply Windows\\Panther\\unattend.xml (R-23, R-22, R-24, R-27, R-28, R-31)."""
+        setup_log(self, t, "Info", "windeploy.exe", "Starting the specialize configuration pass")
         try:
             text = self.fs.read(PANTHER)
         except FsError:
             self.setup_notes.append("no answer file in Windows\\Panther: setup waits at OOBE")
+            setup_log(self, t, "Warning", "setup.exe", f"No answer file at {PANTHER}")
             self._answers = unattend.Answers()
             return
         if isinstance(text, bytes):
@@ -520,9 +591,19 @@ class GuestOS(Machine):
             # R-33: setup stops; the guest never becomes ready.
             self.setup = "failed"
             self.setup_notes.append(f"Windows could not parse the answer file: {exc}")
+            setup_log(
+                self,
+                t,
+                "Error",
+                "setup.exe",
+                f"Windows could not parse or process the unattend answer file [{PANTHER}] for "
+                f"pass [specialize]: {exc}",
+            )
             self.timeline = [s for s in self.timeline if s.start <= t]
             return
         self.setup_notes.extend(answers.notes)
+        for note in answers.notes:
+            setup_log(self, t, "Warning", "Shell Unattend", note)
         # Keep only a digest of the password from here on (a saved world holds no secret).
         if answers.admin_password is not None:
             self._admin_hash = pw_hash(answers.admin_password)
@@ -533,6 +614,8 @@ class GuestOS(Machine):
             self.name = name.upper()
         elif name and name != "*":
             self.setup_notes.append(f"ComputerName {name!r} is not valid (R-24); kept {self.name}")
+            setup_log(self, t, "Warning", "Shell Unattend", f"ComputerName {name!r} is not valid")
+        setup_log(self, t, "Info", "Shell Unattend", f"ComputerName is {self.name}")
         tz = answers.time_zone
         if tz:
             if tz.removesuffix("_dstoff") in unattend.KNOWN_TIME_ZONES:
@@ -540,6 +623,10 @@ class GuestOS(Machine):
             else:
                 self.setup_notes.append(f"TimeZone {tz!r} is unknown (R-31); kept the default")
         self._apply_addresses(answers)
+        for ad in self.net.adapters:
+            if not ad.dhcp:
+                addresses = ", ".join(f"{ip.address}/{ip.prefix_length}" for ip in ad.ips)
+                setup_log(self, t, "Info", "TCPIP", f"{ad.name} ({ad.mac}): static {addresses}")
         if answers.join is not None:
             self._online_join(answers.join, t)
             answers.join = None  # the model keeps no password in clear
@@ -548,55 +635,130 @@ class GuestOS(Machine):
         """R-29: join during specialize if the DC answers through the DNS set by R-28 and
         the account is valid; otherwise the machine stays in the workgroup (R-29 says
         this is silent, (unconfirmed))."""
-        from hvsim.model.ad import dc_guest, find_domain, reachable
+        from hvsim.model.ad import dc_address, find_domain, reachable
 
         dom = find_domain(self.world, req.domain)
-        dc = dc_guest(self.world, dom) if dom is not None else None
+        dc_ip = dc_address(self.world, dom)
         ok = (
             dom is not None
-            and reachable(self.world, dom)
-            and dc is not None
-            and self.first_dns_server() == dc.primary_ip()
+            and reachable(self.world, dom, self)
+            and dc_ip is not None
+            and self.first_dns_server() == dc_ip
             and req.account_domain.lower() in (dom.fqdn.lower(), dom.netbios.lower())
             and dom.accounts.get(req.username.lower()) == pw_hash(req.password)
         )
         if not ok or dom is None:
             self.setup_notes.append(f"the online join to {req.domain} failed; still in a workgroup")
+            setup_log(self, t, "Error", "DJOIN.EXE", f"UnattendedJoin: joining {req.domain} failed")
+            self.joined_event(req.domain, ok=False, t=t)
             return
         dom.computer(self.name) or dom.add_computer(self.name, t)
         dom.register(self.name, self.dns_addresses())
         self.domain = dom.fqdn
+        setup_log(self, t, "Info", "DJOIN.EXE", f"UnattendedJoin: joined {dom.fqdn}")
+        self.joined_event(dom.fqdn, ok=True, t=t)
+
+    def joined_event(
+        self, domain: str, *, ok: bool, t: float | None = None, code: int = 1355
+    ) -> None:
+        """NetJoin in the System log: 4097 when a join failed (with the Win32 code;
+        1355 is ERROR_NO_SUCH_DOMAIN); the success entry is modelled."""
+        if ok:
+            self.event(
+                "System",
+                "NetJoin",
+                4096,
+                "Information",
+                f"The machine {self.name} joined the domain {domain}.",
+                t,
+            )
+        else:
+            self.event(
+                "System",
+                "NetJoin",
+                4097,
+                "Error",
+                f"The machine {self.name} attempted to join the domain {domain} but failed. "
+                f"The error code was {code}.",
+                t,
+            )
 
     def _do_oobe(self, t: float) -> None:
+        setup_log(self, t, "Info", "windeploy.exe", "The specialize configuration pass completed")
+        setup_log(self, t, "Info", "oobe", "Starting the oobeSystem configuration pass")
         if self._admin_hash is None:
             # R-33: a Server image waits at the console for a password.
             self.setup = "no_password"
             self.setup_notes.append("no AdministratorPassword in oobeSystem: waiting at OOBE")
+            setup_log(
+                self,
+                t,
+                "Warning",
+                "oobe",
+                "No AdministratorPassword in oobeSystem: waiting for a password at the console",
+            )
             self.timeline = [s for s in self.timeline if s.start <= t]
             return
         self.local_accounts["administrator"] = self._admin_hash
         self.setup = "done"
+        self.setup_finishing = True
         self._answers = unattend.Answers()
 
     def _do_ready(self, t: float) -> None:
         self.services["WinRM"] = "Running"
         self.services["vmicheartbeat"] = "Running"
+        if getattr(self, "setup_finishing", False):
+            self.setup_finishing = False
+            setup_log(self, t, "Info", "oobe", "The oobeSystem configuration pass completed")
+            setup_log(self, t, "Info", "windeploy.exe", "Windows Setup completed")
         if self.features_to_roll_back:
             # The boot after a hard reset reverts what the install left half done.
             for name in self.features_to_roll_back:
                 self.features[name] = "Available"
+            self.event(
+                "System",
+                "Microsoft-Windows-ServerManager",
+                1001,
+                "Error",
+                "The installation of "
+                + ", ".join(self.features_to_roll_back)
+                + " was interrupted by a restart that was not clean and has been rolled back.",
+                t,
+            )
             self.features_to_roll_back = []
         if self.pending_join:
             self.domain = self.pending_join
             self.pending_join = None
         if self.pending_promotion:
             self._complete_promotion(t)
+            if self.ad_damaged:
+                # A promotion finished by a hard reset (R-37): the directory does not start.
+                self.event(
+                    "System",
+                    "Service Control Manager",
+                    7023,
+                    "Error",
+                    "The Active Directory Domain Services service terminated with the "
+                    "following error: The directory service is unavailable.",
+                    t,
+                )
+            else:
+                self.event(
+                    "System",
+                    "Microsoft-Windows-ActiveDirectory_DomainService",
+                    1000,
+                    "Information",
+                    f"Active Directory Domain Services startup complete: {self.domain}.",
+                    t,
+                )
         if self.pending_features:
             for name in self.pending_features:
                 self.features[name] = "Installed"
+            self.feature_event(self.pending_features, t)
             self.pending_features = []
         if self.pending_hyperv:
             self._complete_hyperv()
+            self.feature_event(["Hyper-V"], t)
         self.feature_reboot_pending = False
         from hvsim.model.features import place_feature_files
 
@@ -615,6 +777,19 @@ class GuestOS(Machine):
             if dom is not None and t >= dom.ready_at:
                 self.services["ADWS"] = "Running"
 
+    def feature_event(self, names: list[str], t: float | None = None) -> None:
+        """Role installs in the System log (modelled: Windows records servicing in the
+        Setup channel, which Get-EventLog does not read)."""
+        if names:
+            self.event(
+                "System",
+                "Microsoft-Windows-ServerManager",
+                1000,
+                "Information",
+                "Installed: " + ", ".join(names) + ".",
+                t,
+            )
+
     def _do_hyperv_first_boot(self, t: float) -> None:
         """The first of the two Hyper-V boots (R-46): the machine already boots joined
         and with its other features; the hypervisor comes with the second boot."""
@@ -624,6 +799,7 @@ class GuestOS(Machine):
             self.pending_join = None
         for name in self.pending_features:
             self.features[name] = "Installed"
+        self.feature_event(self.pending_features, t)
         self.pending_features = []
 
     def _do_ad_ready(self, t: float) -> None:
@@ -737,7 +913,7 @@ class GuestOS(Machine):
         from hvsim.model.ad import find_domain, reachable
 
         dom = find_domain(self.world, self.domain) if self.domain else None
-        if dom is not None and (self.is_dc or reachable(self.world, dom)):
+        if dom is not None and (self.is_dc or reachable(self.world, dom, self)):
             dom.register(self.name, self.dns_addresses())
 
     def primary_ip(self) -> str | None:
@@ -808,7 +984,7 @@ class GuestOS(Machine):
         if dom is None or self.domain is None or dom.fqdn.lower() != self.domain.lower():
             return None  # a domain account on a non-member (R-38)
         key = f"{dom.netbios.lower()}\\{account_l}"
-        if not self.is_dc and not reachable(self.world, dom):
+        if not self.is_dc and not reachable(self.world, dom, self):
             # Cached domain logon: a member that saw this account log on before lets it
             # in while no DC answers (Windows' cached credentials).
             if self.cached_logons.get(key) != pw_hash(password):
@@ -857,6 +1033,14 @@ def _random_name(world: Any) -> str:
     """What an unnamed Windows calls itself: WIN- plus 11 characters (R-24)."""
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
     return "WIN-" + "".join(world.rng.choice(alphabet) for _ in range(11))
+
+
+def _clock_text(t: float) -> tuple[str, str]:
+    """(date, time) of a modelled instant as en-US Windows writes them in messages."""
+    from hvsim.model.machine import at
+
+    when = at(t)
+    return f"{when.month}/{when.day}/{when.year}", when.strftime("%I:%M:%S %p").lstrip("0")
 
 
 def _apipa(mac: str) -> IPAddr:

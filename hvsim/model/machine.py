@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from hvsim.model.eventlog import EventLogs
 from hvsim.model.fs import FileSystem
 from hvsim.model.net import NetStack
 
@@ -78,6 +79,8 @@ class Machine:
     # Bytes of memory the OS itself keeps (kernel, services): FreePhysicalMemory
     # is total minus this minus what VMs hold.
     os_reserve_bytes: int = 4 * 1024**3
+    # The classic event logs (System, Application, ...): hvsim.model.eventlog.
+    events: EventLogs = dataclasses.field(default_factory=EventLogs)
 
     # -- identity -------------------------------------------------------------
 

@@ -128,6 +128,103 @@ def parse_volumes(text: str) -> list[VolumeSpec]:
     return volumes
 
 
+# The embedded host's outside domain takes its join account with this password unless
+# HVSIM_DOMAINS names another (password_env=VAR). Public by design: it protects a
+# simulated domain and nothing else, as hvlab's demo passwords do.
+DEMO_JOIN_PASSWORD = "Corp-Join-Demo-2026!"
+
+
+@dataclasses.dataclass
+class OutsideDomainSpec:
+    """An Active Directory domain outside the lab that the host's network reaches
+    (R-125): its DC at `dc_address` on the host's LAN, an account that may join
+    computers and create cluster name objects, and a file server with witness shares."""
+
+    fqdn: str = "corp.example.com"
+    # Not CORP: the shipped lab s2d-2node makes a forest CORP, and two domains of one
+    # NetBIOS name cannot share a network.
+    netbios: str = "EXAMPLECORP"
+    dc_name: str = "CORPDC01"
+    dc_address: str = "192.168.1.5"
+    join_account: str = "hvjoin"
+    # Digest of the join account's password (hvsim.model.guest.pw_hash), never the text.
+    join_password_hash: str = ""
+    file_server: str = "fs01"
+    file_server_address: str = "192.168.1.6"
+    shares: tuple[str, ...] = ("witness",)
+
+
+def _default_domains() -> list[OutsideDomainSpec]:
+    from hvsim.model.guest import pw_hash
+
+    return [OutsideDomainSpec(join_password_hash=pw_hash(DEMO_JOIN_PASSWORD))]
+
+
+def parse_domains(text: str, env: Any = None) -> list[OutsideDomainSpec]:
+    """`corp.example.com[:key=value,...]` entries separated by `;` for HVSIM_DOMAINS and
+    `sim.serve --domains`. Keys: netbios, dc (address), dc_name, join (account),
+    password_env (the environment variable holding the join password; default the
+    demo password), fs (file server name), fs_address, shares (names joined by +)."""
+    import ipaddress
+    import os
+    import re
+
+    from hvsim.model.guest import pw_hash
+
+    env = os.environ if env is None else env
+    keys = {"netbios", "dc", "dc_name", "join", "password_env", "fs", "fs_address", "shares"}
+    name_re = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,14}")
+    out: list[OutsideDomainSpec] = []
+    for entry in filter(None, (part.strip() for part in text.split(";"))):
+        fqdn, _, rest = entry.partition(":")
+        fqdn = fqdn.strip().lower()
+        if not re.fullmatch(r"([a-z0-9][a-z0-9-]{0,62}\.)+[a-z]{2,63}", fqdn):
+            raise ValueError(f"domain {entry!r}: {fqdn!r} is not a DNS domain name")
+        opts: dict[str, str] = {}
+        for item in filter(None, (x.strip() for x in rest.split(","))):
+            key, eq, value = item.partition("=")
+            if not eq or key.strip() not in keys or not value.strip():
+                raise ValueError(
+                    f"domain {entry!r}: write key=value with keys {', '.join(sorted(keys))}"
+                )
+            opts[key.strip()] = value.strip()
+        spec = OutsideDomainSpec(fqdn=fqdn, netbios=fqdn.split(".")[0].upper()[:15])
+        for key, field in (
+            ("netbios", "netbios"),
+            ("dc_name", "dc_name"),
+            ("join", "join_account"),
+            ("fs", "file_server"),
+        ):
+            if key in opts:
+                if not name_re.fullmatch(opts[key]):
+                    raise ValueError(f"domain {entry!r}: {key}={opts[key]!r} is not a valid name")
+                setattr(spec, field, opts[key])
+        for key, field in (("dc", "dc_address"), ("fs_address", "file_server_address")):
+            if key in opts:
+                try:
+                    setattr(spec, field, str(ipaddress.IPv4Address(opts[key])))
+                except ValueError:
+                    raise ValueError(
+                        f"domain {entry!r}: {key}={opts[key]!r} is not an IPv4 address"
+                    ) from None
+        if "shares" in opts:
+            shares = tuple(opts["shares"].split("+"))
+            if not all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,79}", x) for x in shares):
+                raise ValueError(f"domain {entry!r}: shares= takes share names joined by +")
+            spec.shares = shares
+        password = DEMO_JOIN_PASSWORD
+        if "password_env" in opts:
+            password = env.get(opts["password_env"], "")
+            if not password:
+                raise ValueError(
+                    f"domain {entry!r}: the environment variable {opts['password_env']} "
+                    "(password_env) is not set"
+                )
+        spec.join_password_hash = pw_hash(password)
+        out.append(spec)
+    return out
+
+
 @dataclasses.dataclass
 class HostProfile:
     """What the L0 host is. Change a field to model another host (AMD, small disk...)."""
@@ -161,6 +258,8 @@ class HostProfile:
     # does not, for the checks that prove it on a live run.
     powershell_direct_from_winrm: bool = True
     powershell_direct_second_hop: bool = True
+    # Active Directory domains outside the lab on the host's network (R-125).
+    domains: list[OutsideDomainSpec] = dataclasses.field(default_factory=_default_domains)
 
 
 class World:
@@ -383,6 +482,19 @@ def _build_host(world: World, host: Machine, profile: HostProfile) -> None:
         image.disk_identifier = str(world.new_uuid()).upper()
         image.disk_guid = "{" + str(world.new_uuid()).upper() + "}"
         host.fs.write(path, image, create_parents=True)
+    from hvsim.model.ad import outside_domain
+
+    for spec in profile.domains:
+        dom = outside_domain(
+            world,
+            fqdn=spec.fqdn,
+            netbios=spec.netbios,
+            dc_name=spec.dc_name,
+            dc_address=spec.dc_address,
+            accounts={spec.join_account: spec.join_password_hash},
+            file_servers=[(spec.file_server, spec.file_server_address, list(spec.shares))],
+        )
+        world.domains[dom.fqdn] = dom
     # The profile's free space is what is free with the images in place.
     c.used_base = 0
     c.used_base = max(0, profile.c_size - profile.c_free - c.used())

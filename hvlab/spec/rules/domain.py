@@ -66,6 +66,10 @@ def check_domain(lab: Lab, p: list[Problem]) -> None:
                     f"{show(d.join_account)} is not DOMAIN\\user or user@domain",
                 )
             )
+        if d.dc_address is not None:
+            problem = _outside_dc_unreachable(lab, d.dc_address)
+            if problem:
+                p.append((("domain", "dc_address"), problem))
     taken = {vm.name.lower() for vm in lab.vms} | {lab.cluster.name.lower()}
     if d.netbios and d.netbios.lower() in taken:
         p.append(
@@ -92,6 +96,31 @@ def check_domain(lab: Lab, p: list[Problem]) -> None:
         for nic in vm.nics[1:]:
             if nic.dns is None:
                 nic.dns = []
+
+
+def _outside_dc_unreachable(lab: Lab, address: IPv4Address) -> str | None:
+    """An existing domain's DC lives outside the lab: the nodes reach it on the
+    subnet of an External switch, or through NAT from the management switch (R-125)."""
+    for sw in lab.switches:
+        if address in sw.subnet:
+            if sw.type == "External":
+                return None
+            return (
+                f"{address} is inside the subnet of {sw.type} switch {sw.name}, which only "
+                "the lab's VMs are on; an existing DC is reached on an External switch or "
+                "through NAT (R-125)"
+            )
+    if not lab.vms or not lab.vms[0].nics:
+        return None
+    mgmt = next((sw for sw in lab.switches if sw.name == lab.vms[0].nics[0].switch), None)
+    if mgmt is None or (mgmt.type == "Internal" and mgmt.nat and mgmt.gateway is not None):
+        return None
+    if mgmt.type == "External":
+        return None  # the physical network routes it
+    return (
+        f"the nodes cannot reach {address}: management switch {mgmt.name} is {mgmt.type} "
+        "without NAT; give it a gateway and nat: true, or use an External switch (R-125)"
+    )
 
 
 def _dns_server(lab: Lab) -> IPv4Address | None:
