@@ -61,7 +61,9 @@ def _vm_spec(spec: Any, name: str | None) -> Any:
     names = [vm.name for vm in spec.vms]
     if not name:
         raise ConfigError(f"--vm is required: one of {', '.join(names)}")
+    # The computer name, or the name the host knows the VM by (vm_prefix first, R-145).
     found = next((vm for vm in spec.vms if vm.name.lower() == str(name).lower()), None)
+    found = found or spec.by_host_name(str(name))
     if found is None:
         raise ConfigError(f"{name} is not a VM of lab {spec.name} ({', '.join(names)})")
     return found
@@ -92,7 +94,7 @@ def run(
     check_cmdlet(cmdlet)
     with on_host("run", config, lab, as_json, state_base, target=target) as (spec, session, _out):
         vm_spec = _vm_spec(spec, vm)
-        _must_be_the_labs(spec, session.host, vm_spec.name)
+        _must_be_the_labs(spec, session.host, vm_spec.host_name)
         book = _book(spec, session)
         records = as_whoever_logs_on(
             session.host, book, vm_spec.name, lambda g: g.run(cmdlet, **(params or {}))
@@ -154,7 +156,7 @@ def connect(
     ):
         vm_spec = _vm_spec(spec, vm)
         host = session.host
-        rec = first(host.run("Get-VM", Name=vm_spec.name, **SILENT))
+        rec = first(host.run("Get-VM", Name=vm_spec.host_name, **SILENT))
         vmhost = first(host.run("Get-VMHost"))
         state = text(val(rec, "State")) if rec is not None else "Missing"
         host_name = text(val(vmhost, "ComputerName")) or "localhost"
@@ -165,11 +167,12 @@ def connect(
     info: dict[str, Any] = {
         "lab": spec.name,
         "vm": vm_spec.name,
+        "host_vm": vm_spec.host_name,
         "host": host_name,
         "state": state,
         "simulated": simulated,
-        "console": f'vmconnect.exe {host_name} "{vm_spec.name}"',
-        "powershell_direct": f"Enter-PSSession -VMName {vm_spec.name} -Credential {user}",
+        "console": f'vmconnect.exe {host_name} "{vm_spec.host_name}"',
+        "powershell_direct": f"Enter-PSSession -VMName {vm_spec.host_name} -Credential {user}",
         "address": address,
         "network": (
             f"Enter-PSSession -ComputerName {address} -Credential {user}" if address else None
@@ -196,7 +199,10 @@ def _password_variable(spec: Any) -> str:
 
 
 def _print_connect(out: IO[str], info: dict[str, Any], switch: str | None) -> None:
-    say(out, f"VM {info['vm']} of lab {info['lab']} on host {info['host']}: {info['state']}")
+    named = info["vm"]
+    if info["host_vm"] != info["vm"]:
+        named += f" (on the host: {info['host_vm']})"
+    say(out, f"VM {named} of lab {info['lab']} on host {info['host']}: {info['state']}")
     if info["simulated"]:
         say(
             out,

@@ -179,7 +179,7 @@ class Lab:
             state_base=self.home,
             writes=True,
             verb="api",
-            vms=[vm.name for vm in self.spec.vms] + [h.name for h in self.spec.ha_vms],
+            vms=self.spec.fault_names,
             lab_lock=self.name,
         ) as session:
             self._session = session

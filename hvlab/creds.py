@@ -33,9 +33,16 @@ class CredentialBook:
         else:
             self.domain_admin = make(lab.domain.join_account, secrets.domain)
         names = {vm.name for vm in lab.vms}
+        self._prefix = lab.vm_prefix
         self._domain: set[str] = {vm for vm in domain if vm in names}
         self._lock = threading.Lock()
         self._on_change = on_change
+
+    def on_host(self, vm: str) -> str:
+        """The name PowerShell Direct's -VMName takes for the guest `vm`: its name on
+        the host (the lab's vm_prefix first, R-145), whatever case the name came in
+        (cluster cmdlets write node names in capitals)."""
+        return self._prefix + vm
 
     def current(self, vm: str) -> Any:
         with self._lock:

@@ -79,7 +79,7 @@ def collect(
     records: dict[str, Any] = {}
     try:
         for vm in spec.vms:
-            found = host.run("Get-VM", Name=vm.name, **SILENT)
+            found = host.run("Get-VM", Name=vm.host_name, **SILENT)
             records[vm.name] = first(found)
             bundle["vms"].append({"name": vm.name, "records": [_plain(r) for r in found]})
         bundle["host_facts"] = [_plain(r) for r in host.run("Get-VMHost")]

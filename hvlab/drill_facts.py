@@ -61,7 +61,7 @@ class LabView:
         self.nodes = [n.name for n in spec.nodes]
 
     def guest(self, vm: str) -> Guest:
-        return Guest(self.host, vm, self.creds.domain_admin)
+        return Guest(self.host, vm, self.creds.domain_admin, self.spec.on_host(vm))
 
     def run(self, vm: str, cmdlet: str, **params: Any) -> list[Any]:
         return self.guest(vm).run(cmdlet, **params)
@@ -69,8 +69,15 @@ class LabView:
     # -- which node to ask ----------------------------------------------------------
 
     def vm_states(self) -> dict[str, str]:
-        found = self.host.run("Get-VM", Name=self.nodes, **SILENT)
-        return {text(val(v, "Name")).lower(): text(val(v, "State")) for v in found}
+        """The nodes' VM states by lower-case computer name (the host knows them by
+        their host names, R-145)."""
+        found = self.host.run("Get-VM", Name=[self.spec.on_host(n) for n in self.nodes], **SILENT)
+        out: dict[str, str] = {}
+        for v in found:
+            vm = self.spec.by_host_name(text(val(v, "Name")))
+            if vm is not None:
+                out[vm.name.lower()] = text(val(v, "State"))
+        return out
 
     def control(self, avoid: str | None = None) -> str:
         """A running node other than `avoid` whose cluster service answers."""
@@ -135,22 +142,24 @@ class LabView:
         out: list[str] = []
         states = {text(val(v, "Name")).lower(): text(val(v, "State")) for v in self._lab_vms()}
         for vm in self.spec.vms:
-            state = states.get(vm.name.lower(), "Missing")
+            state = states.get(vm.host_name.lower(), "Missing")
             if state != "Running":
-                out.append(f"VM {vm.name} is {state}")
+                out.append(f"VM {vm.host_name} is {state}")
         if out:
             return out
         for vm in self.spec.nodes:
-            for adapter in self.host.run("Get-VMNetworkAdapter", VMName=vm.name):
+            for adapter in self.host.run("Get-VMNetworkAdapter", VMName=vm.host_name):
                 if not text(val(adapter, "SwitchName")):
-                    out.append(f"adapter {text(val(adapter, 'Name'))} of {vm.name} is disconnected")
+                    out.append(
+                        f"adapter {text(val(adapter, 'Name'))} of {vm.host_name} is disconnected"
+                    )
             attached = {
                 text(val(d, "Path")).lower()
-                for d in self.host.run("Get-VMHardDiskDrive", VMName=vm.name)
+                for d in self.host.run("Get-VMHardDiskDrive", VMName=vm.host_name)
             }
             for path in self.spec.data_disk_paths(vm):
                 if path.lower() not in attached:
-                    out.append(f"{path} is not attached to {vm.name}")
+                    out.append(f"{path} is not attached to {vm.host_name}")
         try:
             via = self.control()
         except HostError as err:
@@ -184,4 +193,4 @@ class LabView:
         return out
 
     def _lab_vms(self) -> list[Any]:
-        return self.host.run("Get-VM", Name=[vm.name for vm in self.spec.vms], **SILENT)
+        return self.host.run("Get-VM", Name=[vm.host_name for vm in self.spec.vms], **SILENT)

@@ -184,9 +184,10 @@ def _power_off_owner(ctx: StepContext) -> None:
     st = _state(ctx)
     owner = st.facts["owner"]
     vm = next(v.name for v in ctx.lab.nodes if v.name.lower() == owner.lower())
+    on_host = ctx.lab.on_host(vm)
     ctx.change(
-        f"Stop-VM {vm} -TurnOff (a power cut)",
-        lambda: ctx.host.run("Stop-VM", Name=vm, TurnOff=True, Force=True),
+        f"Stop-VM {on_host} -TurnOff (a power cut)",
+        lambda: ctx.host.run("Stop-VM", Name=on_host, TurnOff=True, Force=True),
     )
     st.facts["t_off"] = st.mark(ctx, f"{vm} powered off")
 
@@ -382,6 +383,7 @@ def _stage_updates(ctx: StepContext) -> None:
     the hotfix plug-in needs around them (R-111, R-112)."""
     lab, st = ctx.lab, _state(ctx)
     dc = lab.dc.name
+    dc_on_host = lab.dc.host_name
     files = [
         f
         for f in ctx.host.run("Get-ChildItem", Path=lab.updates, File=True, **SILENT)
@@ -393,22 +395,24 @@ def _stage_updates(ctx: StepContext) -> None:
             f"no .msu, .msi or .msp files in {lab.updates} on the host (updates: in the lab file)",
         )
     view = _view(ctx)
-    gsi = first(ctx.host.run("Get-VMIntegrationService", VMName=dc, Name="Guest Service Interface"))
+    gsi = first(
+        ctx.host.run("Get-VMIntegrationService", VMName=dc_on_host, Name="Guest Service Interface")
+    )
     if val(gsi, "Enabled") is not True:
         ctx.change(
-            f"Enable-VMIntegrationService {dc} 'Guest Service Interface' (for Copy-VMFile)",
+            f"Enable-VMIntegrationService {dc_on_host} 'Guest Service Interface' (for Copy-VMFile)",
             lambda: ctx.host.run(
-                "Enable-VMIntegrationService", VMName=dc, Name="Guest Service Interface"
+                "Enable-VMIntegrationService", VMName=dc_on_host, Name="Guest Service Interface"
             ),
         )
     for f in files:
         name = text(val(f, "Name"))
         dest = f"{SHARE_FOLDER}\\CAUHotfix_All\\{name}"
         ctx.change(
-            f"Copy-VMFile {name} -> {dc}:{dest}",
+            f"Copy-VMFile {name} -> {dc_on_host}:{dest}",
             lambda n=name, d=dest: ctx.host.run(
                 "Copy-VMFile",
-                Name=dc,
+                Name=dc_on_host,
                 SourcePath=f"{lab.updates}\\{n}",
                 DestinationPath=d,
                 FileSource="Host",
@@ -516,13 +520,13 @@ def _detach_drive(ctx: StepContext) -> None:
     drive = next(
         (
             d
-            for d in ctx.host.run("Get-VMHardDiskDrive", VMName=node.name)
+            for d in ctx.host.run("Get-VMHardDiskDrive", VMName=node.host_name)
             if text(val(d, "Path")).lower() == path.lower()
         ),
         None,
     )
     if drive is None:
-        raise StepError("detach", f"{path} is not attached to {node.name}")
+        raise StepError("detach", f"{path} is not attached to {node.host_name}")
     where = {
         "ControllerType": "SCSI",
         "ControllerNumber": int(val(drive, "ControllerNumber", 0) or 0),
@@ -530,8 +534,8 @@ def _detach_drive(ctx: StepContext) -> None:
     }
     st.facts.update(disk_node=node.name, disk_path=path, disk_where=where)
     ctx.change(
-        f"Remove-VMHardDiskDrive {node.name} {path} (a drive pulled)",
-        lambda: ctx.host.run("Remove-VMHardDiskDrive", VMName=node.name, **where),
+        f"Remove-VMHardDiskDrive {node.host_name} {path} (a drive pulled)",
+        lambda: ctx.host.run("Remove-VMHardDiskDrive", VMName=node.host_name, **where),
     )
     st.facts["t_pulled"] = st.mark(ctx, f"{path} detached from {node.name}")
 
@@ -576,9 +580,10 @@ def _degraded_online(ctx: StepContext) -> None:
 def _reattach_drive(ctx: StepContext) -> None:
     st = _state(ctx)
     node, path, where = st.facts["disk_node"], st.facts["disk_path"], st.facts["disk_where"]
+    on_host = ctx.lab.on_host(node)
     ctx.change(
-        f"Add-VMHardDiskDrive {node} {path}",
-        lambda: ctx.host.run("Add-VMHardDiskDrive", VMName=node, Path=path, **where),
+        f"Add-VMHardDiskDrive {on_host} {path}",
+        lambda: ctx.host.run("Add-VMHardDiskDrive", VMName=on_host, Path=path, **where),
     )
     st.facts["returned_at"] = st.mark(ctx, f"{path} attached again")
     t = _wait_healthy_storage(ctx)
@@ -607,9 +612,10 @@ def _disconnect_nic(ctx: StepContext) -> None:
     node = next(v.name for v in ctx.lab.nodes if v.name.lower() == owner)
     name, switch, subnet = _storage_nic(ctx, node)
     st.facts.update(nic_node=node, nic_name=name, nic_switch=switch, nic_subnet=subnet)
+    on_host = ctx.lab.on_host(node)
     ctx.change(
-        f"Disconnect-VMNetworkAdapter {node}/{name}",
-        lambda: ctx.host.run("Disconnect-VMNetworkAdapter", VMName=node, Name=name),
+        f"Disconnect-VMNetworkAdapter {on_host}/{name}",
+        lambda: ctx.host.run("Disconnect-VMNetworkAdapter", VMName=on_host, Name=name),
     )
     st.facts["t_cut"] = st.mark(ctx, f"{node}/{name} disconnected from {switch}")
 
@@ -663,9 +669,12 @@ def _stay_up(ctx: StepContext) -> None:
 def _reconnect_nic(ctx: StepContext) -> None:
     st, view = _state(ctx), _view(ctx)
     node, name, switch = st.facts["nic_node"], st.facts["nic_name"], st.facts["nic_switch"]
+    on_host = ctx.lab.on_host(node)
     ctx.change(
-        f"Connect-VMNetworkAdapter {node}/{name} -> {switch}",
-        lambda: ctx.host.run("Connect-VMNetworkAdapter", VMName=node, Name=name, SwitchName=switch),
+        f"Connect-VMNetworkAdapter {on_host}/{name} -> {switch}",
+        lambda: ctx.host.run(
+            "Connect-VMNetworkAdapter", VMName=on_host, Name=name, SwitchName=switch
+        ),
     )
     st.facts["returned_at"] = st.mark(ctx, f"{node}/{name} reconnected")
 

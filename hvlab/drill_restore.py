@@ -38,24 +38,29 @@ def recovery(spec: Any, kind: str | None) -> list[Step]:
 def _vms_running(ctx: StepContext) -> None:
     found = {
         text(val(v, "Name")).lower(): text(val(v, "State"))
-        for v in ctx.host.run("Get-VM", Name=[vm.name for vm in ctx.lab.vms], **SILENT)
+        for v in ctx.host.run("Get-VM", Name=[vm.host_name for vm in ctx.lab.vms], **SILENT)
     }
     for vm in ctx.lab.vms:
-        state = found.get(vm.name.lower(), "Missing")
+        state = found.get(vm.host_name.lower(), "Missing")
         if state == "Missing":
             raise StepError(
-                "restore", f"VM {vm.name} is not on the host: lab.up builds it, a drill cannot"
+                "restore", f"VM {vm.host_name} is not on the host: lab.up builds it, a drill cannot"
             )
         if state in ("Off", "Saved"):
             at = ctx.drill.now()
-            ctx.change(f"Start-VM {vm.name}", lambda v=vm.name: ctx.host.run("Start-VM", Name=v))
+            ctx.change(
+                f"Start-VM {vm.host_name}", lambda v=vm.host_name: ctx.host.run("Start-VM", Name=v)
+            )
             ctx.drill.facts.setdefault("started", {})[vm.name] = ctx.drill.mark(
-                ctx, f"Start-VM {vm.name}", at
+                ctx, f"Start-VM {vm.host_name}", at
             )
             if vm.role == "node":
                 ctx.drill.facts["storage_away"] = True  # its drives come back: a resync
         elif state == "Paused":
-            ctx.change(f"Resume-VM {vm.name}", lambda v=vm.name: ctx.host.run("Resume-VM", Name=v))
+            ctx.change(
+                f"Resume-VM {vm.host_name}",
+                lambda v=vm.host_name: ctx.host.run("Resume-VM", Name=v),
+            )
         else:
             ctx.ok(f"{vm.name} is {state}")
 
@@ -63,29 +68,29 @@ def _vms_running(ctx: StepContext) -> None:
 def _links_and_drives(ctx: StepContext) -> None:
     lab = ctx.lab
     for vm in lab.nodes:
-        for adapter in ctx.host.run("Get-VMNetworkAdapter", VMName=vm.name):
+        for adapter in ctx.host.run("Get-VMNetworkAdapter", VMName=vm.host_name):
             name = text(val(adapter, "Name"))
             nic = next((n for n in vm.nics if n.name == name), None)
             if nic is None or text(val(adapter, "SwitchName")):
                 continue
             switch = lab.switch(nic.switch).host_name
             ctx.change(
-                f"Connect-VMNetworkAdapter {vm.name}/{name} -> {switch}",
-                lambda n=name, s=switch, v=vm.name: ctx.host.run(
+                f"Connect-VMNetworkAdapter {vm.host_name}/{name} -> {switch}",
+                lambda n=name, s=switch, v=vm.host_name: ctx.host.run(
                     "Connect-VMNetworkAdapter", VMName=v, Name=n, SwitchName=s
                 ),
             )
             ctx.drill.facts["returned_at"] = ctx.drill.mark(ctx, f"{vm.name}/{name} reconnected")
         attached = {
             text(val(d, "Path")).lower()
-            for d in ctx.host.run("Get-VMHardDiskDrive", VMName=vm.name)
+            for d in ctx.host.run("Get-VMHardDiskDrive", VMName=vm.host_name)
         }
         for path in lab.data_disk_paths(vm):
             if path.lower() in attached:
                 continue
             ctx.change(
-                f"Add-VMHardDiskDrive {vm.name} SCSI {path}",
-                lambda p=path, v=vm.name: ctx.host.run(
+                f"Add-VMHardDiskDrive {vm.host_name} SCSI {path}",
+                lambda p=path, v=vm.host_name: ctx.host.run(
                     "Add-VMHardDiskDrive", VMName=v, ControllerType="SCSI", Path=p
                 ),
             )

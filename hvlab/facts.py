@@ -102,7 +102,7 @@ def add_vm_reads(reads: Reads, lab: Any, vms: Sequence[Any], *, must_exist: bool
     """The reads of `vms`' facts. Without `must_exist` every read may find nothing
     (SilentlyContinue, R-21): the VMs and files may not exist yet."""
     quiet = {} if must_exist else SILENT
-    names = [vm.name for vm in vms]
+    names = [vm.host_name for vm in vms]
     reads.add("vm", ("Get-VM", {"Name": names, **quiet}))
     reads.add("vm.processor", ("Get-VMProcessor", {"VMName": names, **quiet}))
     reads.add("vm.firmware", ("Get-VMFirmware", {"VMName": names, **quiet}))
@@ -114,7 +114,7 @@ def add_vm_reads(reads: Reads, lab: Any, vms: Sequence[Any], *, must_exist: bool
                 # Piped: an adapter that does not exist yet gives nothing, not an error.
                 reads.add(
                     f"vlan:{vm.name}:{nic.name}",
-                    ("Get-VMNetworkAdapter", {"VMName": vm.name, "Name": nic.name, **SILENT}),
+                    ("Get-VMNetworkAdapter", {"VMName": vm.host_name, "Name": nic.name, **SILENT}),
                     ("Get-VMNetworkAdapterVlan", {}),
                 )
     # Every OS disk in one statement: Get-VHD takes several paths and answers each
@@ -133,13 +133,15 @@ def vm_facts_from(
     out: dict[str, VmFacts] = {}
     files = vhds_by_path(answers["vhd"])
     for vm in vms:
+        # Keyed by the computer name; the host knows the VM by its host name (R-145).
+        on_host = vm.host_name
         out[vm.name.lower()] = VmFacts(
             name=vm.name,
-            found=_by_name(answers["vm"], vm.name),
-            processor=_first(_by_vm(answers["vm.processor"], vm.name)),
-            firmware=_first(_by_vm(answers["vm.firmware"], vm.name)),
-            adapters=_by_vm(answers["vm.adapters"], vm.name),
-            drives=_by_vm(answers["vm.drives"], vm.name),
+            found=_by_name(answers["vm"], on_host),
+            processor=_first(_by_vm(answers["vm.processor"], on_host)),
+            firmware=_first(_by_vm(answers["vm.firmware"], on_host)),
+            adapters=_by_vm(answers["vm.adapters"], on_host),
+            drives=_by_vm(answers["vm.drives"], on_host),
             vlans={
                 nic.name: _first(answers[f"vlan:{vm.name}:{nic.name}"])
                 for nic in vm.nics

@@ -53,9 +53,12 @@ def classify(err: HostError) -> str:
 class Guest:
     """One VM's guest OS as seen through PowerShell Direct with one credential."""
 
-    def __init__(self, host: Any, vm: str, credential: Any) -> None:
+    def __init__(self, host: Any, vm: str, credential: Any, on_host: str | None = None) -> None:
+        """`vm`: the guest's computer name (labels); `on_host`: its VM name on the
+        host, which -VMName takes (R-145), when the lab gives it a prefix."""
         self.host = host
         self.vm = vm
+        self.on_host = on_host or vm
         self.credential = credential
 
     def run(self, command: str, **params: Any) -> list[Any]:
@@ -64,7 +67,7 @@ class Guest:
             _label=f"{command} @{self.vm}",
             _read_only=reads_only(command),
             _inner=list(params),
-            VMName=self.vm,
+            VMName=self.on_host,
             Credential=self.credential,
             Command=command,
             Parameters=params,
@@ -76,7 +79,7 @@ class Guest:
             _label=f"{name} @{self.vm}",
             _read_only=reads_only(name),  # guest scripts are named verb-noun too
             _inner=list(params),
-            VMName=self.vm,
+            VMName=self.on_host,
             Credential=self.credential,
             Script=guest_script(name),
             Parameters=params,
@@ -93,13 +96,13 @@ def as_whoever_logs_on(host: Any, creds: Any, vm: str, call: Any) -> list[Any]:
     promotion, members take both). The other account is kept only when it logs on;
     otherwise the first error stands."""
     try:
-        return call(Guest(host, vm, creds.current(vm)))
+        return call(Guest(host, vm, creds.current(vm), creds.on_host(vm)))
     except HostError as err:
         if classify(err) != BAD_CREDENTIAL:
             raise
         other = creds.other(vm)
         try:
-            result = call(Guest(host, vm, other))
+            result = call(Guest(host, vm, other, creds.on_host(vm)))
         except HostError as second:
             if classify(second) == BAD_CREDENTIAL:
                 raise err from None

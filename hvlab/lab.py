@@ -110,7 +110,7 @@ def on_host(
                     writes=verb not in READ_ONLY_VERBS,
                     verb=verb,
                     notice=lambda line: say(sys.stderr if out is not None else None, line),
-                    vms=[vm.name for vm in spec.vms] + [h.name for h in spec.ha_vms],
+                    vms=spec.fault_names,
                     lab_lock=spec.name if verb in LOCKING_VERBS else None,
                     # Steps run side by side about one per VM: their connections open
                     # once the first one logged on (status reads in turn and needs none).

@@ -80,15 +80,17 @@ def check_name(name: Any) -> str:
 
 
 def read_vms(spec: Any, host: Any) -> dict[str, dict[str, str]]:
-    """The lab's VMs that are on the host and the lab's: name -> Id and State."""
+    """The lab's VMs that are on the host and the lab's: computer name -> Id and State
+    (the host knows them by their host names, R-145)."""
     folder_is_ours = lab_folder_is_ours(host, spec)
-    records = host.run("Get-VM", Name=[vm.name for vm in spec.vms], **SILENT)
+    records = host.run("Get-VM", Name=[vm.host_name for vm in spec.vms], **SILENT)
     found: dict[str, dict[str, str]] = {}
     for vm in spec.vms:
         mine = [
             r
             for r in records
-            if text(val(r, "Name")).lower() == vm.name.lower() and owns_vm(r, spec, folder_is_ours)
+            if text(val(r, "Name")).lower() == vm.host_name.lower()
+            and owns_vm(r, spec, folder_is_ours)
         ]
         if mine:
             found[vm.name] = {
@@ -104,7 +106,8 @@ def read_checkpoints(spec: Any, host: Any, vms: dict[str, dict[str, str]]) -> di
         return {}
     ids = {v["id"].lower(): name for name, v in vms.items()}
     out: dict[str, Any] = {}
-    for snap in host.run("Get-VMSnapshot", VMName=sorted(vms), **SILENT):
+    on_host = sorted(spec.on_host(name) for name in vms)
+    for snap in host.run("Get-VMSnapshot", VMName=on_host, **SILENT):
         vm = ids.get(text(val(snap, "VMId")).lower())
         label = text(val(snap, "Name"))
         if vm is None or not is_lab_checkpoint(spec.name, label):
@@ -240,7 +243,10 @@ def shut_down(ctx: StepContext, name: str) -> None:
             f"{name} is {state}; only a running VM shuts down cleanly: start it with "
             "lab.start first",
         )
-    ctx.change(f"Stop-VM {name} (shut down)", lambda: _on_vm(ctx, name, "Stop-VM", Force=True))
+    ctx.change(
+        f"Stop-VM {ctx.lab.on_host(name)} (shut down)",
+        lambda: _on_vm(ctx, name, "Stop-VM", Force=True),
+    )
     _wait_off(ctx, name)
 
 
@@ -250,7 +256,7 @@ def turn_off(ctx: StepContext, name: str) -> None:
         ctx.ok(f"{name} is Off")
         return
     ctx.change(
-        f"Stop-VM {name} -TurnOff (its state is discarded by the restore)",
+        f"Stop-VM {ctx.lab.on_host(name)} -TurnOff (its state is discarded by the restore)",
         lambda: _on_vm(ctx, name, "Stop-VM", TurnOff=True, Force=True),
     )
     _wait_off(ctx, name)
@@ -296,7 +302,7 @@ def start_vm(ctx: StepContext, name: str) -> None:
     if state == "Running":
         ctx.ok(f"{name} is Running")
     elif state in ("Off", "Saved"):
-        ctx.change(f"Start-VM {name}", lambda: _on_vm(ctx, name, "Start-VM"))
+        ctx.change(f"Start-VM {ctx.lab.on_host(name)}", lambda: _on_vm(ctx, name, "Start-VM"))
     else:
         raise StepError(f"start:{name}", f"{name} is {state}; it cannot be started")
     wait_ready(ctx, name, deadline=ctx.waits.reboot)
@@ -447,7 +453,7 @@ def take_checkpoint(ctx: StepContext, name: str) -> None:
         raise StepError(f"checkpoint:{name}", f"{name} is {state}, not Off: no checkpoint taken")
     if name in ctx.partial:
         ctx.change(
-            f"Remove-VMSnapshot {name} {label} (left by a run that stopped half-way)",
+            f"Remove-VMSnapshot {ctx.lab.on_host(name)} {label} (left by a run that stopped half-way)",
             lambda: _on_vm(ctx, name, "Remove-VMSnapshot", Name=label),
         )
     snapshots = f"{ctx.lab.vm_folder(vm)}\\Snapshots"
@@ -465,7 +471,7 @@ def take_checkpoint(ctx: StepContext, name: str) -> None:
         finally:
             _on_vm(ctx, name, "Set-VM", CheckpointType="Disabled")
 
-    ctx.change(f"Checkpoint-VM {name} {label}", checkpoint)
+    ctx.change(f"Checkpoint-VM {ctx.lab.on_host(name)} {label}", checkpoint)
 
 
 def restore_checkpoint(ctx: StepContext, name: str) -> None:
@@ -476,7 +482,7 @@ def restore_checkpoint(ctx: StepContext, name: str) -> None:
         # The restored configuration is the checkpoint's: CheckpointType Production.
         _on_vm(ctx, name, "Set-VM", CheckpointType="Disabled")
 
-    ctx.change(f"Restore-VMSnapshot {name} {label}", restore)
+    ctx.change(f"Restore-VMSnapshot {ctx.lab.on_host(name)} {label}", restore)
 
 
 def checkpoint_steps(spec: Any, running: bool) -> list[Step]:

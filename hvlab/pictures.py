@@ -140,10 +140,14 @@ def topology(lab: Any, path: str | Path) -> Path:
     nodes = {vm.name for vm in lab.nodes}
     vm_boxes: list[tuple[Any, _Box]] = []
     for x, vm in zip(spread(len(vms), 2.8), vms, strict=True):
-        b = _Box(x, 2.9, 2.8, 0.7 + 0.33 * (len(vm.nics) + 1))
+        extra = 1 if vm.host_name != vm.name else 0
+        b = _Box(x, 2.9, 2.8, 0.7 + 0.33 * (len(vm.nics) + 1 + extra))
         lines = [f"{vm.role}, {vm.cpus} vCPU, {vm.memory_bytes / 1024**3:g} GiB"]
         lines += [f"{nic.name}: {nic.ip or 'DHCP'}" for nic in vm.nics]
-        box(b, vm.name, lines, "#e0f2f1" if vm.name in nodes else "#fff3e0")
+        # The box says the name on the host; the guest's computer name when it differs.
+        if vm.host_name != vm.name:
+            lines.insert(0, f"computer name {vm.name}")
+        box(b, vm.host_name, lines, "#e0f2f1" if vm.name in nodes else "#fff3e0")
         vm_boxes.append((vm, b))
 
     for vm, b in vm_boxes:

@@ -118,7 +118,7 @@ class LabHandle:
                 return None
             records = self.run(owner, "Get-VM", Name=vm)
         else:
-            records = self.host.run("Get-VM", Name=vm)
+            records = self.host.run("Get-VM", Name=self.lab.spec.on_host(vm))
         return seconds(records[0].get("Uptime")) if records else None
 
     def status(self) -> Any:

@@ -51,22 +51,30 @@ def collect_status(spec: Any, host: Any, creds: CredentialBook) -> dict[str, Any
     # and drives (hvlab.facts).
     reads = Reads()
     reads.add("marker", ("Get-Content", {"Path": spec.marker_path, **SILENT}))
-    names = [vm.name for vm in spec.vms]
+    names = [vm.host_name for vm in spec.vms]
     reads.add("vm", ("Get-VM", {"Name": names, **SILENT}))
     reads.add("adapters", ("Get-VMNetworkAdapter", {"VMName": names, **SILENT}))
     reads.add("drives", ("Get-VMHardDiskDrive", {"VMName": names, **SILENT}))
     answers = reads.send(host)
     folder_is_ours = mark_owner(answers["marker"]) == spec.name
     for vm in spec.vms:
-        rec = first(r for r in answers["vm"] if _named(r, "Name", vm.name))
+        # Reported by computer name, with the name the host knows it by.
+        rec = first(r for r in answers["vm"] if _named(r, "Name", vm.host_name))
         if rec is None or not owns_vm(rec, spec, folder_is_ours):
-            data["vms"].append({"name": vm.name, "state": "Missing" if rec is None else "NotOurs"})
+            data["vms"].append(
+                {
+                    "name": vm.name,
+                    "host_name": vm.host_name,
+                    "state": "Missing" if rec is None else "NotOurs",
+                }
+            )
             continue
-        nics = [n for n in answers["adapters"] if _named(n, "VMName", vm.name)]
-        disks = [d for d in answers["drives"] if _named(d, "VMName", vm.name)]
+        nics = [n for n in answers["adapters"] if _named(n, "VMName", vm.host_name)]
+        disks = [d for d in answers["drives"] if _named(d, "VMName", vm.host_name)]
         data["vms"].append(
             {
                 "name": vm.name,
+                "host_name": vm.host_name,
                 "role": vm.role,
                 "state": text(val(rec, "State")),
                 "uptime_seconds": seconds(val(rec, "Uptime")),
@@ -174,7 +182,7 @@ def _cluster_facts(host: Any, node: str, creds: CredentialBook, spec: Any) -> Gu
     err: HostError | None = None
     for cred in (creds.domain_admin, creds.local_admin):
         try:
-            out = Guest(host, node, cred).script(CLUSTER_FACTS, **params)
+            out = Guest(host, node, cred, spec.on_host(node)).script(CLUSTER_FACTS, **params)
         except HostError as failed:
             if "credential" not in failed.message.lower():
                 raise
@@ -211,7 +219,9 @@ def _print_status(out: IO[str], data: dict[str, Any]) -> None:
     say(out, f"lab {data['lab']}")
     for vm in data["vms"]:
         ips = ", ".join(ip for n in vm.get("nics", []) for ip in n["ips"])
-        say(out, f"  VM {vm['name']:<12} {vm['state']:<8} {ips}")
+        on_host = vm.get("host_name", vm["name"])
+        shown = vm["name"] if on_host == vm["name"] else f"{vm['name']} (host: {on_host})"
+        say(out, f"  VM {shown:<12} {vm['state']:<8} {ips}")
     cl = data.get("cluster")
     if cl and "nodes" in cl:
         nodes = ", ".join(f"{n['name']} {n['state']}" for n in cl["nodes"])

@@ -337,7 +337,7 @@ def _remove_computer_objects(
     runner: Guest | None = None
     first_found: Any = None
     for node in spec.nodes:
-        guest = Guest(session.host, node.name, account)
+        guest = Guest(session.host, node.name, account, node.host_name)
         try:
             first_found = lookup(guest.run, names[0], domain, account)
         except HostError as err:

@@ -287,7 +287,7 @@ def test_list_shows_every_lab_by_its_mark(workdir: Path) -> None:
         .replace("name: s2d-2node", "name: twin")
         .replace("root: C:\\hvlab\\s2d-2node", "root: C:\\hvlab\\twin")
     )
-    with pytest.raises(OwnershipError, match="carries the mark of lab 's2d-2node'"):
+    with pytest.raises(OwnershipError, match="belongs to lab 's2d-2node'"):
         labs.up(None, lab=str(copy))
 
 

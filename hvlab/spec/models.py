@@ -306,6 +306,13 @@ class VM(_Model):
     nics: list[NIC] = Field(min_length=1, description="the first NIC is the management NIC")
     data_disks: int | None = Field(None, ge=0)
     data_disk_bytes: Size | None = Field(None, alias="data_disk_size")
+    _prefix: str = PrivateAttr("")
+
+    @property
+    def host_name(self) -> str:
+        """The VM's name on the host (Hyper-V, its folder and files, PowerShell Direct's
+        -VMName): the lab's vm_prefix, then the computer name the guest keeps (R-145)."""
+        return self._prefix + self.name
 
     @property
     def management_nic(self) -> NIC:
@@ -434,6 +441,12 @@ class Lab(_Model):
         description="short id of the lab; default the file name without .yaml"
     )
     description: Annotated[str, AfterValidator(_description_check)] | None = None
+    vm_prefix: Annotated[str, AfterValidator(_checked(names.check_vm_prefix))] = Field(
+        "",
+        description="put before every VM's name on the host (Hyper-V name, folder, disk "
+        "files), so labs with the same computer names run side by side; the guests keep "
+        "their names (R-145)",
+    )
     host: Host
     switches: list[Switch] = Field(min_length=1)
     domain: Domain
@@ -486,6 +499,22 @@ class Lab(_Model):
     def switch(self, name: str) -> Switch:
         return _named(self.switches, name, "switch")
 
+    @property
+    def fault_names(self) -> list[str]:
+        """The names HVSIM_FAULTS' vm= and machine= may give: each VM's computer name
+        and its name on the host, and the HA VMs."""
+        out = [vm.name for vm in self.vms] + [h.name for h in self.ha_vms]
+        return out + [vm.host_name for vm in self.vms if vm.host_name != vm.name]
+
+    def on_host(self, name: str) -> str:
+        """The host's name of the lab VM whose computer name is `name` (R-145)."""
+        return self.vm_prefix + name
+
+    def by_host_name(self, host_name: str) -> VM | None:
+        """The lab VM the host knows as `host_name` (names compare without case)."""
+        wanted = host_name.lower()
+        return next((vm for vm in self.vms if vm.host_name.lower() == wanted), None)
+
     def volume(self, name: str) -> Volume:
         return _named(self.volumes, name, "volume")
 
@@ -506,16 +535,17 @@ class Lab(_Model):
         return self.host.root
 
     def vm_folder(self, vm: VM) -> str:
-        return f"{self.root}\\{vm.name}"
+        """Where New-VM -Path <root> puts the VM: a folder named as the VM on the host."""
+        return f"{self.root}\\{vm.host_name}"
 
     def os_disk_path(self, vm: VM) -> str:
         """Differencing child of the base image (R-16)."""
-        return f"{self.vm_folder(vm)}\\{vm.name}-os.vhdx"
+        return f"{self.vm_folder(vm)}\\{vm.host_name}-os.vhdx"
 
     def data_disk_paths(self, vm: VM) -> list[str]:
         """One file per data disk, numbered from 1 (R-14)."""
         return [
-            f"{self.vm_folder(vm)}\\{vm.name}-data{n}.vhdx"
+            f"{self.vm_folder(vm)}\\{vm.host_name}-data{n}.vhdx"
             for n in range(1, (vm.data_disks or 0) + 1)
         ]
 

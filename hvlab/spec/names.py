@@ -122,6 +122,24 @@ def check_lab_name(value: str) -> None:
         )
 
 
+_VM_PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,23}$")
+VM_PREFIX_MAX = 24
+
+
+def check_vm_prefix(value: str) -> None:
+    """The lab's vm_prefix: what goes before each computer name to make the VM's name on
+    the host, and so its folder and disk file names (R-145). Letters, digits, '_', '.'
+    and '-': characters a VM name (no * ? : < > / | \\ ") and a folder name both take;
+    at most 24 (hvlab limit), so prefix and computer name stay far below Hyper-V's 100."""
+    if value == "":
+        return
+    if not _VM_PREFIX_RE.match(value):
+        raise ValueError(
+            f"vm_prefix {show(value)} must be 1-{VM_PREFIX_MAX} letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit (R-145)"
+        )
+
+
 def check_identifier(value: str, what: str) -> None:
     """Names of switches, NICs, volumes, images: a letter, then letters, digits, _ or -."""
     if not _IDENT_RE.match(value):

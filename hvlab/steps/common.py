@@ -48,8 +48,7 @@ def owns_vm(rec: Any, lab: Any, folder_is_ours: bool) -> bool:
         return True
     if not folder_is_ours or text(notes).strip():
         return False
-    name = text(val(rec, "Name")).lower()
-    spec = next((vm for vm in lab.vms if vm.name.lower() == name), None)
+    spec = lab.by_host_name(text(val(rec, "Name")))
     return spec is not None and same_path(val(rec, "Path"), lab.vm_folder(spec))
 
 
@@ -59,6 +58,27 @@ def other_lab(notes: Any) -> str | None:
     if first_line and first_line[0].startswith("hvlab:"):
         return first_line[0][len("hvlab:") :].strip() or None
     return None
+
+
+def foreign_vm(rec: Any, vm: Any, lab: Any) -> str:
+    """What to say of a VM that has the host name of one of the lab's VMs and is not
+    the lab's: whose it is (the lab its Notes name), or that nothing marks it."""
+    from hvlab.spec.names import show
+
+    owner = other_lab(val(rec, "Notes"))
+    if owner:
+        whose = f"it belongs to lab {show(owner)}: its Notes carry that lab's mark"
+        fix = (
+            "Give this lab a vm_prefix of its own in the lab file (R-145), "
+            "or take that lab down first"
+        )
+    else:
+        whose = "its Notes carry no hvlab mark"
+        fix = "Rename or remove it, or change the VM name or vm_prefix in the lab file"
+    return (
+        f"a VM named {vm.host_name} already exists on the host and is not part of lab "
+        f"{lab.name} ({whose}). {fix}; hvlab will not touch it."
+    )
 
 
 def mark_owner(lines: Iterable[Any]) -> str:
@@ -153,7 +173,7 @@ def together(*calls: Callable[[], Any]) -> list[Any]:
 
 def guest(ctx: StepContext, vm: str) -> Guest:
     """A session to a VM with the credential that last worked for it (R-38)."""
-    return Guest(ctx.host, vm, ctx.creds.current(vm))
+    return Guest(ctx.host, vm, ctx.creds.current(vm), ctx.lab.on_host(vm))
 
 
 def _with_fallback(ctx: StepContext, vm: str, call: Any) -> list[Any]:
@@ -260,7 +280,7 @@ def boot_marker(ctx: StepContext, vm: str) -> tuple[bool, str]:
 
 
 def vm_state(ctx: StepContext, vm: str) -> str:
-    rec = first(ctx.host.run("Get-VM", Name=vm, **SILENT))
+    rec = first(ctx.host.run("Get-VM", Name=ctx.lab.on_host(vm), **SILENT))
     return text(val(rec, "State")) if rec is not None else "Missing"
 
 

@@ -69,10 +69,10 @@ def first_boot(ctx: StepContext, vm: Any) -> None:
         if not ctx.hard_reset:
             raise
         ctx.change(
-            f"hard reset of {vm.name}: no answer for {err.seconds:.0f}s ({err.last_seen})",
+            f"hard reset of {vm.host_name}: no answer for {err.seconds:.0f}s ({err.last_seen})",
             lambda: (
-                ctx.host.run("Stop-VM", Name=vm.name, TurnOff=True, Force=True),
-                ctx.host.run("Start-VM", Name=vm.name),
+                ctx.host.run("Stop-VM", Name=vm.host_name, TurnOff=True, Force=True),
+                ctx.host.run("Start-VM", Name=vm.host_name),
             ),
         )
         facts = _first_answer(ctx, vm, asked)
@@ -145,7 +145,7 @@ def _first_answer(ctx: StepContext, vm: Any, asked: dict[str, Any]) -> GuestFact
         raise StepError(
             f"boot:{vm.name}",
             f"PowerShell Direct from the WinRM session on {ctx.host.name} does not work (R-94): "
-            f"tried Invoke-Command -VMName {vm.name} as {user} (Invoke-GuestScript.ps1, "
+            f"tried Invoke-Command -VMName {vm.host_name} as {user} (Invoke-GuestScript.ps1, "
             f"Get-GuestFacts.ps1: Win32_OperatingSystem first) and got: {err}",
         ) from err
 

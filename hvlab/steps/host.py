@@ -11,6 +11,7 @@ from hvlab.steps import images as image_checks
 from hvlab.steps.common import (
     SILENT,
     first,
+    foreign_vm,
     has_mark,
     mark_owner,
     notes_text,
@@ -137,21 +138,11 @@ def preflight(ctx: StepContext) -> None:
     for vm, found in zip(lab.vms, vms_found, strict=True):
         if len(found) > 1:
             problems.append(
-                f"{len(found)} VMs are named {vm.name}; hvlab cannot tell which is the lab's (R-20)"
+                f"{len(found)} VMs are named {vm.host_name}; hvlab cannot tell which is the lab's (R-20)"
             )
         elif found:
             if not owns_vm(found[0], lab, folder_is_ours):
-                owner = other_lab(val(found[0], "Notes"))
-                whose = (
-                    f"it carries the mark of lab {owner!r}"
-                    if owner
-                    else "its Notes carry no hvlab mark"
-                )
-                raise OwnershipError(
-                    f"a VM named {vm.name} already exists on the host and is not part of lab {lab.name} "
-                    f"({whose}). Rename or remove it, or change the VM name in the lab file; "
-                    "hvlab will not touch it."
-                )
+                raise OwnershipError(foreign_vm(found[0], vm, lab))
             if text(val(found[0], "State")) != "Off":
                 running_bytes += vm.memory_bytes
         else:

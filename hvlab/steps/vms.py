@@ -11,6 +11,7 @@ from hvlab.facts import read_vm_facts, vhds_by_path, vm_facts
 from hvlab.steps.common import (
     SILENT,
     first,
+    foreign_vm,
     notes_text,
     owns_vm,
     record_created,
@@ -44,24 +45,22 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
     facts = vm_facts(ctx, vm)
     found = facts.found
     if len(found) > 1:
-        raise StepError(f"vm:{vm.name}", f"{len(found)} VMs are named {vm.name} (R-20)")
+        raise StepError(f"vm:{vm.name}", f"{len(found)} VMs are named {vm.host_name} (R-20)")
     current = found[0] if found else None
     if current is not None and not owns_vm(current, lab, folder_is_ours=True):
-        raise OwnershipError(
-            f"VM {vm.name} exists without lab {lab.name}'s mark; hvlab will not touch it"
-        )
+        raise OwnershipError(foreign_vm(current, vm, lab))
 
     if current is None:
         _os_disk(ctx, vm, folder, os_disk, image.path, facts.os_vhd)
         # A disk a stopped run left mounted was dismounted by the "mounts" step.
         _inject_unattend(ctx, vm, os_disk)
         ctx.change(
-            f"New-VM {vm.name} (generation 2, {vm.memory_bytes // 2**20} MiB static)",
+            f"New-VM {vm.host_name} (generation 2, {vm.memory_bytes // 2**20} MiB static)",
             lambda: (
                 record_created(ctx, "folder", f"{folder}\\Virtual Machines")
                 or host.run(
                     "New-VM",
-                    Name=vm.name,
+                    Name=vm.host_name,
                     Generation=2,
                     MemoryStartupBytes=vm.memory_bytes,
                     Path=lab.root,
@@ -93,7 +92,7 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
         _data_disks(ctx, vm, data_paths, attached, files)
     if off:
         _dismount_if_mounted(ctx, os_disk, facts.os_vhd)
-        ctx.change(f"Start-VM {vm.name}", lambda: host.run("Start-VM", Name=vm.name))
+        ctx.change(f"Start-VM {vm.host_name}", lambda: host.run("Start-VM", Name=vm.host_name))
     else:
         ctx.ok(f"VM {vm.name} is {state}")
 
@@ -213,10 +212,10 @@ def _settings(ctx: StepContext, vm: Any, current: Any, off: bool) -> None:
     if text(val(current, "Notes")) != wanted_notes or not checkpoints_off:
         # Checkpoints of S2D nodes are not supported (R-13).
         ctx.change(
-            f"Set-VM {vm.name} notes and checkpoints off",
+            f"Set-VM {vm.host_name} notes and checkpoints off",
             lambda: host.run(
                 "Set-VM",
-                Name=vm.name,
+                Name=vm.host_name,
                 Notes=wanted_notes,
                 AutomaticCheckpointsEnabled=False,
                 CheckpointType="Disabled",
@@ -235,10 +234,10 @@ def _settings(ctx: StepContext, vm: Any, current: Any, off: bool) -> None:
                 f"{vm.memory_bytes} bytes static; memory can only change while it is Off (R-05)",
             )
         ctx.change(
-            f"Set-VMMemory {vm.name} static {vm.memory_bytes // 2**20} MiB",
+            f"Set-VMMemory {vm.host_name} static {vm.memory_bytes // 2**20} MiB",
             lambda: host.run(
                 "Set-VMMemory",
-                VMName=vm.name,
+                VMName=vm.host_name,
                 DynamicMemoryEnabled=False,
                 StartupBytes=vm.memory_bytes,
             ),
@@ -260,11 +259,11 @@ def _processor(ctx: StepContext, vm: Any, off: bool, proc: Any) -> None:
             f"vm:{vm.name}",
             f"{vm.name} is running; its processor settings can only change while it is Off (R-01, R-11)",
         )
-    params: dict[str, Any] = {"VMName": vm.name, "Count": vm.cpus}
+    params: dict[str, Any] = {"VMName": vm.host_name, "Count": vm.cpus}
     if nested:
         params["ExposeVirtualizationExtensions"] = True  # R-01: only while Off
     ctx.change(
-        f"Set-VMProcessor {vm.name} {vm.cpus} vCPUs" + (" nested" if nested else ""),
+        f"Set-VMProcessor {vm.host_name} {vm.cpus} vCPUs" + (" nested" if nested else ""),
         lambda: host.run("Set-VMProcessor", **params),
     )
 
@@ -282,10 +281,10 @@ def _firmware(ctx: StepContext, vm: Any, off: bool, fw: Any) -> None:
             f"vm:{vm.name}", f"{vm.name} is running; firmware settings need it Off (R-12)"
         )
     ctx.change(
-        f"Set-VMFirmware {vm.name} secure boot",
+        f"Set-VMFirmware {vm.host_name} secure boot",
         lambda: host.run(
             "Set-VMFirmware",
-            VMName=vm.name,
+            VMName=vm.host_name,
             EnableSecureBoot="On",
             SecureBootTemplate="MicrosoftWindows",
         ),
@@ -302,16 +301,16 @@ def _nics(ctx: StepContext, vm: Any, off: bool, found: list[Any], vlans: dict[st
     first_nic = vm.nics[0]
     if first_nic.name not in adapters and "Network Adapter" in adapters:
         ctx.change(
-            f"Rename-VMNetworkAdapter {vm.name} 'Network Adapter' -> {first_nic.name}",
+            f"Rename-VMNetworkAdapter {vm.host_name} 'Network Adapter' -> {first_nic.name}",
             lambda: host.run(
                 "Rename-VMNetworkAdapter",
-                VMName=vm.name,
+                VMName=vm.host_name,
                 Name="Network Adapter",
                 NewName=first_nic.name,
             ),
         )
         adapters = {
-            text(val(a, "Name")): a for a in host.run("Get-VMNetworkAdapter", VMName=vm.name)
+            text(val(a, "Name")): a for a in host.run("Get-VMNetworkAdapter", VMName=vm.host_name)
         }
         vlans.pop(first_nic.name, None)
     nested = vm.role == "node"
@@ -320,23 +319,23 @@ def _nics(ctx: StepContext, vm: Any, off: bool, found: list[Any], vlans: dict[st
         adapter = adapters.get(nic.name)
         if adapter is None:
             ctx.change(
-                f"Add-VMNetworkAdapter {vm.name}/{nic.name} on {switch}",
+                f"Add-VMNetworkAdapter {vm.host_name}/{nic.name} on {switch}",
                 lambda n=nic, s=switch: host.run(
                     "Add-VMNetworkAdapter",
-                    VMName=vm.name,
+                    VMName=vm.host_name,
                     Name=n.name,
                     SwitchName=s,
                     StaticMacAddress=n.mac,
                 ),
             )
-            adapter = first(host.run("Get-VMNetworkAdapter", VMName=vm.name, Name=nic.name))
+            adapter = first(host.run("Get-VMNetworkAdapter", VMName=vm.host_name, Name=nic.name))
             vlans.pop(nic.name, None)
         elif not text(val(adapter, "SwitchName")):
             # Disconnected (a network drill that was interrupted, R-110): back on its switch.
             ctx.change(
-                f"Connect-VMNetworkAdapter {vm.name}/{nic.name} -> {switch}",
+                f"Connect-VMNetworkAdapter {vm.host_name}/{nic.name} -> {switch}",
                 lambda n=nic, s=switch: host.run(
-                    "Connect-VMNetworkAdapter", VMName=vm.name, Name=n.name, SwitchName=s
+                    "Connect-VMNetworkAdapter", VMName=vm.host_name, Name=n.name, SwitchName=s
                 ),
             )
         elif text(val(adapter, "SwitchName")) != switch:
@@ -361,7 +360,7 @@ def _nics(ctx: StepContext, vm: Any, off: bool, found: list[Any], vlans: dict[st
                     "stop the VM or rebuild the lab",
                 )
             params: dict[str, Any] = {
-                "VMName": vm.name,
+                "VMName": vm.host_name,
                 "Name": nic.name,
                 "StaticMacAddress": nic.mac,
                 "DeviceNaming": "On",
@@ -369,7 +368,7 @@ def _nics(ctx: StepContext, vm: Any, off: bool, found: list[Any], vlans: dict[st
             if nested:
                 params.update(MacAddressSpoofing="On", AllowTeaming="On")
             ctx.change(
-                f"Set-VMNetworkAdapter {vm.name}/{nic.name} ({', '.join(differs)})",
+                f"Set-VMNetworkAdapter {vm.host_name}/{nic.name} ({', '.join(differs)})",
                 lambda p=params: host.run("Set-VMNetworkAdapter", **p),
             )
         else:
@@ -379,7 +378,9 @@ def _nics(ctx: StepContext, vm: Any, off: bool, found: list[Any], vlans: dict[st
             if vlan is None:
                 vlan = first(
                     host.run(
-                        "Get-VMNetworkAdapterVlan", VMName=vm.name, VMNetworkAdapterName=nic.name
+                        "Get-VMNetworkAdapterVlan",
+                        VMName=vm.host_name,
+                        VMNetworkAdapterName=nic.name,
                     )
                 )
             if (
@@ -387,10 +388,10 @@ def _nics(ctx: StepContext, vm: Any, off: bool, found: list[Any], vlans: dict[st
                 or int(val(vlan, "AccessVlanId", 0) or 0) != nic.vlan
             ):
                 ctx.change(
-                    f"Set-VMNetworkAdapterVlan {vm.name}/{nic.name} access {nic.vlan}",
+                    f"Set-VMNetworkAdapterVlan {vm.host_name}/{nic.name} access {nic.vlan}",
                     lambda n=nic: host.run(
                         "Set-VMNetworkAdapterVlan",
-                        VMName=vm.name,
+                        VMName=vm.host_name,
                         VMNetworkAdapterName=n.name,
                         Access=True,
                         VlanId=n.vlan,
@@ -434,8 +435,8 @@ def _data_disks(
             ctx.ok(f"{path} is attached")
         else:
             ctx.change(
-                f"Add-VMHardDiskDrive {vm.name} SCSI {path}",
+                f"Add-VMHardDiskDrive {vm.host_name} SCSI {path}",
                 lambda p=path: host.run(
-                    "Add-VMHardDiskDrive", VMName=vm.name, ControllerType="SCSI", Path=p
+                    "Add-VMHardDiskDrive", VMName=vm.host_name, ControllerType="SCSI", Path=p
                 ),
             )

@@ -111,10 +111,9 @@ def _open_cluster(ctx: Context, g: GuestOS, target: str, cmdlet_name: str) -> Cl
         return None  # no node runs the cluster service: nothing answers to the name
     via = None
     if cl is None:
-        for m in ctx.world.machines():
-            if isinstance(m, GuestOS) and m.name.lower() == key and m.cluster_config:
-                cl, via = cluster_of(ctx.world, m), m
-                break
+        m = ctx.world.guest_named(key, g.domain)
+        if isinstance(m, GuestOS) and m.cluster_config:
+            cl, via = cluster_of(ctx.world, m), m
     if cl is None:
         return None
     if via is not None and via is not g:
@@ -311,10 +310,10 @@ def resolve_nodes(ctx: Context, names: list[str], cmdlet_name: str) -> list[Gues
     out = []
     for raw in names:
         name = str(raw).split(".")[0]
-        found = None
-        for m in ctx.world.machines():
-            if isinstance(m, GuestOS) and m.name.lower() == name.lower():
-                found = m
+        # Resolved as the asking node's DNS would: in its domain.
+        found = ctx.world.guest_named(name, getattr(ctx.machine, "domain", None))
+        if not isinstance(found, GuestOS):
+            found = None
         if found is None or not found.is_ready():
             raise cluster_error(
                 f"The computer '{name}' could not be reached. Verify that the computer is on and "

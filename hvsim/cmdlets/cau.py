@@ -99,7 +99,11 @@ def _hotfix_root(ctx: Context, args: dict[str, Any], cl: Any) -> tuple[GuestOS, 
             "InvalidArgument",
         )
     parts = [p for p in root.replace("/", "\\").split("\\") if p]
-    found = find_share(ctx.world, root) if root.startswith("\\\\") else None
+    found = (
+        find_share(ctx.world, root, getattr(ctx.machine, "domain", None))
+        if root.startswith("\\\\")
+        else None
+    )
     if found is None:
         raise _error(
             f"The hotfix root folder '{root}' could not be accessed from the cluster nodes.",

@@ -104,6 +104,8 @@ def _must_be_off(vm: Any, device: str, cmdlet: str) -> None:
 
 # -- New-VM / Set-VM / Remove-VM ---------------------------------------------------
 
+MAX_VM_NAME = 100  # the longest VM name Hyper-V takes
+
 
 @cmdlet(
     "New-VM",
@@ -136,6 +138,16 @@ def new_vm(ctx: Context, call: Call) -> Iterable[Any]:
             )
     # WPD:Hyper-V/New-VM: "The default name is New virtual machine."
     name = str(call.get("Name") or "New virtual machine")
+    if len(name) > MAX_VM_NAME:
+        # Hyper-V takes at most 100 characters and says only this.
+        raise E.hv(
+            "Failed to create a new virtual machine.\nAn unexpected error occurred: The "
+            "parameter is incorrect. (0x80070057).",
+            "InvalidParameter",
+            call.name,
+            "InvalidArgument",
+            name,
+        )
     generation = int(call.get("Generation") or 1)
     boot = str(call.get("BootDevice") or "")
     if generation == 2 and boot in ("Floppy", "LegacyNetworkAdapter", "IDE"):

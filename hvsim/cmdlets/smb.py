@@ -197,18 +197,19 @@ def remove_smb_share(ctx: Context, call: Call) -> None:
             )
 
 
-def find_share(world: Any, unc: str) -> tuple[Any, Share] | None:
+def find_share(world: Any, unc: str, domain: str | None = None) -> tuple[Any, Share] | None:
     """Resolve \\\\server\\share to the guest and its share (server by computer name,
-    short or fully qualified)."""
+    short or fully qualified; in `domain`, the asker's, when several guests have the
+    name: labs side by side, R-145)."""
     parts = [p for p in unc.replace("/", "\\").split("\\") if p]
     if len(parts) < 2:
         return None
     server = parts[0].split(".")[0].lower()
-    for m in world.machines():
-        if isinstance(m, GuestOS) and m.name.lower() == server and m.is_ready():
-            s = m.shares.get(parts[1].lower())
-            if s is not None:
-                return m, s
+    m = world.guest_named(server, domain)
+    if isinstance(m, GuestOS) and m.is_ready():
+        s = m.shares.get(parts[1].lower())
+        if s is not None:
+            return m, s
     for dom in world.domains.values():
         # A file server of a domain outside the lab, by its name or FQDN (R-125).
         fs = dom.file_servers.get(server) if dom.online else None

@@ -113,7 +113,13 @@ def dc_guest(world: Any, dom: Domain) -> Any:
     if dom.outside:
         return None
     for machine in world.machines():
-        if getattr(machine, "computer_name", None) == dom.dc and getattr(machine, "is_dc", False):
+        # Another lab beside this one may have a DC of the same name: the
+        # domain's DC is the one that holds the domain.
+        if (
+            getattr(machine, "computer_name", None) == dom.dc
+            and getattr(machine, "is_dc", False)
+            and (getattr(machine, "domain", None) or "").lower() == dom.fqdn.lower()
+        ):
             return machine
     return None
 

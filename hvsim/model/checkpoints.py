@@ -510,7 +510,7 @@ def _restore_cluster(world: Any, hv: HyperV, guest: Any, cp: Checkpoint) -> None
     if live is not None and _capture_cluster(world, hv, live).digest == cp.cluster.digest:
         return  # nothing changed since the checkpoint: consistent as it is
     guest.cluster_restore = {"cluster": cp.cluster_name, "digest": cp.cluster.digest}
-    nodes = [_guest_named(world, n) for n in cp.cluster_nodes]
+    nodes = [_guest_named(world, n, guest.domain) for n in cp.cluster_nodes]
     together = all(
         g is not None
         and isinstance(getattr(g, "cluster_restore", None), dict)
@@ -562,13 +562,11 @@ def _stale_member(world: Any, cluster: Any, guest: Any) -> None:
         guest.cluster_restore["dropped"] = dropped
 
 
-def _guest_named(world: Any, name: str) -> Any:
+def _guest_named(world: Any, name: str, domain: str | None) -> Any:
     from hvsim.model.guest import GuestOS
 
-    for m in world.machines():
-        if isinstance(m, GuestOS) and m.name.lower() == str(name).lower():
-            return m
-    return None
+    found = world.guest_named(str(name), domain)  # in the node's domain
+    return found if isinstance(found, GuestOS) else None
 
 
 # -- Remove-VMSnapshot -------------------------------------------------------------------

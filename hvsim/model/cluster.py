@@ -111,12 +111,8 @@ class Cluster:
     # -- lookups ------------------------------------------------------------------
 
     def node_guest(self, world: Any, name: str) -> Any:
-        from hvsim.model.guest import GuestOS
-
-        for m in world.machines():
-            if isinstance(m, GuestOS) and m.name.lower() == name.lower():
-                return m
-        return None
+        # A node's name resolves in the cluster's domain (R-145: labs side by side).
+        return world.guest_named(name, self.domain)
 
     @property
     def heartbeat_timeout(self) -> float:
@@ -186,7 +182,7 @@ class Cluster:
             return "Offline"
         from hvsim.cmdlets.smb import find_share
 
-        found = find_share(world, self.witness)
+        found = find_share(world, self.witness, self.domain)
         if found is None:
             return "Failed"
         _, share = found

@@ -364,6 +364,32 @@ class World:
             if m.hyperv is not None:
                 stack.extend(vm.guest for vm in m.hyperv.vms if vm.guest is not None)
 
+    def guest_named(self, name: str, domain: str | None = None) -> Any:
+        """The guest OS whose computer name is `name`, as a machine of `domain` finds
+        it. Two labs side by side may use the same computer names on networks of their
+        own: a name then resolves in the asker's domain (its DNS), so among guests of
+        that name the one in `domain` (joined or joining) is meant (modelled, R-145).
+        Without `domain`, or when none of that name is in it: the first one found."""
+        key = name.split(".")[0].lower()
+        found = [
+            m
+            for m in self.machines()
+            if m is not self.host
+            and getattr(m, "computer_name", None) is not None
+            and m.name.lower() == key
+        ]
+        if domain and len(found) > 1:
+            wanted = domain.lower()
+            mine = [
+                m
+                for m in found
+                if (getattr(m, "domain", None) or getattr(m, "pending_join", None) or "").lower()
+                == wanted
+            ]
+            if mine:
+                return mine[0]
+        return found[0] if found else None
+
     def all_vms(self) -> Iterator[VM]:
         for m in self.machines():
             if m.hyperv is not None:

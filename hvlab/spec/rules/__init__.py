@@ -21,7 +21,7 @@ from hvlab.spec.rules.cluster import (
 from hvlab.spec.rules.common import Loc, Problem
 from hvlab.spec.rules.domain import check_domain
 from hvlab.spec.rules.host import check_images, check_root
-from hvlab.spec.rules.machines import check_nodes, check_vms
+from hvlab.spec.rules.machines import check_host_names, check_nodes, check_vms
 from hvlab.spec.rules.network import check_addresses, check_macs, check_switches
 
 __all__ = ["Loc", "Problem", "finish", "mirror_copies", "usable_bytes"]
@@ -56,6 +56,7 @@ def finish(lab: Lab) -> list[Problem]:
     check_images(lab, p, warnings)
     switches = check_switches(lab, p)
     check_vms(lab, switches, p)
+    check_host_names(lab, p)
     check_domain(lab, p)
     check_nodes(lab, p)
     check_addresses(lab, p)

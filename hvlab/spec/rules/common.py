@@ -30,6 +30,7 @@ MAX_SWITCHES = 16
 MAX_VOLUMES = 32
 MAX_HA_VMS = 32
 MAX_VMS = 1 + MAX_NODES
+MAX_VM_NAME = 100  # Hyper-V refuses a longer VM name
 # Lab tools size StartupBytes in 2 MB steps; Hyper-V's own refusal text is unconfirmed.
 MEMORY_STEP = 2 * MIB
 MIN_VOLUME = 1 * GIB  # hvlab limit

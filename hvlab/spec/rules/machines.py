@@ -10,6 +10,7 @@ from hvlab.spec.rules.common import (
     MAX_NODES,
     MAX_VCPUS,
     MAX_VHDX,
+    MAX_VM_NAME,
     MEMORY_STEP,
     MIB,
     MIN_DATA_DISK,
@@ -81,6 +82,47 @@ def check_vms(lab: Lab, switches: dict[str, Switch], p: list[Problem]) -> None:
                         f"{lab.vms[0].management_nic.switch} like {lab.vms[0].name}'s",
                     )
                 )
+
+
+# Win32 paths stop at MAX_PATH, 260 characters with the terminating null (R-145).
+MAX_PATH_CHARS = 259
+_GUID = "0" * 36  # the shape of the GUIDs Hyper-V puts in file names
+
+
+def host_files(lab: Lab, vm: VM) -> list[str]:
+    """The longest paths Hyper-V makes for the VM on the host: its configuration, its
+    disks, and the .avhdx a checkpoint makes next to each disk (R-130)."""
+    folder = lab.vm_folder(vm)
+    disks = [lab.os_disk_path(vm), *lab.data_disk_paths(vm)]
+    return [
+        f"{folder}\\Virtual Machines\\{_GUID}.vmcx",
+        f"{folder}\\Snapshots\\{_GUID}.VMRS",
+        *disks,
+        *(f"{d[: -len('.vhdx')]}_{_GUID}.avhdx" for d in disks),
+    ]
+
+
+def check_host_names(lab: Lab, p: list[Problem]) -> None:
+    """Every VM's name on the host is vm_prefix + its computer name (R-145); its files
+    must stay within MAX_PATH."""
+    for vm in lab.vms:
+        vm._prefix = lab.vm_prefix
+    # vm_prefix (24) and a computer name (15) stay far below Hyper-V's MAX_VM_NAME:
+    # only the paths can grow too long.
+    assert all(len(vm.host_name) <= MAX_VM_NAME for vm in lab.vms)
+    for vm in lab.vms:
+        longest = max(host_files(lab, vm), key=len)
+        if len(longest) > MAX_PATH_CHARS:
+            where: Loc = ("vm_prefix",) if lab.vm_prefix else ("host", "root")
+            p.append(
+                (
+                    where,
+                    f"VM {vm.name} would keep files such as {show(longest, 80)} "
+                    f"({len(longest)} characters) on the host; Windows paths stop at "
+                    f"{MAX_PATH_CHARS} (R-145). Use a shorter host.root or vm_prefix",
+                )
+            )
+            return
 
 
 def _memory(n: int, node: bool, loc: Loc, p: list[Problem]) -> None:
