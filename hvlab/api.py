@@ -207,11 +207,18 @@ class Lab:
         return labs.plan(self.config, state_base=self.home, target=self._target())
 
     def up(
-        self, *, parallel: int = 0, trace: str | Path | None = None, ask: bool = False
+        self,
+        *,
+        parallel: int = 0,
+        trace: str | Path | None = None,
+        ask: bool = False,
+        junit: str | Path | None = None,
     ) -> UpResult:
         """Build the lab, or finish it; raises the failing step's error, which carries
         the run's report as `.report` (written under state_dir with the diagnostics).
-        `ask` asks on the terminal before building on a real host."""
+        `ask` asks on the terminal before building on a real host. `junit`: write the
+        run as a JUnit XML report there too (each step a case, Test-Cluster's results
+        a suite of their own), also when a step failed."""
         from hvlab import lab as labs
 
         report = labs.up(
@@ -221,6 +228,7 @@ class Lab:
             trace=None if trace is None else str(trace),
             state_base=self.home,
             target=self._target(),
+            junit=None if junit is None else str(junit),
         )
         return UpResult(
             lab=self.name,

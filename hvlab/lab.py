@@ -168,7 +168,9 @@ def up(
     trace: str | None = None,
     state_base: Path | None = None,
     target: Target | None = None,
+    junit: str | None = None,
 ) -> dict[str, Any]:
+    """Build the lab; `junit`: also write the run as a JUnit XML report there."""
     started = time.monotonic()
     with on_host("up", config, lab, as_json, state_base, parallel, target) as (
         spec,
@@ -186,7 +188,18 @@ def up(
         lock.acquire_if_marked()
         with lock.holding():
             return _up_locked(
-                config, spec, session, out, folder, lock, parallel, as_json, trace, target, started
+                config,
+                spec,
+                session,
+                out,
+                folder,
+                lock,
+                parallel,
+                as_json,
+                trace,
+                target,
+                started,
+                junit,
             )
     raise AssertionError("unreachable")
 
@@ -203,6 +216,7 @@ def _up_locked(
     trace: str | None,
     target: Target | None,
     started: float,
+    junit: str | None = None,
 ) -> dict[str, Any]:
     state = LabState(folder)
     say(out, "Nested virtualization is for labs and evaluation, not production clusters.")
@@ -240,6 +254,11 @@ def _up_locked(
 
         collect(session, spec, state, results, error, creds=shared["creds"], secrets=secrets)
     state.write_json("report.json", payload)
+    if junit:
+        from hvlab.up_junit import write_up_junit
+
+        written = write_up_junit(junit, spec, session, results, shared.get("validation"), secrets)
+        payload["junit"] = str(written)
     for line in progress.summary_lines(results):
         say(out, line)
     if as_json and target is None:

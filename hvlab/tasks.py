@@ -57,9 +57,13 @@ def _run(
         "json": "Print a JSON report on stdout; progress goes to stderr.",
         "yes": "Do not ask before creating resources on a real host.",
         "trace": "Write every host call (cmdlet, parameter names, duration) to this file.",
+        "junit": "Write the run as a JUnit XML report to this file: each step a test case, "
+        "Test-Cluster's results a suite of their own.",
     }
 )
-def up(c, lab=None, parallel=0, json=False, yes=False, trace=None, verbose=0, quiet=False):
+def up(
+    c, lab=None, parallel=0, json=False, yes=False, trace=None, junit=None, verbose=0, quiet=False
+):
     """Build the lab: switches, VMs, domain, cluster, S2D, CSV and an HA VM.
 
     Every step reads the host first and changes only what is missing: run it again
@@ -78,6 +82,7 @@ def up(c, lab=None, parallel=0, json=False, yes=False, trace=None, verbose=0, qu
         as_json=json,
         yes=yes,
         trace=trace,
+        junit=junit,
         verbosity=(verbose, quiet),
     )
 

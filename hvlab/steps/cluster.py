@@ -6,6 +6,7 @@ account (R-47, R-52), never in the host session: no CredSSP, no TrustedHosts.
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -244,6 +245,8 @@ def _validate(ctx: StepContext) -> None:
     lines = in_guest(ctx, node, "Get-Content", Path=path)
     report = "\n".join(text(line) for line in lines)
     saved = ctx.state.write_artifact("test-cluster.htm", report)
+    # lab.up --junit makes a case of each test of this run's validation.
+    ctx.run.services["validation"] = report
     failed = failed_tests(report)
     if failed:
         raise StepError(
@@ -256,6 +259,27 @@ def _validate(ctx: StepContext) -> None:
 _ROW = re.compile(r"<tr[^>]*>(.*?)</tr>", re.IGNORECASE | re.DOTALL)
 _CELL = re.compile(r"<t[dh][^>]*>(.*?)</t[dh]>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
+
+
+_ROW_OR_SECTION = re.compile(r"<h2[^>]*>(.*?)</h2>|<tr[^>]*>(.*?)</tr>", re.IGNORECASE | re.DOTALL)
+
+
+def validation_results(report: str) -> list[tuple[str, str, str, str]]:
+    """(category, test, result, description) of every test a validation report lists:
+    each table row of test cells under its category's heading (header rows left out)."""
+    out: list[tuple[str, str, str, str]] = []
+    category = ""
+    for match in _ROW_OR_SECTION.finditer(report):
+        heading, row = match.groups()
+        if heading is not None:
+            category = html.unescape(_TAG.sub("", heading)).strip()
+            continue
+        if re.search(r"<th[\s>]", row, re.IGNORECASE):
+            continue
+        cells = [html.unescape(_TAG.sub("", c)).strip() for c in _CELL.findall(row)]
+        if len(cells) >= 2:
+            out.append((category, cells[0], cells[1], cells[2] if len(cells) > 2 else ""))
+    return out
 
 
 def failed_tests(report: str) -> list[str]:
