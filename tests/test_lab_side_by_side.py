@@ -16,7 +16,7 @@ from project import LABS
 from test_lab_e2e import PASSWORDS
 from test_strict_windows import _settings
 
-from hvlab import access, teardown
+from hvlab import access, hostlabs, teardown
 from hvlab import lab as labs
 from hvlab.api import Lab
 from hvlab.errors import EXIT_BAD_INPUT, HostError, OwnershipError, SpecError
@@ -82,6 +82,12 @@ def test_two_labs_build_side_by_side_and_down_of_one_leaves_the_other(workdir: P
     )
     assert w.vm("beside-dc01").guest.domain == "beside.hvlab.test"
     assert w.vm("dc01").guest.domain == "corp.hvlab.test"
+
+    listed = {e["lab"]: e for e in hostlabs.list_labs(None, as_json=True)}
+    assert sorted(v["name"] for v in listed["s2d-2node-beside"]["vms"]) == [
+        f"beside-{n}" for n in NAMES
+    ]
+    assert sorted(v["name"] for v in listed["s2d-2node"]["vms"]) == list(NAMES)
 
     default, other = Lab.load(str(DEFAULT)), Lab.load(str(BESIDE))
     assert default.status().healthy and other.status().healthy

@@ -23,7 +23,7 @@ def _svg_text(path: Path) -> str:
     return " ".join(t.text or "" for t in root.iter(f"{SVG}text"))
 
 
-@pytest.mark.parametrize("name", ["s2d-2node", "s2d-4node", "example-full"])
+@pytest.mark.parametrize("name", ["s2d-2node", "s2d-4node", "example-full", "s2d-2node-beside"])
 def test_topology_shows_every_switch_vm_nic_and_volume(name: str, tmp_path: Path) -> None:
     lab = load_lab(LABS / f"{name}.yaml")
     out = pictures.topology(lab, tmp_path / "t.svg")
@@ -31,7 +31,9 @@ def test_topology_shows_every_switch_vm_nic_and_volume(name: str, tmp_path: Path
     for sw in lab.switches:
         assert sw.host_name in text and str(sw.subnet) in text
     for vm in lab.vms:
-        assert vm.name in text
+        assert vm.host_name in text  # the name on the host ...
+        if vm.host_name != vm.name:
+            assert f"computer name {vm.name}" in text  # ... and the guest's
         for nic in vm.nics:
             assert f"{nic.name}: {nic.ip or 'DHCP'}" in text
     for volume in lab.volumes:
