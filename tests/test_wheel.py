@@ -138,7 +138,9 @@ def test_the_wheel_carries_everything_and_not_the_tree(installed: Path, tmp_path
     assert (
         Path(catalog).stat().st_size == (ROOT / "hvsim/data/powershell-cmdlets.json").stat().st_size
     )
-    assert labs == "['example-full', 'existing-domain', 's2d-2node', 's2d-2node-beside', 's2d-4node']"
+    assert (
+        labs == "['example-full', 'existing-domain', 's2d-2node', 's2d-2node-beside', 's2d-4node']"
+    )
     assert all(int(n) > 100 for n in sizes)
     (notice,) = [p for p in installed.rglob("NOTICE*") if "dist-info" in str(p)] or [None]
     assert notice is not None and "CC BY 4.0" in notice.read_text()
