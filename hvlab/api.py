@@ -207,11 +207,18 @@ class Lab:
         return labs.plan(self.config, state_base=self.home, target=self._target())
 
     def up(
-        self, *, parallel: int = 0, trace: str | Path | None = None, ask: bool = False
+        self,
+        *,
+        parallel: int = 0,
+        trace: str | Path | None = None,
+        ask: bool = False,
+        allow_restart: bool = False,
     ) -> UpResult:
         """Build the lab, or finish it; raises the failing step's error, which carries
         the run's report as `.report` (written under state_dir with the diagnostics).
-        `ask` asks on the terminal before building on a real host."""
+        `ask` asks on the terminal before building on a real host. Changes that need a
+        VM off are made only with `allow_restart`; without it, after the rest is done,
+        ChangesWaiting (exit 1) names them."""
         from hvlab import lab as labs
 
         report = labs.up(
@@ -221,6 +228,7 @@ class Lab:
             trace=None if trace is None else str(trace),
             state_base=self.home,
             target=self._target(),
+            allow_restart=allow_restart,
         )
         return UpResult(
             lab=self.name,

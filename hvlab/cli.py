@@ -167,12 +167,15 @@ def up(
     as_json: bool = False,
     yes: bool = False,
     trace: str | None = None,
+    allow_restart: bool = False,
 ) -> None:
     """Build the lab (hvlab.api.Lab.up); with --json the report, also when it failed."""
     from hvlab.errors import HvlabError
 
     try:
-        result = _lab(config, lab, as_json).up(parallel=parallel, trace=trace, ask=not yes)
+        result = _lab(config, lab, as_json).up(
+            parallel=parallel, trace=trace, ask=not yes, allow_restart=allow_restart
+        )
     except HvlabError as err:
         if as_json and getattr(err, "report", None) is not None:
             _print_json(err.report)
