@@ -146,6 +146,8 @@ class ChangesWaiting(HvlabError):
     """lab.up did all it could without restarting a VM; these changes wait for
     --allow-restart (R-141). Exit 1: the lab is not as its file says."""
 
+    result = "changes-waiting"  # the report's "result"
+
     def __init__(self, waiting: dict[str, list[str]]) -> None:
         self.waiting = waiting
         lines = "\n".join(f"  - {vm}: {'; '.join(changes)}" for vm, changes in waiting.items())
