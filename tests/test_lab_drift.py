@@ -235,3 +235,10 @@ def test_hvsim_refuses_a_memory_change_of_a_running_node_over_the_wire(
     assert str(err).startswith("Failed to modify device 'Memory'.")
     assert err.fq_error == "InvalidState,Microsoft.HyperV.PowerShell.Commands.SetVMMemory"
     assert world.vm("hvhost01").memory_startup == 8 * GiB
+
+
+def test_help_of_lab_up_names_allow_restart(tmp_path: Path) -> None:
+    done = _cli(tmp_path, "--help", "lab.up")
+    assert done.returncode == 0, done.stderr
+    assert "--allow-restart" in done.stdout
+    assert "changes wait for --allow-restart" in " ".join(done.stdout.split())
