@@ -242,3 +242,38 @@ def test_help_of_lab_up_names_allow_restart(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "--allow-restart" in done.stdout
     assert "changes wait for --allow-restart" in " ".join(done.stdout.split())
+
+
+def test_allow_restart_changes_the_dc_alone_and_ad_answers_after(workdir: Path) -> None:
+    """A VM that is not a cluster node (the DC) is shut down cleanly, changed and
+    started without any drain; the lab is healthy after and a re-run changes nothing."""
+    text = (LABS / "s2d-2node.yaml").read_text(encoding="utf-8")
+    wanted = "dc: {cpus: 2, memory: 2GiB}"
+    assert wanted in text
+    (workdir / "bigger-dc.yaml").write_text(
+        text.replace(wanted, "dc: {cpus: 3, memory: 3GiB}"), encoding="utf-8"
+    )
+    world = _world(workdir)
+    since = world.clock.now()
+
+    with pytest.raises(ChangesWaiting) as caught:
+        labs.up(None, lab="bigger-dc.yaml")
+    assert set(caught.value.report["waiting"]) == {"dc01"}  # type: ignore[attr-defined]
+    assert _world(workdir).vm("dc01").memory_startup == 2 * GiB
+
+    report = labs.up(None, lab="bigger-dc.yaml", allow_restart=True)
+    assert report["result"] == "ok"
+    changes = next(s for s in report["steps"] if s["step"] == "restart")["changes"]
+    assert not any(c.startswith(("Suspend-ClusterNode", "Resume-ClusterNode")) for c in changes)
+    assert changes[0].startswith("Stop-VM dc01") and changes[-1].startswith("Start-VM dc01")
+
+    world = _world(workdir)
+    dc = world.vm("dc01")
+    assert (dc.memory_startup, dc.processor_count, dc.state) == (3 * GiB, 3, "Running")
+    assert len(_off_spans(world, "dc01", since)) == 1
+    for node in NODES:  # the nodes were left alone
+        assert _off_spans(world, node, since) == []
+    status = lab_status.status(None, lab="bigger-dc.yaml")
+    assert [n["state"] for n in status["cluster"]["nodes"]] == ["Up", "Up"]
+    again = labs.up(None, lab="bigger-dc.yaml", allow_restart=True)
+    assert again["changed"] == 0
