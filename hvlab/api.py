@@ -212,13 +212,16 @@ class Lab:
         parallel: int = 0,
         trace: str | Path | None = None,
         ask: bool = False,
+        allow_restart: bool = False,
         junit: str | Path | None = None,
     ) -> UpResult:
         """Build the lab, or finish it; raises the failing step's error, which carries
         the run's report as `.report` (written under state_dir with the diagnostics).
-        `ask` asks on the terminal before building on a real host. `junit`: write the
-        run as a JUnit XML report there too (each step a case, Test-Cluster's results
-        a suite of their own), also when a step failed."""
+        `ask` asks on the terminal before building on a real host. Changes that need a
+        VM off are made only with `allow_restart`; without it, after the rest is done,
+        ChangesWaiting (exit 1) names them. `junit`: write the run as a JUnit XML report
+        there too (each step a case, Test-Cluster's results a suite of their own), also
+        when a step failed."""
         from hvlab import lab as labs
 
         report = labs.up(
@@ -228,6 +231,7 @@ class Lab:
             trace=None if trace is None else str(trace),
             state_base=self.home,
             target=self._target(),
+            allow_restart=allow_restart,
             junit=None if junit is None else str(junit),
         )
         return UpResult(

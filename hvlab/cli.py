@@ -167,6 +167,7 @@ def up(
     as_json: bool = False,
     yes: bool = False,
     trace: str | None = None,
+    allow_restart: bool = False,
     junit: str | None = None,
 ) -> None:
     """Build the lab (hvlab.api.Lab.up); with --json the report, also when it failed;
@@ -175,7 +176,11 @@ def up(
 
     try:
         result = _lab(config, lab, as_json).up(
-            parallel=parallel, trace=trace, ask=not yes, junit=junit
+            parallel=parallel,
+            trace=trace,
+            ask=not yes,
+            allow_restart=allow_restart,
+            junit=junit,
         )
     except HvlabError as err:
         if as_json and getattr(err, "report", None) is not None:

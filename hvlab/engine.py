@@ -48,9 +48,13 @@ class StepResult:
     name: str
     scope: str
     phase: str
-    status: str = "pending"  # ok | changed | failed | skipped | would-change | blocked
+    status: str = "pending"  # ok | changed | drift | failed | skipped | would-change | blocked
     changes: list[str] = dataclasses.field(default_factory=list)
     reasons: list[str] = dataclasses.field(default_factory=list)
+    # What differs from the lab file and cannot change while the VM runs (R-140), and
+    # what applying it takes: shown by plan, applied by lab.up --allow-restart.
+    drift: list[str] = dataclasses.field(default_factory=list)
+    to_apply: str | None = None
     error: str | None = None
     wall_s: float = 0.0
     # On the host's clock (modelled seconds on a simulated host), from the run's start:
@@ -71,6 +75,8 @@ class StepResult:
             "changed": self.changed,
             "changes": self.changes,
             "reasons": self.reasons,
+            "drift": self.drift,
+            "to_apply": self.to_apply,
             "error": self.error,
             "wall_seconds": round(self.wall_s, 3),
             "start_seconds": None if self.start_s is None else round(self.start_s, 3),
@@ -121,6 +127,12 @@ class StepContext:
         """Record why nothing had to change here."""
         self.result.reasons.append(reason)
         log.debug("[%s] no change: %s", self.result.name, reason)
+
+    def drift(self, what: str) -> None:
+        """Record a difference from the lab file that this run does not change here: it
+        needs the VM off (R-140). The step goes on with the rest."""
+        self.result.drift.append(what)
+        log.info("[%s] drift: %s", self.result.name, what)
 
     def note(self, text: str) -> None:
         log.info("[%s] %s", self.result.name, text)
@@ -308,6 +320,8 @@ class Run:
         lost = retries = 0
         while True:
             try:
+                # A step run again finds the drift again: say it once.
+                ctx.result.drift.clear()
                 step.fn(ctx)
                 return
             except ResponseLost as err:
@@ -341,7 +355,7 @@ class Run:
         result.start_s = host_start - self.t0
         try:
             self._attempts(step, ctx)
-            result.status = "changed" if result.changes else "ok"
+            result.status = "changed" if result.changes else ("drift" if result.drift else "ok")
         except PlanStop:
             result.status = "would-change"
         except Interrupted:

@@ -1,7 +1,8 @@
 """One exception tree, mapped to exit codes at the task boundary.
 
-0 done, 1 the lab could not be built (a step failed, with its reason),
-2 bad input or configuration, 130 interrupted.
+0 done, 1 the lab could not be built (a step failed, with its reason) or is not as its
+file says (changes that wait for lab.up --allow-restart), 2 bad input or configuration,
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -139,6 +140,23 @@ class StepError(HvlabError):
         self.step = step
         self.reason = reason
         super().__init__(f"step {step} failed: {reason}")
+
+
+class ChangesWaiting(HvlabError):
+    """lab.up did all it could without restarting a VM; these changes wait for
+    --allow-restart (R-141). Exit 1: the lab is not as its file says."""
+
+    result = "changes-waiting"  # the report's "result"
+
+    def __init__(self, waiting: dict[str, list[str]]) -> None:
+        self.waiting = waiting
+        lines = "\n".join(f"  - {vm}: {'; '.join(changes)}" for vm, changes in waiting.items())
+        super().__init__(
+            f"the lab is not as its file says: {len(waiting)} VM(s) need a restart for "
+            f"these changes (R-140):\n{lines}\n"
+            "Run lab.up --allow-restart to apply them (cluster nodes one at a time, drained "
+            "first), or change the lab file back."
+        )
 
 
 class Interrupted(HvlabError):

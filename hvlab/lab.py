@@ -16,7 +16,7 @@ from hvlab import log as hvlog
 from hvlab import report as progress
 from hvlab.creds import CredentialBook
 from hvlab.engine import Run, StepResult
-from hvlab.errors import ConfigError, HvlabError
+from hvlab.errors import ChangesWaiting, ConfigError, HvlabError
 from hvlab.paths import home, host_id, state_dir
 from hvlab.session import Session, open_session
 from hvlab.state import LabState
@@ -168,9 +168,13 @@ def up(
     trace: str | None = None,
     state_base: Path | None = None,
     target: Target | None = None,
+    allow_restart: bool = False,
     junit: str | None = None,
 ) -> dict[str, Any]:
-    """Build the lab; `junit`: also write the run as a JUnit XML report there."""
+    """Build the lab, or finish it. Changes that need a VM off are made only with
+    `allow_restart` (R-141); without it the run does the rest and then raises
+    ChangesWaiting (exit 1) naming them. `junit`: also write the run as a JUnit XML
+    report there."""
     started = time.monotonic()
     with on_host("up", config, lab, as_json, state_base, parallel, target) as (
         spec,
@@ -199,6 +203,7 @@ def up(
                 trace,
                 target,
                 started,
+                allow_restart,
                 junit,
             )
     raise AssertionError("unreachable")
@@ -216,6 +221,7 @@ def _up_locked(
     trace: str | None,
     target: Target | None,
     started: float,
+    allow_restart: bool = False,
     junit: str | None = None,
 ) -> dict[str, Any]:
     state = LabState(folder)
@@ -228,7 +234,7 @@ def _up_locked(
     )
     shared = {**services(spec, session, secrets, state, config), "lab_lock": lock}
     run = Run(
-        build_steps(spec),
+        build_steps(spec, allow_restart=allow_restart),
         shared,
         reporter,
         parallel=parallel,
@@ -246,8 +252,13 @@ def _up_locked(
     finally:
         reporter.close()
         _write_trace(session, folder, trace)
+    waiting = {} if allow_restart else drift_of(results)
+    if error is None and waiting:
+        error = ChangesWaiting({vm: d["drift"] for vm, d in waiting.items()})
     payload = _report(spec, session, results, time.monotonic() - started, error)
-    if error is None:
+    if waiting:
+        payload["waiting"] = waiting
+    if error is None or isinstance(error, ChangesWaiting):
         payload["endpoints"] = endpoints(spec)
     else:
         from hvlab.diagnostics import collect
@@ -261,12 +272,32 @@ def _up_locked(
         payload["junit"] = str(written)
     for line in progress.summary_lines(results):
         say(out, line)
+    for line in drift_lines(waiting):
+        say(out, line)
     if as_json and target is None:
         print(json.dumps(payload, indent=2, default=str))
     if error is not None:
         error.report = payload  # type: ignore[attr-defined]
         raise error
     return payload
+
+
+def drift_of(results: list[StepResult]) -> dict[str, dict[str, Any]]:
+    """What differs from the lab file and needs a VM off, per VM (R-140): from the
+    readings the VM steps made anyway (no call of its own)."""
+    return {
+        r.scope: {"drift": list(r.drift), "to_apply": r.to_apply}
+        for r in results
+        if r.drift and r.name.startswith("vm:")
+    }
+
+
+def drift_lines(drift: dict[str, dict[str, Any]]) -> list[str]:
+    lines = []
+    for vm, d in drift.items():
+        lines.append(f"  {vm} differs from the lab file: {'; '.join(d['drift'])}")
+        lines.append(f"      to apply: {d['to_apply']}")
+    return lines
 
 
 def warm_connections(spec: Any, session: Session) -> None:
@@ -304,7 +335,7 @@ def _report(
     payload: dict[str, Any] = {
         "lab": spec.name,
         "host": {"simulated": session.simulated, "description": session.description},
-        "result": "ok" if error is None else "failed",
+        "result": "ok" if error is None else getattr(error, "result", "failed"),
         "error": str(error) if error else None,
         "changed": sum(1 for r in results if r.changed),
         "wall_seconds": round(wall, 3),
@@ -367,9 +398,12 @@ def plan(
         )
         results = run.execute()
     ahead = _planned_resources(spec, results)
+    drift = drift_of(results)
     payload = {
         "lab": spec.name,
         "changes": sum(1 for r in results if r.changed),
+        # Drift is not a failure: what differs and needs a VM off, and what applying takes.
+        "drift": drift,
         "steps": [{**r.to_json(), "resources": ahead.get(r.name, [])} for r in results],
     }
     if as_json and target is None:
@@ -380,8 +414,14 @@ def plan(
                 say(out, f"  {r.name:<22} would change: {r.changes[0]} (then the rest of the step)")
             elif r.status == "blocked":
                 say(out, f"  {r.name:<22} pending: {'; '.join(r.reasons)}")
+            elif r.status == "drift":
+                say(out, f"  {r.name:<22} drift: {'; '.join(r.drift)}")
             else:
                 say(out, f"  {r.name:<22} no change: {'; '.join(r.reasons[:3])}")
+            if r.drift and r.status != "drift":
+                say(out, f"  {'':<22} drift: {'; '.join(r.drift)}")
+            if r.to_apply:
+                say(out, f"  {'':<22} to apply: {r.to_apply}")
             for res in ahead.get(r.name, []):
                 say(out, f"      + {res['kind']:<15} {res['name']}  {res['detail']}")
         say(
@@ -390,6 +430,12 @@ def plan(
             if not payload["changes"]
             else f"{payload['changes']} step(s) would change",
         )
+        if drift:
+            say(
+                out,
+                f"{len(drift)} VM(s) differ from the lab file in what needs them off: "
+                "lab.up --allow-restart applies it",
+            )
     return payload
 
 

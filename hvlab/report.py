@@ -247,6 +247,6 @@ def summary_lines(results: list[StepResult]) -> list[str]:
     changed = sum(1 for r in results if r.changed)
     failed = [r for r in results if r.status == "failed"]
     lines = [f"{len(results)} steps, {changed} changed, {len(failed)} failed"]
-    if not changed and not failed:
+    if not changed and not failed and not any(r.drift for r in results):
         lines.append("nothing to change: the lab is complete")
     return lines

@@ -57,20 +57,36 @@ def _run(
         "json": "Print a JSON report on stdout; progress goes to stderr.",
         "yes": "Do not ask before creating resources on a real host.",
         "trace": "Write every host call (cmdlet, parameter names, duration) to this file.",
+        "allow-restart": "Apply changes that need a VM off (memory, processors, MACs, "
+        "adapters to remove): cluster nodes one at a time (drain, shut down, change, start, "
+        "resume, storage repair), other VMs shut down, changed and started.",
         "junit": "Write the run as a JUnit XML report to this file: each step a test case, "
         "Test-Cluster's results a suite of their own.",
     }
 )
 def up(
-    c, lab=None, parallel=0, json=False, yes=False, trace=None, junit=None, verbose=0, quiet=False
+    c,
+    lab=None,
+    parallel=0,
+    json=False,
+    yes=False,
+    trace=None,
+    allow_restart=False,
+    junit=None,
+    verbose=0,
+    quiet=False,
 ):
     """Build the lab: switches, VMs, domain, cluster, S2D, CSV and an HA VM.
 
     Every step reads the host first and changes only what is missing: run it again
     to resume after a failure or an interrupt; on a complete lab it changes nothing.
+    A change of a built lab that needs a VM off (memory, processors, a MAC) is made
+    only with --allow-restart; without it lab.up does the rest, names what waits,
+    and exits 1, because the lab is not as its file says.
     With no HVLAB_HOST set it works on the embedded simulated host (hvsim).
     Passwords come from HVLAB_ADMIN_PASSWORD and HVLAB_DSRM_PASSWORD (or a prompt).
-    Exit codes: 0 done, 1 a step failed, 2 bad input or settings, 130 interrupted.
+    Exit codes: 0 done, 1 a step failed or changes wait for --allow-restart,
+    2 bad input or settings, 130 interrupted.
     """
     from hvlab import cli
 
@@ -82,6 +98,7 @@ def up(
         as_json=json,
         yes=yes,
         trace=trace,
+        allow_restart=allow_restart,
         junit=junit,
         verbosity=(verbose, quiet),
     )

@@ -67,3 +67,56 @@ def pypsrp_wsman(server: Any, auth: str, password: str = SIM_PASSWORD, **kw: Any
         cert_validation=False,
         **kw,
     )
+
+
+# Settings a developer's shell may carry that would point a lab test elsewhere.
+LAB_ENV_CLEARED = (
+    "HVLAB_HOST",
+    "HVLAB_USER",
+    "HVLAB_PASSWORD",
+    "HVLAB_HOME",
+    "HVLAB_MIN_WAIT",
+    "HVSIM_FAULTS",
+    "HVSIM_VOLUMES",
+    "HVSIM_LATENCY_MS",
+    "HVSIM_DOMAINS",
+)
+
+
+@pytest.fixture
+def workdir(request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An empty working folder for lab tasks on the embedded simulated host, at
+    timescale 0, with the lab passwords of the test module (its PASSWORDS: each module
+    has its own, so that a scan for them finds only its own run)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HVSIM_TIMESCALE", "0")
+    for key in LAB_ENV_CLEARED:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in getattr(request.module, "PASSWORDS", {}).items():
+        monkeypatch.setenv(key, value)
+    return tmp_path
+
+
+@pytest.fixture
+def wire(sim_server: Any) -> Callable[[Any], contextlib.AbstractContextManager[Any]]:
+    """wire(world): hvlab.remote.Host connected over NTLM to a server for that world."""
+    from hvlab.config import Settings
+    from hvlab.remote import Host
+    from hvlab.secrets import Secret
+
+    @contextlib.contextmanager
+    def connect(world: Any) -> Iterator[Any]:
+        server = sim_server(auth="ntlm", world=world)
+        settings = Settings(
+            host=server.url,
+            user=SIM_USER,
+            password=Secret(SIM_PASSWORD),
+            auth="ntlm",
+            cert_validation=False,
+            operation_timeout=5,
+            retries=0,
+        )
+        with Host.connect(settings) as host:
+            yield host
+
+    return connect

@@ -15,17 +15,6 @@ from hvlab.errors import ConfigError, HostError, HvlabError, SpecError
 PASSWORDS = {"HVLAB_ADMIN_PASSWORD": "Api-Adm1n-Pw!x", "HVLAB_DSRM_PASSWORD": "Api-Dsrm-Pw!x9"}
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HVSIM_TIMESCALE", "0")
-    for key in ("HVLAB_HOST", "HVSIM_FAULTS", "HVLAB_HOME"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in PASSWORDS.items():
-        monkeypatch.setenv(key, value)
-    return tmp_path
-
-
 def test_load_by_path_by_name_and_bad_input(workdir: Path) -> None:
     by_path = hvlab.Lab.load(LABS / "s2d-4node.yaml")
     by_name = hvlab.Lab.load("s2d-4node")

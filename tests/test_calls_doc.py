@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from project import LABS
-from test_lab_e2e import PASSWORDS
 
 from hvlab import lab as labs
 from hvlab import status as lab_status
@@ -89,17 +88,6 @@ def render(phases: list[tuple[str, list[dict[str, Any]]]], spec: Any) -> str:
                 out.extend(sorted(groups[kind]))
                 out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HVSIM_TIMESCALE", "0")
-    for key in ("HVLAB_HOST", "HVLAB_USER", "HVLAB_PASSWORD", "HVSIM_FAULTS"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in PASSWORDS.items():
-        monkeypatch.setenv(key, value)
-    return tmp_path
 
 
 def test_calls_page_is_the_trace_of_the_end_to_end_run(

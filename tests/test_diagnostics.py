@@ -8,21 +8,17 @@ wire with hvlab's own client; hvlab's side through lab.up on the embedded host.
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SIM_PASSWORD, SIM_USER
 from guestlab import PASSWORD, NicSpec, add_vm, restart, start, stop, unattend_xml
 from test_lab_e2e import PASSWORDS, sim_world
 
 from hvlab import lab as labs
-from hvlab.config import Settings
 from hvlab.diagnostics import PICTURES_HINT, collect, rgb565_png
 from hvlab.engine import StepResult
 from hvlab.errors import HostError, StepError
@@ -36,26 +32,6 @@ from hvsim.model.world import World
 
 LOCAL = Credential(".\\Administrator", Secret(PASSWORD))
 THUMBNAIL = template("host/Get-VMThumbnail.ps1")
-
-
-@pytest.fixture
-def wire(sim_server: Any) -> Callable[[World], contextlib.AbstractContextManager[Host]]:
-    @contextlib.contextmanager
-    def connect(world: World) -> Iterator[Host]:
-        server = sim_server(auth="ntlm", world=world)
-        settings = Settings(
-            host=server.url,
-            user=SIM_USER,
-            password=Secret(SIM_PASSWORD),
-            auth="ntlm",
-            cert_validation=False,
-            operation_timeout=5,
-            retries=0,
-        )
-        with Host.connect(settings) as host:
-            yield host
-
-    return connect
 
 
 def _vm(world: World, name: str, mac: str, ip: str, **kw: Any) -> Any:
@@ -260,15 +236,10 @@ def test_rgb565_decodes_the_documented_layout() -> None:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HVSIM_TIMESCALE", "0")
+def workdir(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # Waits as short as a test allows: these builds are meant to fail.
     monkeypatch.setenv("HVLAB_MIN_WAIT", "2")
-    for key in ("HVLAB_HOST", "HVLAB_USER", "HVLAB_PASSWORD", "HVSIM_FAULTS"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in PASSWORDS.items():
-        monkeypatch.setenv(key, value)
-    return tmp_path
+    return workdir
 
 
 def _no_passwords(folder: Path) -> None:

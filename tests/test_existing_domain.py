@@ -9,21 +9,17 @@ those.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SIM_PASSWORD, SIM_USER
 from guestlab import PASSWORD, NicSpec, add_vm, start, unattend_xml
 from project import LABS
 
 from hvlab import lab as labs
 from hvlab import status as lab_status
 from hvlab import teardown
-from hvlab.config import Settings
 from hvlab.errors import HostError, SpecError
 from hvlab.guest import Guest
 from hvlab.remote import Credential, Host
@@ -34,26 +30,6 @@ from hvsim.model.world import DEMO_JOIN_PASSWORD, World, parse_domains
 JOIN = Credential("EXAMPLECORP\\hvjoin", Secret(DEMO_JOIN_PASSWORD))
 LOCAL = Credential(".\\Administrator", Secret(PASSWORD))
 DC = "192.168.1.5"
-
-
-@pytest.fixture
-def wire(sim_server: Any) -> Callable[[World], contextlib.AbstractContextManager[Host]]:
-    @contextlib.contextmanager
-    def connect(world: World) -> Iterator[Host]:
-        server = sim_server(auth="ntlm", world=world)
-        settings = Settings(
-            host=server.url,
-            user=SIM_USER,
-            password=Secret(SIM_PASSWORD),
-            auth="ntlm",
-            cert_validation=False,
-            operation_timeout=5,
-            retries=0,
-        )
-        with Host.connect(settings) as host:
-            yield host
-
-    return connect
 
 
 def _member(
@@ -221,18 +197,12 @@ PASSWORDS = {
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HVSIM_TIMESCALE", "0")
-    for key in ("HVLAB_HOST", "HVLAB_USER", "HVLAB_PASSWORD", "HVSIM_FAULTS", "HVSIM_VOLUMES"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in PASSWORDS.items():
-        monkeypatch.setenv(key, value)
+def workdir(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # The simulated domain's join account takes the password the lab is given.
     monkeypatch.setenv(
         "HVSIM_DOMAINS", "corp.example.com:netbios=EXAMPLECORP,password_env=HVLAB_DOMAIN_PASSWORD"
     )
-    return tmp_path
+    return workdir
 
 
 def _host_with(workdir: Path, *computers: str) -> None:

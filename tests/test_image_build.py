@@ -30,15 +30,6 @@ ISO = "C:\\isos\\server2022-eval.iso"
 FOLDER = "C:\\hvlab\\images"
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HVSIM_TIMESCALE", "0")
-    for key in ("HVLAB_HOST", "HVLAB_USER", "HVLAB_PASSWORD", "HVSIM_FAULTS", "HVLAB_HOME"):
-        monkeypatch.delenv(key, raising=False)
-    return tmp_path
-
-
 def state_file(workdir: Path) -> Path:
     return workdir / ".hvlab" / "sim" / "host.state"
 

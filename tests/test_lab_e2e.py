@@ -30,17 +30,6 @@ PASSWORDS = {
 READ_ONLY_VERBS = {"Get", "Test", "connect"}  # connect: opening the runspace pool
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HVSIM_TIMESCALE", "0")
-    for key in ("HVLAB_HOST", "HVLAB_USER", "HVLAB_PASSWORD", "HVSIM_FAULTS"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in PASSWORDS.items():
-        monkeypatch.setenv(key, value)
-    return tmp_path
-
-
 def sim_world(workdir: Path):
     from hvsim import persist
 

@@ -33,17 +33,6 @@ PASSWORDS = {
 USER, PASSWORD = "hvadmin", "Lock-Host-Pa55!"
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HVSIM_TIMESCALE", "0")
-    for key in ("HVLAB_HOST", "HVLAB_USER", "HVLAB_PASSWORD", "HVSIM_FAULTS", "HVLAB_HOME"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in PASSWORDS.items():
-        monkeypatch.setenv(key, value)
-    return tmp_path
-
-
 def _host(world: Any, name: str, **params: Any) -> list[Any]:
     from hvsim.executor import Command, run_pipeline
 

@@ -13,21 +13,9 @@ from pathlib import Path
 
 import pytest
 from project import LABS
-from test_lab_e2e import PASSWORDS, check_complete, sim_world, trace
+from test_lab_e2e import check_complete, sim_world, trace
 
 from hvlab import lab as labs
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HVSIM_TIMESCALE", "0")
-    for key in ("HVLAB_HOST", "HVLAB_USER", "HVLAB_PASSWORD", "HVSIM_FAULTS"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in PASSWORDS.items():
-        monkeypatch.setenv(key, value)
-    return tmp_path
-
 
 # -- item 4: retries that repeat a change (R-92) ----------------------------------------------
 

@@ -54,3 +54,36 @@ def test_status_on_an_empty_host_says_the_lab_is_not_there(
     lab_status.status(None)
     out = capsys.readouterr().out
     assert "lab s2d-2node is not on the host" in out
+
+
+def test_a_step_error_of_the_step_itself_is_said_once() -> None:
+    """The message issue 15 saw: 'step vm:x failed: step vm:x failed: ...'."""
+
+    def step(ctx) -> None:  # type: ignore[no-untyped-def]
+        raise StepError("vm:hvhost01", "2 VMs are named hvhost01 (R-20)")
+
+    run = Run([Step("vm:hvhost01", "hvhost01", "vm", step)], {}, PlainReporter(io.StringIO()))
+    with pytest.raises(StepError) as info:
+        run.execute()
+    assert str(info.value) == "step vm:hvhost01 failed: 2 VMs are named hvhost01 (R-20)"
+    assert run.results["vm:hvhost01"].error == "2 VMs are named hvhost01 (R-20)"
+
+
+def test_drift_is_not_a_failure() -> None:
+    """A step that records drift ends with status drift and the run goes on (R-140)."""
+
+    def step(ctx) -> None:  # type: ignore[no-untyped-def]
+        ctx.drift("memory 8 GiB -> 10 GiB static (R-05)")
+
+    def after(ctx) -> None:  # type: ignore[no-untyped-def]
+        ctx.ok("ran")
+
+    run = Run(
+        [Step("vm:a", "a", "vm", step), Step("boot:a", "a", "boot", after, needs=("vm:a",))],
+        {},
+        PlainReporter(io.StringIO()),
+    )
+    results = {r.name: r for r in run.execute()}
+    assert results["vm:a"].status == "drift"
+    assert results["vm:a"].to_json()["drift"] == ["memory 8 GiB -> 10 GiB static (R-05)"]
+    assert results["boot:a"].status == "ok"

@@ -47,7 +47,8 @@ def _vm(world: World, name: str, disks: int = 0, **kw: Any) -> Any:
     )
 
 
-def build_domain(world: World) -> None:
+def dc_with_adds(world: World) -> None:
+    """The DC's VM booted, with the AD DS role installed: ready to promote."""
     start(world, _vm(world, "dc"))
     out = guest_cmd(
         world,
@@ -57,6 +58,10 @@ def build_domain(world: World) -> None:
         IncludeManagementTools=True,
     )
     assert str(out[0]["ExitCode"]) == "Success"
+
+
+def build_domain(world: World) -> None:
+    dc_with_adds(world)
     guest_cmd(
         world,
         "dc",
@@ -158,14 +163,7 @@ def test_ad_not_ready_before_the_delay() -> None:
 
 def test_promotion_needs_safe_mode_password_and_short_netbios() -> None:
     world = World.create()
-    start(world, _vm(world, "dc"))
-    guest_cmd(
-        world,
-        "dc",
-        "Install-WindowsFeature",
-        Name=["AD-Domain-Services"],
-        IncludeManagementTools=True,
-    )
+    dc_with_adds(world)
     with pytest.raises(PSError) as err:
         guest_cmd(
             world,
@@ -184,14 +182,7 @@ def test_promotion_needs_safe_mode_password_and_short_netbios() -> None:
 
 def test_promotion_without_noreboot_kills_the_session() -> None:
     world = World.create()
-    start(world, _vm(world, "dc"))
-    guest_cmd(
-        world,
-        "dc",
-        "Install-WindowsFeature",
-        Name=["AD-Domain-Services"],
-        IncludeManagementTools=True,
-    )
+    dc_with_adds(world)
     with pytest.raises(PSError) as err:
         guest_cmd(
             world,
@@ -743,14 +734,7 @@ def test_ad_ready_comes_after_the_promotion_boot() -> None:
     from hvsim.clock import Clock
 
     world = World.create()
-    start(world, _vm(world, "dc"))
-    guest_cmd(
-        world,
-        "dc",
-        "Install-WindowsFeature",
-        Name=["AD-Domain-Services"],
-        IncludeManagementTools=True,
-    )
+    dc_with_adds(world)
     guest_cmd(
         world,
         "dc",

@@ -10,15 +10,12 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import SIM_PASSWORD, SIM_USER
 from guestlab import PASSWORD, NicSpec, add_vm, guest_cmd, restart, start, unattend_xml
 from test_model_cluster import DOMAIN, LAB, build_cluster, build_domain, vmops_switch
 
-from hvlab.config import Settings
 from hvlab.drill_facts import ps_datetime
 from hvlab.errors import HostError
 from hvlab.guest import Guest
@@ -122,26 +119,6 @@ def cluster_world() -> World:
     guest_cmd(world, "node1", "Add-ClusterVirtualMachineRole", LAB, VMName="l2vm")
     guest_cmd(world, "node1", "Start-ClusterGroup", LAB, Name="l2vm")
     return world
-
-
-@pytest.fixture
-def wire(sim_server: Any) -> Callable[[World], contextlib.AbstractContextManager[Host]]:
-    @contextlib.contextmanager
-    def connect(world: World) -> Iterator[Host]:
-        server = sim_server(auth="ntlm", world=world)
-        settings = Settings(
-            host=server.url,
-            user=SIM_USER,
-            password=Secret(SIM_PASSWORD),
-            auth="ntlm",
-            cert_validation=False,
-            operation_timeout=5,
-            retries=0,
-        )
-        with Host.connect(settings) as host:
-            yield host
-
-    return connect
 
 
 def _in(host: Host, vm: str, cmd: str, **params: Any) -> list[Any]:

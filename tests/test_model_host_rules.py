@@ -468,3 +468,28 @@ def test_r79_first_boot_grows_the_os_disk_and_a_full_volume_pauses_the_vm(world:
     assert world.vm("n1").state == "Running" and world.vm("n1").guest is not None
     [v] = out(world, "Get-VHD", Path="C:\\lab\\n1-os.vhdx")
     assert int(v["FileSize"]) > GiB  # the differencing disk took the first boot's writes
+
+
+def test_r140_adapters_hot_add_and_remove_on_a_running_generation_2_vm(world: World) -> None:
+    make_vm(world)
+    out(world, "New-VMSwitch", Name="sw", SwitchType="Private")
+    out(world, "Start-VM", Name="n1")
+    out(world, "Add-VMNetworkAdapter", VMName="n1", Name="Extra", SwitchName="sw")
+    assert [a.name for a in world.vm("n1").adapters] == ["Network Adapter", "Extra"]
+    out(world, "Remove-VMNetworkAdapter", VMName="n1", Name="Extra")
+    assert [a.name for a in world.vm("n1").adapters] == ["Network Adapter"]
+    err = fails(world, "Set-VMNetworkAdapter", VMName="n1", StaticMacAddress="00155D0000AA")
+    assert err.message == "Failed to modify device 'Network Adapter'."
+    err = fails(world, "Remove-VMNetworkAdapter", VMName="n1", Name="Missing")
+    assert "Missing" in err.message
+
+
+def test_r140_adapters_of_a_running_generation_1_vm_need_it_off(world: World) -> None:
+    out(world, "New-VM", Name="g1", Generation=1, MemoryStartupBytes=i64(GiB), Path="C:\\lab")
+    out(world, "Start-VM", Name="g1")
+    err = fails(world, "Remove-VMNetworkAdapter", VMName="g1", Name="Network Adapter")
+    assert err.message == "Failed to modify device 'Network Adapter'."
+    assert len(world.vm("g1").adapters) == 1
+    out(world, "Stop-VM", Name="g1", TurnOff=True)
+    out(world, "Remove-VMNetworkAdapter", VMName="g1", Name="Network Adapter")
+    assert world.vm("g1").adapters == []

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from project import LABS
-from test_lab_e2e import PASSWORDS, mutating
+from test_lab_e2e import mutating
 
 from hvlab import lab as labs
 from hvlab import status as lab_status
@@ -19,17 +19,6 @@ from hvlab.remote import Host
 
 NOOP_CALLS = 25
 STATUS_CALLS = 10
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HVSIM_TIMESCALE", "0")
-    for key in ("HVLAB_HOST", "HVLAB_USER", "HVLAB_PASSWORD", "HVSIM_FAULTS", "HVSIM_LATENCY_MS"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in PASSWORDS.items():
-        monkeypatch.setenv(key, value)
-    return tmp_path
 
 
 @pytest.fixture

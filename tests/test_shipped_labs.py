@@ -17,17 +17,6 @@ PASSWORDS = {
 }
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HVSIM_TIMESCALE", "0")
-    for key in ("HVLAB_HOST", "HVSIM_FAULTS", "HVSIM_VOLUMES", "HVLAB_HOME"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in PASSWORDS.items():
-        monkeypatch.setenv(key, value)
-    return tmp_path
-
-
 @pytest.mark.slow
 def test_example_full_builds_on_the_embedded_host(workdir: Path) -> None:
     payload = labs.up(None, lab=str(LABS / "example-full.yaml"), yes=True)

@@ -5,6 +5,8 @@ first boot: the PowerShell Direct proof (R-94) -> the DC's promotion, up to its
 restart -> one VM step per other VM (parallel; their OS-disk mounts one at a time,
 R-91) and their first boots, while the DC restarts -> the DC back and AD ready ->
 each node's join and roles (parallel) -> cluster -> S2D and volumes -> each HA VM.
+With --allow-restart, last: the changes that need a VM off, one VM at a time
+(hvlab.steps.restart, R-141).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from typing import Any
 
 from hvlab.engine import Step
 from hvlab.locking import lock_step
-from hvlab.steps import cluster, guests, host, vms
+from hvlab.steps import cluster, guests, host, restart, vms
 
 
-def build(lab: Any) -> list[Step]:
+def build(lab: Any, *, allow_restart: bool = False) -> list[Step]:
     steps = [
         Step("preflight", "lab", "preflight", host.preflight),
         # The folder first: it holds the record of what the lab creates (a NAT too).
@@ -101,6 +103,19 @@ def build(lab: Any) -> list[Step]:
         steps.append(
             Step(
                 f"ha:{ha.name}", ha.name, "ha", lambda c, h=ha: cluster.ha_vm(c, h), needs=("s2d",)
+            )
+        )
+    if allow_restart:
+        # Once everything else is as the file says: the cluster is there to drain.
+        steps.append(
+            Step(
+                "restart",
+                "lab",
+                "restart",
+                restart.restart_changes,
+                needs=tuple(s.name for s in steps),
+                # Its waits span restarts; after an error, lab.up is run again.
+                retry=False,
             )
         )
     return steps

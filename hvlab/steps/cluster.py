@@ -441,16 +441,8 @@ def s2d(ctx: StepContext) -> None:
     ctx.ok(f"pool {pool_name} is Healthy")
     _in_vm_settings(ctx, node, facts.one("InVMSettings") if unchanged() else None)
 
-    # VHDX disks report MediaType Unspecified; give the pool members one type (R-63).
     disks = facts["PhysicalDisk"] if unchanged() else in_guest(ctx, node, "Get-PhysicalDisk")
-    for disk in disks:
-        in_pool = text(val(disk, "CannotPoolReason")) == "In a Pool"
-        if in_pool and text(val(disk, "MediaType")) == "Unspecified":
-            uid = text(val(disk, "UniqueId"))
-            ctx.change(
-                f"Set-PhysicalDisk {uid} MediaType HDD",
-                lambda u=uid: in_guest(ctx, node, "Set-PhysicalDisk", UniqueId=u, MediaType="HDD"),
-            )
+    media_types(ctx, node, disks)
 
     for volume in lab.volumes:
         if unchanged():
@@ -658,3 +650,16 @@ def _seconds(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return 0.0
+
+
+def media_types(ctx: StepContext, node: str, disks: list[Any]) -> None:
+    """VHDX disks report MediaType Unspecified, and a node's reboot resets what was set:
+    give the pool members one type (R-63). `disks`: Get-PhysicalDisk in `node`."""
+    for disk in disks:
+        in_pool = text(val(disk, "CannotPoolReason")) == "In a Pool"
+        if in_pool and text(val(disk, "MediaType")) == "Unspecified":
+            uid = text(val(disk, "UniqueId"))
+            ctx.change(
+                f"Set-PhysicalDisk {uid} MediaType HDD",
+                lambda u=uid: in_guest(ctx, node, "Set-PhysicalDisk", UniqueId=u, MediaType="HDD"),
+            )

@@ -90,6 +90,8 @@ def build_vm(ctx: StepContext, vm: Any) -> None:
     _nics(ctx, vm, off, facts.adapters, facts.vlans)
     if data_paths:
         _data_disks(ctx, vm, data_paths, attached, files)
+    if ctx.result.drift:
+        ctx.result.to_apply = to_apply(vm)
     if off:
         _dismount_if_mounted(ctx, os_disk, facts.os_vhd)
         ctx.change(f"Start-VM {vm.host_name}", lambda: host.run("Start-VM", Name=vm.host_name))
@@ -227,12 +229,12 @@ def _settings(ctx: StepContext, vm: Any, current: Any, off: bool) -> None:
     startup = int(val(current, "MemoryStartup", 0) or 0)
     if dynamic or startup != vm.memory_bytes:
         if not off:
-            # Never hot-resize a nested host (R-04, R-05).
-            raise StepError(
-                f"vm:{vm.name}",
-                f"{vm.name} runs with {'dynamic' if dynamic else startup} memory, the lab wants "
-                f"{vm.memory_bytes} bytes static; memory can only change while it is Off (R-05)",
+            # Memory changes only while Off: never a runtime resize (R-04, R-05, R-140).
+            ctx.drift(
+                f"memory {size_text(startup)}{' dynamic' if dynamic else ''} -> "
+                f"{size_text(vm.memory_bytes)} static (R-05)"
             )
+            return
         ctx.change(
             f"Set-VMMemory {vm.host_name} static {vm.memory_bytes // 2**20} MiB",
             lambda: host.run(
@@ -255,10 +257,11 @@ def _processor(ctx: StepContext, vm: Any, off: bool, proc: Any) -> None:
         ctx.ok(f"{vm.cpus} vCPUs" + (", virtualization extensions exposed" if nested else ""))
         return
     if not off:
-        raise StepError(
-            f"vm:{vm.name}",
-            f"{vm.name} is running; its processor settings can only change while it is Off (R-01, R-11)",
-        )
+        if not count_ok:
+            ctx.drift(f"processors {int(val(proc, 'Count', 0) or 0)} -> {vm.cpus} (R-11)")
+        if not nested_ok:
+            ctx.drift("virtualization extensions off -> on (R-01)")
+        return
     params: dict[str, Any] = {"VMName": vm.host_name, "Count": vm.cpus}
     if nested:
         params["ExposeVirtualizationExtensions"] = True  # R-01: only while Off
@@ -277,9 +280,11 @@ def _firmware(ctx: StepContext, vm: Any, off: bool, fw: Any) -> None:
         ctx.ok("secure boot on with the Windows template")
         return
     if not off:
-        raise StepError(
-            f"vm:{vm.name}", f"{vm.name} is running; firmware settings need it Off (R-12)"
+        ctx.drift(
+            f"secure boot {text(val(fw, 'SecureBoot')) or '?'} "
+            f"({text(val(fw, 'SecureBootTemplate')) or '?'}) -> On (MicrosoftWindows) (R-12)"
         )
+        return
     ctx.change(
         f"Set-VMFirmware {vm.host_name} secure boot",
         lambda: host.run(
@@ -339,39 +344,41 @@ def _nics(ctx: StepContext, vm: Any, off: bool, found: list[Any], vlans: dict[st
                 ),
             )
         elif text(val(adapter, "SwitchName")) != switch:
-            raise StepError(
-                f"vm:{vm.name}",
-                f"adapter {nic.name} of {vm.name} is on switch {val(adapter, 'SwitchName')!r}, the lab wants {switch!r}",
+            # A running VM's adapter moves to another switch as it runs (R-140).
+            ctx.change(
+                f"Connect-VMNetworkAdapter {vm.host_name}/{nic.name} -> {switch} "
+                f"(was {text(val(adapter, 'SwitchName'))})",
+                lambda n=nic, s=switch: host.run(
+                    "Connect-VMNetworkAdapter", VMName=vm.host_name, Name=n.name, SwitchName=s
+                ),
             )
         wanted = {
-            "MacAddress": nic.mac,
             "DeviceNaming": "On",
             "MacAddressSpoofing": "On" if nested else text(val(adapter, "MacAddressSpoofing")),
             "AllowTeaming": "On" if nested else text(val(adapter, "AllowTeaming")),
         }
         differs = [k for k, v in wanted.items() if text(val(adapter, k)).upper() != v.upper()]
-        if val(adapter, "DynamicMacAddressEnabled") is True:
-            differs.append("DynamicMacAddressEnabled")
-        if differs:
-            if not off:
-                raise StepError(
-                    f"vm:{vm.name}",
-                    f"adapter {nic.name} of running {vm.name} differs in {', '.join(differs)}; "
-                    "stop the VM or rebuild the lab",
-                )
+        mac = text(val(adapter, "MacAddress")).upper()
+        mac_differs = mac != nic.mac.upper() or val(adapter, "DynamicMacAddressEnabled") is True
+        if mac_differs and not off:
+            # A static MAC changes only while the VM is Off (R-19, R-140).
+            ctx.drift(f"adapter {nic.name} MAC {mac or '?'} -> {nic.mac} (R-140)")
+        if differs or (mac_differs and off):
             params: dict[str, Any] = {
                 "VMName": vm.host_name,
                 "Name": nic.name,
-                "StaticMacAddress": nic.mac,
                 "DeviceNaming": "On",
             }
+            if mac_differs and off:
+                params["StaticMacAddress"] = nic.mac
+                differs.append("MacAddress")
             if nested:
                 params.update(MacAddressSpoofing="On", AllowTeaming="On")
             ctx.change(
                 f"Set-VMNetworkAdapter {vm.host_name}/{nic.name} ({', '.join(differs)})",
                 lambda p=params: host.run("Set-VMNetworkAdapter", **p),
             )
-        else:
+        elif not mac_differs:
             ctx.ok(f"adapter {nic.name} is set")
         if nic.vlan is not None:
             vlan = vlans.get(nic.name)
@@ -397,6 +404,23 @@ def _nics(ctx: StepContext, vm: Any, off: bool, found: list[Any], vlans: dict[st
                         VlanId=n.vlan,
                     ),
                 )
+    _extra_adapters(ctx, vm, off, adapters)
+
+
+def _extra_adapters(ctx: StepContext, vm: Any, off: bool, adapters: dict[str, Any]) -> None:
+    """Adapters on the VM that the lab file does not name: drift while the VM runs;
+    removed in the off window of lab.up --allow-restart, never from a running VM (R-140)."""
+    names = {nic.name.lower() for nic in vm.nics}
+    for name in adapters:
+        if name.lower() in names:
+            continue
+        if not off:
+            ctx.drift(f"adapter {name} is on the VM, not in the lab file: to be removed (R-140)")
+            continue
+        ctx.change(
+            f"Remove-VMNetworkAdapter {vm.host_name}/{name} (not in the lab file)",
+            lambda n=name: ctx.host.run("Remove-VMNetworkAdapter", VMName=vm.host_name, Name=n),
+        )
 
 
 def _data_disks(
@@ -440,3 +464,42 @@ def _data_disks(
                     "Add-VMHardDiskDrive", VMName=vm.host_name, ControllerType="SCSI", Path=p
                 ),
             )
+
+
+def size_text(n: int) -> str:
+    """A memory size as people write it in a lab file: GiB when whole, else MiB."""
+    if n and n % 2**30 == 0:
+        return f"{n // 2**30} GiB"
+    if n % 2**20 == 0:
+        return f"{n // 2**20} MiB"
+    return f"{n} bytes"
+
+
+def to_apply(vm: Any) -> str:
+    """What applying a VM's drift takes (R-140, R-141)."""
+    if vm.role == "node":
+        return (
+            "needs VM off: restart with --allow-restart (a cluster node: drained, shut down, "
+            "changed, started, resumed, storage repaired; one node at a time)"
+        )
+    return (
+        "needs VM off: restart with --allow-restart (shut down, changed, started until it answers)"
+    )
+
+
+def apply_off(ctx: StepContext, vm: Any) -> None:
+    """The VM's hardware as the lab file says, while it is Off: what build_vm would do
+    for an Off VM, from a fresh reading, without starting it."""
+    facts = read_vm_facts(ctx.host, ctx.lab, [vm], must_exist=True)[vm.name.lower()]
+    current = facts.vm
+    if current is None:
+        raise StepError(f"vm:{vm.name}", f"{len(facts.found)} VMs are named {vm.name} (R-20)")
+    state = text(val(current, "State"))
+    if state != "Off":
+        raise StepError(
+            f"vm:{vm.name}", f"{vm.name} is {state}; its hardware changes only while Off"
+        )
+    _settings(ctx, vm, current, True)
+    _processor(ctx, vm, True, facts.processor)
+    _firmware(ctx, vm, True, facts.firmware)
+    _nics(ctx, vm, True, facts.adapters, facts.vlans)

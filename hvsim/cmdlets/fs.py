@@ -224,9 +224,21 @@ def _text_of(value: Any, *, newline: bool) -> str:
     params=["Path", "LiteralPath", "Value", "Encoding", "Force", "NoNewline", "PassThru"],
 )
 def set_content(ctx: Context, call: Call) -> Iterable[Any]:
-    fs = ctx.machine.fs
     value = call.get("Value") if "Value" in call else list(ctx.input)
     text = _text_of(value, newline=not call.switch("NoNewline"))
+    for full in _writable_files(ctx, call):
+        try:
+            ctx.machine.fs.write(full, text)
+        except FsError as err:
+            raise fs_error_to_ps(err, call.name) from None
+        if call.switch("PassThru"):
+            yield from as_list(value)
+
+
+def _writable_files(ctx: Context, call: Call) -> Iterable[str]:
+    """The call's paths whose file may be written: one in use is a terminating error;
+    one whose folder is missing is an error record and is passed over."""
+    fs = ctx.machine.fs
     for raw in _paths(call):
         full = normalize(raw)
         if _in_use(ctx, full):
@@ -243,12 +255,7 @@ def set_content(ctx: Context, call: Call) -> Iterable[Any]:
                 )
             )
             continue
-        try:
-            fs.write(full, text)
-        except FsError as err:
-            raise fs_error_to_ps(err, call.name) from None
-        if call.switch("PassThru"):
-            yield from as_list(value)
+        yield full
 
 
 @cmdlet("Add-Content", params=["Path", "LiteralPath", "Value", "Encoding", "Force", "NoNewline"])
@@ -257,22 +264,7 @@ def add_content(ctx: Context, call: Call) -> Iterable[Any]:
     fs = ctx.machine.fs
     value = call.get("Value") if "Value" in call else list(ctx.input)
     text = _text_of(value, newline=not call.switch("NoNewline"))
-    for raw in _paths(call):
-        full = normalize(raw)
-        if _in_use(ctx, full):
-            raise _in_use_error(full, call.name, "write")
-        parent = full.rsplit("\\", 1)[0]
-        if not fs.is_dir(parent):
-            ctx.error(
-                PSError(
-                    f"Could not find a part of the path '{full}'.",
-                    fqid=f"System.IO.DirectoryNotFoundException,{_cls(call.name)}",
-                    category="ObjectNotFound",
-                    exception="System.IO.DirectoryNotFoundException",
-                    target=full,
-                )
-            )
-            continue
+    for full in _writable_files(ctx, call):
         try:
             old = fs.read(full) if fs.exists(full) else ""
             if not isinstance(old, str):

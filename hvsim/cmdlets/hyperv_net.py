@@ -321,6 +321,29 @@ def add_vmnetworkadapter(ctx: Context, call: Call) -> Iterable[Any]:
             yield S.adapter_obj(hv, vm, a)
 
 
+@cmdlet("Remove-VMNetworkAdapter", params=["VMName", "VM", "Name", "VMNetworkAdapter", "Passthru"])
+def remove_vmnetworkadapter(ctx: Context, call: Call) -> Iterable[Any]:
+    """Hot remove on a running generation 2 VM; a generation 1 VM must be Off (R-140)."""
+    hv, pairs = _adapters_of(ctx, call)
+    if not pairs and call.get("Name"):
+        raise E.hv(
+            f"No network adapter named '{call.get('Name')}' was found.",
+            "ObjectNotFound",
+            call.name,
+            "ObjectNotFound",
+            str(call.get("Name")),
+        )
+    for vm, _a in pairs:
+        if vm.state != "Off" and vm.generation == 1:
+            raise E.invalid_state("Network Adapter", call.name, vm.name)
+    for vm, a in pairs:
+        if vm.state == "Running" and vm.guest is not None and a.switch:
+            vm.guest.on_adapter_link(a.mac, False)  # the guest loses the device's link
+        vm.adapters.remove(a)
+        if call.switch("Passthru"):
+            yield S.adapter_obj(hv, vm, a)
+
+
 @cmdlet(
     "Set-VMNetworkAdapter",
     params=[
