@@ -100,23 +100,32 @@ def workdir(request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.M
 @pytest.fixture
 def wire(sim_server: Any) -> Callable[[Any], contextlib.AbstractContextManager[Any]]:
     """wire(world): hvlab.remote.Host connected over NTLM to a server for that world."""
-    from hvlab.config import Settings
     from hvlab.remote import Host
-    from hvlab.secrets import Secret
 
     @contextlib.contextmanager
     def connect(world: Any) -> Iterator[Any]:
         server = sim_server(auth="ntlm", world=world)
-        settings = Settings(
-            host=server.url,
-            user=SIM_USER,
-            password=Secret(SIM_PASSWORD),
-            auth="ntlm",
-            cert_validation=False,
-            operation_timeout=5,
-            retries=0,
-        )
-        with Host.connect(settings) as host:
+        with Host.connect(sim_settings(server)) as host:
             yield host
 
     return connect
+
+
+def sim_settings(server: Any, **changes: Any) -> Any:
+    """hvlab's settings for an in-process server: NTLM as the test account, no
+    certificate check, a short operation timeout, no retries unless `changes` says."""
+    import dataclasses
+
+    from hvlab.config import Settings
+    from hvlab.secrets import Secret
+
+    base = Settings(
+        host=server.url,
+        user=SIM_USER,
+        password=Secret(SIM_PASSWORD),
+        auth="ntlm",
+        cert_validation=False,
+        operation_timeout=5,
+        retries=0,
+    )
+    return dataclasses.replace(base, **changes)

@@ -10,13 +10,11 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import SIM_PASSWORD, SIM_USER
+from conftest import sim_settings
 from hostkit import Streams, out, run
 
-from hvlab.config import Settings
 from hvlab.errors import HostError
 from hvlab.remote import Host
-from hvlab.secrets import Secret
 from hvsim.bind import bind
 from hvsim.bind_pipeline import BoundInput, PipelineCall, PipelineRun, assignable
 from hvsim.catalog import catalog
@@ -466,15 +464,7 @@ def test_upstream_error_leaves_nothing_to_stop(world: World) -> None:
 
 def test_lab_down_pipelines_over_the_wire_r20(sim_server: Any, world: World) -> None:
     server = sim_server(auth="ntlm", world=world)
-    settings = Settings(
-        host=server.url,
-        user=SIM_USER,
-        password=Secret(SIM_PASSWORD),
-        auth="ntlm",
-        cert_validation=False,
-        operation_timeout=5,
-        retries=0,
-    )
+    settings = sim_settings(server)
     one, two = _states(world)
     with Host.connect(settings) as host:
         host.pipeline([("Get-VM", {"Id": one}), ("Stop-VM", {"TurnOff": True, "Force": True})])

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from project import LABS
-from test_lab_e2e import PASSWORDS
 from test_strict_windows import _settings
 
 from hvlab import access, hostlabs, teardown
@@ -27,17 +26,6 @@ from hvsim.model.world import World
 DEFAULT = LABS / "s2d-2node.yaml"
 BESIDE = LABS / "s2d-2node-beside.yaml"
 NAMES = ("dc01", "hvhost01", "hvhost02")
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HVSIM_TIMESCALE", "0")
-    for key in ("HVLAB_HOST", "HVLAB_USER", "HVLAB_PASSWORD", "HVSIM_FAULTS", "HVLAB_HOME"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in PASSWORDS.items():
-        monkeypatch.setenv(key, value)
-    return tmp_path
 
 
 def state(workdir: Path) -> Path:

@@ -23,17 +23,6 @@ XSD = Path(__file__).with_name("junit.xsd")
 LAB = LABS / "s2d-2node.yaml"
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HVSIM_TIMESCALE", "0")
-    for key in ("HVLAB_HOST", "HVLAB_USER", "HVLAB_PASSWORD", "HVSIM_FAULTS", "HVLAB_HOME"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in PASSWORDS.items():
-        monkeypatch.setenv(key, value)
-    return tmp_path
-
-
 def suites(path: Path) -> dict[str, ET.Element]:
     xmlschema.XMLSchema(str(XSD)).validate(str(path))
     root = ET.parse(path).getroot()

@@ -4,13 +4,12 @@ the wire."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SIM_PASSWORD, SIM_USER
+from conftest import sim_settings
 
 from hvlab.config import Settings
 from hvlab.errors import HostError, ResponseLost
@@ -19,16 +18,7 @@ from hvlab.secrets import Secret
 
 
 def _settings(server: Any, **kw: Any) -> Settings:
-    base = Settings(
-        host=server.url,
-        user=SIM_USER,
-        password=Secret(SIM_PASSWORD),
-        auth="ntlm",
-        cert_validation=False,
-        operation_timeout=5,
-        retries=2,
-    )
-    return dataclasses.replace(base, **kw)
+    return sim_settings(server, **{"retries": 2, **kw})
 
 
 SILENT = {"ErrorAction": "SilentlyContinue"}

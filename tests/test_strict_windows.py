@@ -11,18 +11,16 @@ each of them.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SIM_PASSWORD, SIM_USER
+from conftest import sim_settings
 from test_model_cluster import NODES, build_domain, build_nodes
 
 from hvlab.config import Settings
 from hvlab.guest import Guest
-from hvlab.remote import Credential, Host
+from hvlab.remote import Credential
 from hvlab.secrets import Secret
 from hvsim.model.world import World
 
@@ -32,28 +30,7 @@ DOMAIN_ADMIN = Credential("LAB\\Administrator", Secret("Lab-Test-Pw1!"))
 
 
 def _settings(server: Any) -> Settings:
-    return Settings(
-        host=server.url,
-        user=SIM_USER,
-        password=Secret(SIM_PASSWORD),
-        auth="ntlm",
-        cert_validation=False,
-        operation_timeout=5,
-        retries=0,
-    )
-
-
-@pytest.fixture
-def wire(sim_server: Any) -> Callable[[World], contextlib.AbstractContextManager[Host]]:
-    """wire(world) -> a context with a Host connected to hvsim serving `world`."""
-
-    @contextlib.contextmanager
-    def connect(world: World) -> Iterator[Host]:
-        server = sim_server(auth="ntlm", world=world)
-        with Host.connect(_settings(server)) as host:
-            yield host
-
-    return connect
+    return sim_settings(server)
 
 
 def _cluster_world() -> World:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SIM_PASSWORD, SIM_USER
+from conftest import sim_settings
 from guestlab import PASSWORD, NicSpec, add_vm, start, unattend_xml
 
 from hvlab.config import Settings
@@ -23,16 +23,7 @@ WRAPPER = (
 
 
 def _settings(server: Any) -> Settings:
-    base = Settings(
-        host=server.url,
-        user=SIM_USER,
-        password=Secret(SIM_PASSWORD),
-        auth="ntlm",
-        cert_validation=False,
-        operation_timeout=5,
-        retries=0,
-    )
-    return base
+    return sim_settings(server)
 
 
 def test_guest_command_over_winrm(sim_server: Any) -> None:
