@@ -859,14 +859,20 @@ class GuestOS(Machine):
     # -- networking ------------------------------------------------------------------
 
     def _sync_adapters(self) -> None:
-        """Guest adapters follow the VM's adapters by MAC; new ones are named in
-        enumeration order ("Ethernet", "Ethernet 2", ...), R-75."""
-        macs = []
+        """Guest adapters follow the VM's adapters by device (the VM adapter's Id); a
+        MAC changed while the VM was off is the same adapter with a new address (R-140).
+        New ones are named in enumeration order ("Ethernet", "Ethernet 2", ...), R-75."""
+        ids = {a.id for a in self.vm.adapters}
         for a in self.vm.adapters:
             mac = a.mac.upper()
-            macs.append(mac)
-            ad = next((g for g in self.net.adapters if g.mac == mac), None)
-            if ad is None:
+            ad = next((g for g in self.net.adapters if g.device_id == a.id), None)
+            if ad is None:  # a state file from before device ids: by MAC, once
+                ad = next(
+                    (g for g in self.net.adapters if g.device_id is None and g.mac == mac), None
+                )
+            if ad is not None:
+                ad.device_id, ad.mac = a.id, mac
+            else:
                 n = len(self.net.adapters) + 1
                 name = "Ethernet" if n == 1 else f"Ethernet {n}"
                 while self.net.adapter(name) is not None:
@@ -877,13 +883,14 @@ class GuestOS(Machine):
                 )
                 ad.dhcp = True
                 ad.ips = [_apipa(mac)]
+                ad.device_id = a.id
             # R-75: the host-side name is visible only when DeviceNaming was On at boot.
             naming = (self.vm.booted_with or {}).get("device_naming", {})
             ad.hyperv_name = a.name if naming.get(a.name, a.device_naming) else None
             ad.status = "Up" if a.switch else "Disconnected"
         # Adapters of the VM that were removed disappear; host vNICs of switches inside
         # this guest (vEthernet (...)) belong to its own Hyper-V and stay.
-        self.net.adapters = [g for g in self.net.adapters if g.mac in macs or g.switch]
+        self.net.adapters = [g for g in self.net.adapters if g.device_id in ids or g.switch]
 
     def _apply_addresses(self, answers: unattend.Answers) -> None:
         for ad in self.net.adapters:

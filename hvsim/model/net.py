@@ -46,6 +46,11 @@ class NetAdapter:
     # In a guest: the host-side VM adapter name, exposed as the advanced property
     # HyperVNetworkAdapterName when DeviceNaming was On at boot.
     hyperv_name: str | None = None
+    # In a guest: the Id of the VM adapter this device is. The synthetic NIC is a VMBus
+    # device named by that Id, not by its MAC: a MAC changed on the host while the VM
+    # was off is the same device with a new address, and keeps its alias and TCP/IP
+    # settings (R-140; docs/model-notes.md). None in state files written before.
+    device_id: str | None = None
     guid: str = dataclasses.field(default_factory=lambda: "{" + str(uuid.uuid4()).upper() + "}")
     virtual: bool = True
     # "Register this connection's addresses in DNS" (Set-DnsClient
