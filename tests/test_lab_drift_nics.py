@@ -184,3 +184,43 @@ def test_an_adapter_the_file_does_not_name_is_removed_in_the_off_window(
     status = _status(capsys, "s2d-2node.yaml")
     assert [n["state"] for n in status["cluster"]["nodes"]] == ["Up", "Up"]
     assert labs.up(None, allow_restart=True)["changed"] == 0
+
+
+STORAGE2 = "{name: Storage2, switch: storage2, ip: 10.10.2.11}"
+
+
+def test_a_nic_added_to_a_built_lab_is_said_to_have_no_guest_address(
+    workdir: Path,
+) -> None:
+    """hvlab sets guest addresses through the answer file, at first boot only: a NIC
+    added to the lab file of a built lab gets its host adapter, and plan and up say
+    plainly that the guest has no address on it and what to do."""
+    text = (workdir / "s2d-2node.yaml").read_text(encoding="utf-8")
+    for n in (1, 2):
+        line = STORAGE2.replace("2.11", f"2.1{n}")
+        assert line in text
+        text = text.replace(
+            line, line + f"\n      - {{name: Backup, switch: storage1, ip: 10.10.1.2{n}}}"
+        )
+    (workdir / "morenics.yaml").write_text(text, encoding="utf-8")
+
+    done = _cli(workdir, "lab.plan", "--lab", "morenics.yaml")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "would change: Add-VMNetworkAdapter hvhost01/Backup on s2d-2node-storage1 "
+        "(no address inside the guest: hvhost01 runs)"
+    ) in done.stdout
+
+    done = _cli(workdir, "lab.up", "--lab", "morenics.yaml")
+    assert done.returncode == EXIT_FAILED
+    said = " ".join((done.stdout + done.stderr).split())
+    for n in (1, 2):
+        assert f"hvhost0{n} has Backup on the host, added after its first boot" in said
+        assert (
+            f"New-NetIPAddress -InterfaceAlias Backup -IPAddress 10.10.1.2{n} -PrefixLength 24"
+            in said
+        )
+    assert "has no address on it" in said
+    world = _world(workdir)
+    for n in (1, 2):  # the host side is done
+        assert any(a.name == "Backup" for a in world.vm(f"hvhost0{n}").adapters)

@@ -111,10 +111,15 @@ def first_boot(ctx: StepContext, vm: Any) -> None:
                 ),
             )
     named = {text(val(p, "DisplayValue")) for p in props}
-    missing = [n.name for n in vm.nics if n.name not in named]
+    missing = [n for n in vm.nics if n.name not in named]
+    if missing and not any(leftovers):
+        # Setup finished long ago (its answer file is gone): these NICs came into the
+        # lab file later. hvlab sets guest addresses only through the answer file.
+        raise StepError(f"boot:{vm.name}", added_later(vm, missing))
     if missing:
         raise StepError(
-            f"boot:{vm.name}", f"the guest sees no adapter for {', '.join(missing)} (R-75)"
+            f"boot:{vm.name}",
+            f"the guest sees no adapter for {', '.join(n.name for n in missing)} (R-75)",
         )
 
     # The answer file held the encoded password: remove it once setup is done (R-32).
@@ -130,6 +135,24 @@ def first_boot(ctx: StepContext, vm: Any) -> None:
                 )
         else:
             ctx.ok(f"{path} is gone")
+
+
+def added_later(vm: Any, nics: list[Any]) -> str:
+    """What to say of NICs added to the lab file after the VM's first boot: the host
+    adapter is there, the guest has no address on it, and what to do about it."""
+    names = ", ".join(n.name for n in nics)
+    steps = "; ".join(
+        f"New-NetIPAddress -InterfaceAlias {n.name} -IPAddress {n.ip} -PrefixLength {n.prefix}"
+        for n in nics
+        if n.ip is not None
+    )
+    return (
+        f"{vm.name} has {names} on the host, added after its first boot: the guest does not "
+        "name it yet and has no address on it (hvlab sets guest addresses through the "
+        "answer file, at first boot only). To finish by hand: restart the VM so the guest "
+        f"names its adapters (R-75), rename the new one, then inside it: {steps or 'DHCP'}; "
+        "or rebuild the lab (lab.down, lab.up)"
+    )
 
 
 def _first_answer(ctx: StepContext, vm: Any, asked: dict[str, Any]) -> GuestFacts:
