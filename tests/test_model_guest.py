@@ -420,3 +420,55 @@ def test_roles_staged_offline_are_installed_at_first_boot() -> None:
     with pytest.raises(PSError) as err:  # R-18: the VHD must not be in use
         host_run(world, "Install-WindowsFeature", Vhd=os_vhd, Name=["FS-FileServer"])
     assert "in use" in err.value.message
+
+
+def test_a_nic_hot_added_to_a_running_gen2_vm_appears_in_the_guest_at_once() -> None:
+    """R-140: a generation 2 VM takes a network adapter added while it runs, and its guest
+    sees it at once as a new adapter: the next default name, DHCP (APIPA without a DHCP
+    server). The host adapter's name reaches the guest only from its next boot (R-75,
+    modelled). Hot remove takes it away at once."""
+    from guestlab import host_run
+
+    world = _world()
+    vm = _node(world)
+    guest = start(world, vm)
+    assert guest is not None and guest.phase() == "Ready"
+    host_run(world, "New-VMSwitch", Name="lab-extra", SwitchType="Internal")
+    host_run(
+        world,
+        "Add-VMNetworkAdapter",
+        VMName="node1",
+        Name="Backup",
+        SwitchName="lab-extra",
+        StaticMacAddress="00155D0A00B1",
+        DeviceNaming="On",
+    )
+    seen = {str(a["Name"]): a for a in guest_cmd(world, "node1", "Get-NetAdapter")}
+    assert set(seen) == {"Ethernet", "Ethernet 2"}
+    assert seen["Ethernet 2"]["MacAddress"] == "00-15-5D-0A-00-B1"
+    assert seen["Ethernet 2"]["Status"] == "Up"
+    ips = guest_cmd(world, "node1", "Get-NetIPAddress", InterfaceAlias="Ethernet 2")
+    v4 = [str(ip["IPAddress"]) for ip in ips if str(ip["AddressFamily"]) == "IPv4"]
+    assert len(v4) == 1 and v4[0].startswith("169.254."), v4
+    names = guest_cmd(
+        world, "node1", "Get-NetAdapterAdvancedProperty", RegistryKeyword="HyperVNetworkAdapterName"
+    )
+    assert [(str(p["Name"]), str(p["DisplayValue"])) for p in names] == [("Ethernet", "Mgmt")]
+
+    # The guest renames it and gives it an address; both stay through a restart.
+    guest_cmd(world, "node1", "Rename-NetAdapter", Name="Ethernet 2", NewName="Backup")
+    guest_cmd(
+        world,
+        "node1",
+        "New-NetIPAddress",
+        InterfaceAlias="Backup",
+        IPAddress="10.0.9.11",
+        PrefixLength=24,
+    )
+    restart(world, vm)
+    backup = guest.net.adapter("Backup")
+    assert backup is not None and backup.hyperv_name == "Backup"  # R-75, from this boot
+    assert [ip.address for ip in backup.ips] == ["10.0.9.11"]
+
+    host_run(world, "Remove-VMNetworkAdapter", VMName="node1", Name="Backup")
+    assert [str(a["Name"]) for a in guest_cmd(world, "node1", "Get-NetAdapter")] == ["Ethernet"]

@@ -317,6 +317,8 @@ def add_vmnetworkadapter(ctx: Context, call: Call) -> Iterable[Any]:
         if vm.state == "Running" and a.dynamic_mac:
             a.mac = hv.allocate_mac()
         vm.adapters.append(a)
+        if vm.state == "Running" and vm.guest is not None:
+            vm.guest.on_adapters_changed()  # hot add: the guest sees it at once
         if call.switch("Passthru"):
             yield S.adapter_obj(hv, vm, a)
 
@@ -340,6 +342,8 @@ def remove_vmnetworkadapter(ctx: Context, call: Call) -> Iterable[Any]:
         if vm.state == "Running" and vm.guest is not None and a.switch:
             vm.guest.on_adapter_link(a.mac, False)  # the guest loses the device's link
         vm.adapters.remove(a)
+        if vm.state == "Running" and vm.guest is not None:
+            vm.guest.on_adapters_changed()  # hot remove: the device goes at once
         if call.switch("Passthru"):
             yield S.adapter_obj(hv, vm, a)
 

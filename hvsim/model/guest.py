@@ -858,10 +858,19 @@ class GuestOS(Machine):
 
     # -- networking ------------------------------------------------------------------
 
-    def _sync_adapters(self) -> None:
+    def on_adapters_changed(self) -> None:
+        """A network adapter was added to or removed from the running VM on the host: a
+        generation 2 guest sees the device come or go at once (R-140, hot add and
+        remove), without a restart."""
+        self._advance()
+        self._sync_adapters(hot=True)
+
+    def _sync_adapters(self, *, hot: bool = False) -> None:
         """Guest adapters follow the VM's adapters by device (the VM adapter's Id); a
         MAC changed while the VM was off is the same adapter with a new address (R-140).
-        New ones are named in enumeration order ("Ethernet", "Ethernet 2", ...), R-75."""
+        New ones are named in enumeration order ("Ethernet", "Ethernet 2", ...), R-75.
+        `hot`: the VM runs (a device plugged or unplugged); names read at boot stay, and
+        a new device shows no host-side name until the next boot (R-75, modelled)."""
         ids = {a.id for a in self.vm.adapters}
         for a in self.vm.adapters:
             mac = a.mac.upper()
@@ -870,6 +879,7 @@ class GuestOS(Machine):
                 ad = next(
                     (g for g in self.net.adapters if g.device_id is None and g.mac == mac), None
                 )
+            new = ad is None
             if ad is not None:
                 ad.device_id, ad.mac = a.id, mac
             else:
@@ -885,8 +895,11 @@ class GuestOS(Machine):
                 ad.ips = [_apipa(mac)]
                 ad.device_id = a.id
             # R-75: the host-side name is visible only when DeviceNaming was On at boot.
-            naming = (self.vm.booted_with or {}).get("device_naming", {})
-            ad.hyperv_name = a.name if naming.get(a.name, a.device_naming) else None
+            if hot and new:
+                ad.hyperv_name = None
+            elif not hot:
+                naming = (self.vm.booted_with or {}).get("device_naming", {})
+                ad.hyperv_name = a.name if naming.get(a.name, a.device_naming) else None
             ad.status = "Up" if a.switch else "Disconnected"
         # Adapters of the VM that were removed disappear; host vNICs of switches inside
         # this guest (vEthernet (...)) belong to its own Hyper-V and stay.
