@@ -222,7 +222,7 @@ KNOWN: tuple[KnownScript, ...] = (
     ),
     KnownScript(
         "templates/guest/Get-GuestFacts.ps1",
-        "7a112543b3b1b0807fa094ab93562629a4b843ef16b96c8df5807f5389955946",
+        "eb87c8639af7c01277a3e50184a24b637f9b52bfec7fdc705bb50e38bb21712b",
         "guest",
         tuple(
             Param(name)
@@ -230,6 +230,7 @@ KNOWN: tuple[KnownScript, ...] = (
                 "OperatingSystem",
                 "ComputerSystem",
                 "AdapterNames",
+                "NetAdapter",
                 "Path",
                 "Feature",
                 "DnsClient",

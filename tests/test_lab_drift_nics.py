@@ -10,6 +10,7 @@ starts from a copy of its host state.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,12 +190,13 @@ def test_an_adapter_the_file_does_not_name_is_removed_in_the_off_window(
 STORAGE2 = "{name: Storage2, switch: storage2, ip: 10.10.2.11}"
 
 
-def test_a_nic_added_to_a_built_lab_is_said_to_have_no_guest_address(
+def test_a_nic_added_to_a_built_lab_gets_its_name_and_address_inside_the_guest(
     workdir: Path,
 ) -> None:
-    """hvlab sets guest addresses through the answer file, at first boot only: a NIC
-    added to the lab file of a built lab gets its host adapter, and plan and up say
-    plainly that the guest has no address on it and what to do."""
+    """A NIC added to the lab file of a built lab: the host adapter is hot-added to the
+    running node (R-140), the guest sees it at once as "Ethernet N" on DHCP, and the boot
+    step finds it by its MAC, gives it its address, turns off its DNS registration
+    (R-93) and renames it. No restart; the re-run changes nothing."""
     text = (workdir / "s2d-2node.yaml").read_text(encoding="utf-8")
     for n in (1, 2):
         line = STORAGE2.replace("2.11", f"2.1{n}")
@@ -203,24 +205,49 @@ def test_a_nic_added_to_a_built_lab_is_said_to_have_no_guest_address(
             line, line + f"\n      - {{name: Backup, switch: storage1, ip: 10.10.1.2{n}}}"
         )
     (workdir / "morenics.yaml").write_text(text, encoding="utf-8")
+    world = _world(workdir)
+    since = world.clock.now()
+    before = {n: world.guest(f"hvhost0{n}").boot_count for n in (1, 2)}
 
     done = _cli(workdir, "lab.plan", "--lab", "morenics.yaml")
     assert done.returncode == 0, done.stderr
     assert (
         "would change: Add-VMNetworkAdapter hvhost01/Backup on s2d-2node-storage1 "
-        "(no address inside the guest: hvhost01 runs)"
+        "(hot add: named and addressed inside hvhost01 next)"
     ) in done.stdout
 
-    done = _cli(workdir, "lab.up", "--lab", "morenics.yaml")
-    assert done.returncode == EXIT_FAILED
-    said = " ".join((done.stdout + done.stderr).split())
+    done = _cli(workdir, "lab.up", "--lab", "morenics.yaml", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
     for n in (1, 2):
-        assert f"hvhost0{n} has Backup on the host, added after its first boot" in said
-        assert (
-            f"New-NetIPAddress -InterfaceAlias Backup -IPAddress 10.10.1.2{n} -PrefixLength 24"
-            in said
-        )
-    assert "has no address on it" in said
+        boot = next(s for s in report["steps"] if s["step"] == f"boot:hvhost0{n}")
+        # The guest's default name for the new device: "Ethernet N" (R-75).
+        default = re.search(r"/(Ethernet \d+) ", boot["changes"][0])
+        assert default is not None, boot["changes"]
+        alias = default.group(1)
+        assert [c.split(" (")[0] for c in boot["changes"]] == [
+            f"New-NetIPAddress hvhost0{n}/{alias} 10.10.1.2{n}/24",
+            f"Set-DnsClient hvhost0{n}/{alias}: no DNS registration",
+            f"Rename-NetAdapter hvhost0{n}: {alias} -> Backup",
+        ], boot["changes"]
+
     world = _world(workdir)
-    for n in (1, 2):  # the host side is done
-        assert any(a.name == "Backup" for a in world.vm(f"hvhost0{n}").adapters)
+    for n in (1, 2):
+        node = f"hvhost0{n}"
+        host_nic = _adapter(world, node, "Backup")
+        guest = world.guest(node)
+        backup = guest.net.adapter("Backup")
+        assert backup is not None, [a.name for a in guest.net.adapters]
+        assert backup.mac == host_nic.mac.upper()
+        assert [(ip.address, ip.prefix_length) for ip in backup.ips] == [(f"10.10.1.2{n}", 24)]
+        assert not backup.dhcp and backup.gateway is None  # a storage NIC: no gateway
+        assert backup.register_dns is False  # R-93
+        assert f"10.10.1.2{n}" not in guest.dns_addresses()
+        assert guest.boot_count == before[n]  # no restart
+        assert _off_spans(world, node, since) == []
+    # The nodes reach each other on the new network.
+    one = world.guest("hvhost01").net.adapter("Backup")
+    assert one is not None and one.status == "Up"
+
+    again = labs.up(None, lab="morenics.yaml")
+    assert again["result"] == "ok" and again["changed"] == 0

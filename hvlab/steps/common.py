@@ -195,6 +195,7 @@ _GUEST_FACTS = {
     "OperatingSystem": "OperatingSystem",
     "ComputerSystem": "ComputerSystem",
     "AdapterNames": "AdapterNames",
+    "NetAdapter": "NetAdapter",
     "Path": "Path",
     "Feature": "Feature",
     "DnsClient": "DnsClient",

@@ -46,6 +46,7 @@ PROMOTION_FACTS: dict[str, Any] = {
 SPACEPORT = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\spaceport\\Parameters"
 HW_TIMEOUT_MS = 30000  # R-61: 0x7530 for S2D in VMs
 WS2022_BUILD = 20348  # R-78
+VNIC_DESCRIPTION = "Hyper-V Virtual Ethernet Adapter"
 
 
 def first_boot(ctx: StepContext, vm: Any) -> None:
@@ -56,6 +57,7 @@ def first_boot(ctx: StepContext, vm: Any) -> None:
     mine: dict[str, Any] = {
         "ComputerSystem": True,
         "AdapterNames": True,
+        "NetAdapter": True,
         "Path": list(UNATTEND_FILES),
     }
     asked = dict(mine)
@@ -111,16 +113,19 @@ def first_boot(ctx: StepContext, vm: Any) -> None:
                 ),
             )
     named = {text(val(p, "DisplayValue")) for p in props}
-    missing = [n for n in vm.nics if n.name not in named]
-    if missing and not any(leftovers):
-        # Setup finished long ago (its answer file is gone): these NICs came into the
-        # lab file later. hvlab sets guest addresses only through the answer file.
-        raise StepError(f"boot:{vm.name}", added_later(vm, missing))
+    # The VM's own devices by MAC; a vEthernet adapter of a switch inside the guest may
+    # carry the MAC of the adapter it is bound to, and is not one of them.
+    by_mac = {
+        _bare_mac(val(a, "MacAddress")): text(val(a, "Name"))
+        for a in facts["NetAdapter"]
+        if not text(val(a, "InterfaceDescription")).startswith(VNIC_DESCRIPTION)
+    }
+    # A NIC the guest does not name after the host: one added while the VM ran (R-140),
+    # which shows no host-side name until the guest's next boot, or one named already
+    # by an earlier run (found by its MAC).
+    missing = [n for n in vm.nics if n.name not in named and by_mac.get(_bare_mac(n.mac)) != n.name]
     if missing:
-        raise StepError(
-            f"boot:{vm.name}",
-            f"the guest sees no adapter for {', '.join(n.name for n in missing)} (R-75)",
-        )
+        _name_added(ctx, vm, missing, by_mac)
 
     # The answer file held the encoded password: remove it once setup is done (R-32).
     for path, present in zip(UNATTEND_FILES, leftovers, strict=True):
@@ -137,22 +142,79 @@ def first_boot(ctx: StepContext, vm: Any) -> None:
             ctx.ok(f"{path} is gone")
 
 
-def added_later(vm: Any, nics: list[Any]) -> str:
-    """What to say of NICs added to the lab file after the VM's first boot: the host
-    adapter is there, the guest has no address on it, and what to do about it."""
-    names = ", ".join(n.name for n in nics)
-    steps = "; ".join(
-        f"New-NetIPAddress -InterfaceAlias {n.name} -IPAddress {n.ip} -PrefixLength {n.prefix}"
-        for n in nics
-        if n.ip is not None
-    )
-    return (
-        f"{vm.name} has {names} on the host, added after its first boot: the guest does not "
-        "name it yet and has no address on it (hvlab sets guest addresses through the "
-        "answer file, at first boot only). To finish by hand: restart the VM so the guest "
-        f"names its adapters (R-75), rename the new one, then inside it: {steps or 'DHCP'}; "
-        "or rebuild the lab (lab.down, lab.up)"
-    )
+def _bare_mac(value: Any) -> str:
+    """A MAC as 12 upper-case hex digits: Get-NetAdapter writes 00-15-5D-..., the lab
+    file and Get-VMNetworkAdapter 00155D... (R-19)."""
+    return text(value).replace("-", "").replace(":", "").upper()
+
+
+def _name_added(ctx: StepContext, vm: Any, nics: list[Any], by_mac: dict[str, str]) -> None:
+    """NICs added to the VM after its first boot, so not set up by the answer file: a
+    generation 2 guest has each at once as a new "Ethernet N" on DHCP (R-140), with no
+    host-side name until its next boot (R-75). Found by MAC, each gets its address
+    (no gateway unless the lab file gives one), no DNS registration unless it is the
+    management NIC (R-93), then the lab's name: the rename comes last, so a run stopped
+    half way finds the adapter again by its MAC and its default name."""
+    unseen = [n for n in nics if _bare_mac(n.mac) not in by_mac]
+    if unseen:
+        raise StepError(
+            f"boot:{vm.name}",
+            "the guest sees no adapter for "
+            + ", ".join(f"{n.name} (MAC {n.mac_dashed})" for n in unseen)
+            + " (R-75)",
+        )
+    wanted = [str(n.ip) for n in nics if n.ip is not None]
+    # Where the addresses are already (a run stopped after New-NetIPAddress): an
+    # address that exists on the machine is refused a second time (R-72).
+    held = {
+        text(val(r, "IPAddress")): text(val(r, "InterfaceAlias"))
+        for r in (
+            in_guest(ctx, vm.name, "Get-NetIPAddress", IPAddress=wanted, **SILENT) if wanted else []
+        )
+    }
+    for nic in nics:
+        alias = by_mac[_bare_mac(nic.mac)]
+        if nic.ip is not None:
+            ip = str(nic.ip)
+            on = held.get(ip)
+            if on is None:
+                params: dict[str, Any] = {
+                    "InterfaceAlias": alias,
+                    "IPAddress": ip,
+                    "PrefixLength": nic.prefix,
+                }
+                if nic.gateway is not None:
+                    params["DefaultGateway"] = str(nic.gateway)
+                ctx.change(
+                    f"New-NetIPAddress {vm.name}/{alias} {ip}/{nic.prefix} (for {nic.name})",
+                    lambda p=params: in_guest(ctx, vm.name, "New-NetIPAddress", **p),
+                )
+            elif on.lower() != alias.lower():
+                raise StepError(
+                    f"boot:{vm.name}",
+                    f"{vm.name} has {ip} on {on}, not on the adapter with {nic.name}'s MAC "
+                    f"{nic.mac_dashed} ({alias}) (R-72)",
+                )
+            else:
+                ctx.ok(f"{vm.name}/{alias} has {ip}")
+        if nic is not vm.nics[0]:
+            ctx.change(
+                f"Set-DnsClient {vm.name}/{alias}: no DNS registration (R-93)",
+                lambda a=alias: in_guest(
+                    ctx,
+                    vm.name,
+                    "Set-DnsClient",
+                    InterfaceAlias=[a],
+                    RegisterThisConnectionsAddress=False,
+                ),
+            )
+        if alias != nic.name:
+            ctx.change(
+                f"Rename-NetAdapter {vm.name}: {alias} -> {nic.name} (added while it ran, R-140)",
+                lambda a=alias, n=nic.name: in_guest(
+                    ctx, vm.name, "Rename-NetAdapter", Name=a, NewName=n
+                ),
+            )
 
 
 def _first_answer(ctx: StepContext, vm: Any, asked: dict[str, Any]) -> GuestFacts:

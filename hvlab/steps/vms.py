@@ -323,9 +323,9 @@ def _nics(ctx: StepContext, vm: Any, off: bool, found: list[Any], vlans: dict[st
         switch = lab.switch(nic.switch).host_name
         adapter = adapters.get(nic.name)
         if adapter is None:
-            # Added to a running VM, the guest gets no address on it: hvlab sets guest
-            # addresses through the answer file, at first boot only (guests.added_later).
-            later = "" if off else f" (no address inside the guest: {vm.name} runs)"
+            # Hot-added to a running VM: the answer file is long applied, so the
+            # boot step names it and sets its address inside the guest (guests._name_added).
+            later = "" if off else f" (hot add: named and addressed inside {vm.name} next)"
             ctx.change(
                 f"Add-VMNetworkAdapter {vm.host_name}/{nic.name} on {switch}{later}",
                 lambda n=nic, s=switch: host.run(

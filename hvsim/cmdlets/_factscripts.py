@@ -79,6 +79,8 @@ def get_guest_facts(ctx: Context, args: dict[str, Any]) -> Iterable[Any]:
                 ctx, "Get-NetAdapterAdvancedProperty", RegistryKeyword="HyperVNetworkAdapterName"
             ),
         ]
+    if _on(args.get("NetAdapter")):
+        out += [_fact("NetAdapter"), *_read(ctx, "Get-NetAdapter")]
     paths = _strings(args.get("Path"))
     if paths:
         out += [_fact("Path"), *_read(ctx, "Test-Path", Path=paths)]

@@ -6,6 +6,7 @@ param(
     [switch] $OperatingSystem,
     [switch] $ComputerSystem,
     [switch] $AdapterNames,
+    [switch] $NetAdapter,
     [string[]] $Path,
     [string[]] $Feature,
     [string[]] $DnsClient,
@@ -29,6 +30,12 @@ if ($AdapterNames) {
     # The host's names of the adapters, as device naming shows them in the guest (R-75).
     [pscustomobject]@{ PSTypeName = 'hvlab.GuestFact'; Fact = 'AdapterNames' }
     Get-NetAdapterAdvancedProperty -RegistryKeyword 'HyperVNetworkAdapterName'
+}
+if ($NetAdapter) {
+    # Every adapter with its MAC: one added while the VM runs has no host-side name
+    # until the guest's next boot (R-75, R-140).
+    [pscustomobject]@{ PSTypeName = 'hvlab.GuestFact'; Fact = 'NetAdapter' }
+    Get-NetAdapter
 }
 if ($Path) {
     # One Boolean per path, in the order given.
