@@ -364,24 +364,7 @@ class Builder:
             number = int(val(disk, "DiskNumber"))
             host.run("Initialize-Disk", Number=number, PartitionStyle="GPT")
             # The ESP is made as a data partition, formatted, then typed ESP (R-116).
-            esp = first(
-                host.run(
-                    "New-Partition",
-                    DiskNumber=number,
-                    Size=ESP_BYTES,
-                    GptType=GPT_BASIC,
-                    AssignDriveLetter=True,
-                )
-            )
-            system = _letter(esp)
-            host.run(
-                "Format-Volume",
-                DriveLetter=system,
-                FileSystem="FAT32",
-                NewFileSystemLabel="System",
-                Force=True,
-                Confirm=False,
-            )
+            esp, system = self._formatted(number, "FAT32", "System", Size=ESP_BYTES)
             host.run(
                 "Set-Partition",
                 DiskNumber=number,
@@ -389,24 +372,7 @@ class Builder:
                 GptType=GPT_EFI,
             )
             host.run("New-Partition", DiskNumber=number, Size=MSR_BYTES, GptType=GPT_MSR)
-            win = first(
-                host.run(
-                    "New-Partition",
-                    DiskNumber=number,
-                    UseMaximumSize=True,
-                    GptType=GPT_BASIC,
-                    AssignDriveLetter=True,
-                )
-            )
-            windows = _letter(win)
-            host.run(
-                "Format-Volume",
-                DriveLetter=windows,
-                FileSystem="NTFS",
-                NewFileSystemLabel="Windows",
-                Force=True,
-                Confirm=False,
-            )
+            _, windows = self._formatted(number, "NTFS", "Windows", UseMaximumSize=True)
             index = int(val(details, "ImageIndex"))
             self.say(
                 f"applying {text(val(details, 'ImageName'))} "
@@ -460,6 +426,29 @@ class Builder:
             self._discard(f, leftover=False)
             raise
         return facts
+
+    def _formatted(self, number: int, fs: str, label: str, **size: Any) -> tuple[Any, str]:
+        """A new basic partition on disk `number` with a drive letter, formatted `fs`;
+        the partition and its letter. `size`: Size=... or UseMaximumSize=True."""
+        part = first(
+            self.host.run(
+                "New-Partition",
+                DiskNumber=number,
+                **size,
+                GptType=GPT_BASIC,
+                AssignDriveLetter=True,
+            )
+        )
+        letter = _letter(part)
+        self.host.run(
+            "Format-Volume",
+            DriveLetter=letter,
+            FileSystem=fs,
+            NewFileSystemLabel=label,
+            Force=True,
+            Confirm=False,
+        )
+        return part, letter
 
     def _unchanged(self, f: Files, t0: float) -> dict[str, Any]:
         assert f.sidecar is not None

@@ -485,46 +485,31 @@ def restore_checkpoint(ctx: StepContext, name: str) -> None:
     ctx.change(f"Restore-VMSnapshot {ctx.lab.on_host(name)} {label}", restore)
 
 
+def _per_vm(spec: Any, kind: str, act: Any, needs: tuple[str, ...] = (), **kw: Any) -> list[Step]:
+    """One step `<kind>:<vm>` per VM of the lab, each running act(ctx, vm name)."""
+    return [
+        Step(f"{kind}:{vm.name}", vm.name, "vm", lambda c, n=vm.name: act(c, n), needs=needs, **kw)
+        for vm in spec.vms
+    ]
+
+
 def checkpoint_steps(spec: Any, running: bool) -> list[Step]:
     steps = shutdown_steps(spec)
-    stops = tuple(s.name for s in steps)
-    takes = []
-    for vm in spec.vms:
-        takes.append(f"checkpoint:{vm.name}")
-        steps.append(
-            Step(
-                f"checkpoint:{vm.name}",
-                vm.name,
-                "vm",
-                lambda c, n=vm.name: take_checkpoint(c, n),
-                needs=stops,
-                retry=False,
-            )
-        )
+    takes = _per_vm(
+        spec, "checkpoint", take_checkpoint, needs=tuple(s.name for s in steps), retry=False
+    )
+    steps += takes
     if running:
-        steps += start_steps(spec, after=tuple(takes))
+        steps += start_steps(spec, after=tuple(s.name for s in takes))
     return steps
 
 
 def restore_steps(spec: Any) -> list[Step]:
-    steps: list[Step] = []
-    for vm in spec.vms:
-        steps.append(Step(f"off:{vm.name}", vm.name, "vm", lambda c, n=vm.name: turn_off(c, n)))
-    offs = tuple(s.name for s in steps)
-    restores = []
-    for vm in spec.vms:
-        restores.append(f"restore:{vm.name}")
-        steps.append(
-            Step(
-                f"restore:{vm.name}",
-                vm.name,
-                "vm",
-                lambda c, n=vm.name: restore_checkpoint(c, n),
-                needs=offs,
-                retry=False,
-            )
-        )
-    return steps + start_steps(spec, after=tuple(restores))
+    offs = _per_vm(spec, "off", turn_off)
+    restores = _per_vm(
+        spec, "restore", restore_checkpoint, needs=tuple(s.name for s in offs), retry=False
+    )
+    return offs + restores + start_steps(spec, after=tuple(s.name for s in restores))
 
 
 # -- the tasks ----------------------------------------------------------------------------------
