@@ -280,9 +280,21 @@ def windows_image(path: str, info: ImageInfo, size: int = 127 * GiB) -> VHD:
             },
         )
     )
-    root = os_vol.root
-    windows = Dir("Windows")
-    root.put(windows)
+    put_windows_tree(os_vol.root)
+    v.partitions = [efi, msr, os_part, rec]
+    # A sysprepped 2022 image holds about 9-10 GB of data in its VHDX.
+    v.file_size = 9 * GiB + 300 * MiB
+    return v
+
+
+def put_windows_tree(root: Dir, *, boot_files: bool = False) -> None:
+    """The folders and files of an installed Windows that the model reads (the Panther
+    folder where unattend.xml goes, R-23); `boot_files`: also Windows\\Boot\\EFI, the
+    source bcdboot copies from (R-118), which an applied image carries."""
+    windows = root.get("Windows")
+    if not isinstance(windows, Dir):
+        windows = Dir("Windows")
+        root.put(windows)
     windows.put(Dir("Panther"))
     sys32 = Dir("System32")
     windows.put(sys32)
@@ -294,10 +306,8 @@ def windows_image(path: str, info: ImageInfo, size: int = 127 * GiB) -> VHD:
         )
     )
     sys32.put(Dir("Sysprep"))
-    root.put(Dir("Users"))
-    root.put(Dir("Program Files"))
-    root.put(Dir("ProgramData"))
-    v.partitions = [efi, msr, os_part, rec]
-    # A sysprepped 2022 image holds about 9-10 GB of data in its VHDX.
-    v.file_size = 9 * GiB + 300 * MiB
-    return v
+    if boot_files:
+        efi = Dir("EFI", {"bootmgfw.efi": File("bootmgfw.efi", b"\0" * 64)})
+        windows.put(Dir("Boot", {"efi": efi}))
+    for name in ("Users", "Program Files", "ProgramData"):
+        root.put(Dir(name))

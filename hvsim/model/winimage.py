@@ -20,7 +20,7 @@ from typing import Any
 
 from hvsim.model.fs import Dir, File, FsError, Volume
 from hvsim.model.iso import WimIndex
-from hvsim.model.vhd import GPT_EFI, VHD, ImageInfo
+from hvsim.model.vhd import GPT_EFI, VHD, ImageInfo, put_windows_tree
 
 BOOT_FILE = ("EFI", "Microsoft", "Boot", "bootmgfw.efi")
 
@@ -40,29 +40,6 @@ def image_info(index: WimIndex) -> ImageInfo:
     )
 
 
-def _windows_tree(root: Dir) -> None:
-    """The folders and files of an installed Windows that the model reads."""
-    windows = root.get("Windows")
-    if not isinstance(windows, Dir):
-        windows = Dir("Windows")
-        root.put(windows)
-    windows.put(Dir("Panther"))
-    sys32 = Dir("System32")
-    windows.put(sys32)
-    sys32.put(File("ntoskrnl.exe", b"\0" * 128))
-    sys32.put(
-        Dir(
-            "config",
-            {"software": File("SOFTWARE", b"\0" * 64), "system": File("SYSTEM", b"\0" * 64)},
-        )
-    )
-    sys32.put(Dir("Sysprep"))
-    boot = Dir("Boot", {"efi": Dir("EFI", {"bootmgfw.efi": File("bootmgfw.efi", b"\0" * 64)})})
-    windows.put(boot)
-    for name in ("Users", "Program Files", "ProgramData"):
-        root.put(Dir(name))
-
-
 def disk_of(volume: Volume) -> VHD | None:
     owner = getattr(volume, "owner", None)
     return owner if isinstance(owner, VHD) else None
@@ -80,7 +57,7 @@ def apply(volume: Volume, path: str, index: WimIndex) -> None:
         disk.before_partition_write(volume, path, index.size)
     volume.consume(index.size, path)
     volume.used_base += index.size
-    _windows_tree(volume.root)
+    put_windows_tree(volume.root, boot_files=True)
     if disk is not None:
         disk.image = image_info(index)
 
