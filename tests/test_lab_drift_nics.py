@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import test_lab_drift
 from project import LABS
 from test_lab_drift import _clean_env, _cli, _off_spans, _world
 
@@ -29,14 +29,8 @@ NEW_MAC = "00155D7700AB"
 MGMT = "{name: Management, switch: lab, ip: 10.10.0.11}"
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    folder = tmp_path_factory.mktemp("built")
-    with pytest.MonkeyPatch.context() as mp:
-        _clean_env(mp)
-        mp.chdir(folder)
-        assert labs.up(None)["result"] == "ok"
-    yield folder
+# The default lab built once for this module too: test_lab_drift's fixture.
+built = test_lab_drift.built
 
 
 @pytest.fixture

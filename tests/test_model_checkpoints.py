@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 from guestlab import Streams, guest_cmd, guest_script, host_run
 from hostkit import cmd, pipe
-from test_model_cluster import LAB, NODES, _s2d, build_cluster, build_domain, build_nodes
+from test_model_cluster import (
+    LAB,
+    NODES,
+    _s2d,
+    build_cluster,
+    build_domain,
+    build_nodes,
+    mirror_volume,
+)
 
 from hvsim import persist
 from hvsim.errors import PSError
@@ -28,17 +36,7 @@ def cluster() -> World:
     build_nodes(world)
     build_cluster(world)
     _s2d(world)
-    guest_cmd(
-        world,
-        "node1",
-        "New-Volume",
-        LAB,
-        StoragePoolFriendlyName="S2D on CL1",
-        FriendlyName="v1",
-        FileSystem="CSVFS_ReFS",
-        Size=100 * GiB,
-        ResiliencySettingName="Mirror",
-    )
+    mirror_volume(world)
     # As hvlab builds it: no automatic drive replacement in VMs.
     guest_script(
         world, "node1", "Set-S2DInVMSettings.ps1", LAB, AutoReplace="False", BlockCacheSize=0

@@ -502,6 +502,21 @@ def test_cluster_network_role_script(lab: World) -> None:
     assert err.value.message == "No cluster network has the address 10.9.9.0."
 
 
+def mirror_volume(world: World, size: int = 100 * GiB) -> list[Any]:
+    """New-Volume v1 from node1: a two-way mirror CSV on the S2D pool (R-64)."""
+    return guest_cmd(
+        world,
+        "node1",
+        "New-Volume",
+        LAB,
+        StoragePoolFriendlyName="S2D on CL1",
+        FriendlyName="v1",
+        FileSystem="CSVFS_ReFS",
+        Size=size,
+        ResiliencySettingName="Mirror",
+    )
+
+
 def _s2d(world: World) -> None:
     for n in NODES:
         for d in guest_cmd(world, n, "Get-Disk", LAB):
@@ -529,17 +544,7 @@ def _s2d(world: World) -> None:
 def test_s2d_pool_disks_media_type_and_volume(lab: World) -> None:
     build_cluster(lab)
     with pytest.raises(PSError):  # R-64: no pool before S2D
-        guest_cmd(
-            lab,
-            "node1",
-            "New-Volume",
-            LAB,
-            StoragePoolFriendlyName="S2D on CL1",
-            FriendlyName="v1",
-            FileSystem="CSVFS_ReFS",
-            Size=100 * GiB,
-            ResiliencySettingName="Mirror",
-        )
+        mirror_volume(lab)
     pd = guest_cmd(lab, "node1", "Get-PhysicalDisk", LAB)
     data = [d for d in pd if d["CanPool"]]
     assert len(data) == 4 and all(
@@ -563,17 +568,7 @@ def test_s2d_pool_disks_media_type_and_volume(lab: World) -> None:
     )
     again = guest_cmd(lab, "node1", "Get-PhysicalDisk", LAB, UniqueId=pooled[0]["UniqueId"])
     assert again[0]["MediaType"] == "HDD"
-    vol = guest_cmd(
-        lab,
-        "node1",
-        "New-Volume",
-        LAB,
-        StoragePoolFriendlyName="S2D on CL1",
-        FriendlyName="v1",
-        FileSystem="CSVFS_ReFS",
-        Size=200 * GiB,
-        ResiliencySettingName="Mirror",
-    )
+    vol = mirror_volume(lab, 200 * GiB)
     assert vol[0]["FileSystem"] == "CSVFS"
     vd = guest_cmd(lab, "node1", "Get-VirtualDisk", LAB, FriendlyName="v1")
     assert vd[0]["FootprintOnPool"] == 400 * GiB and vd[0]["NumberOfDataCopies"] == 2  # R-64
@@ -662,17 +657,7 @@ def test_ha_vm_refused_on_local_storage(lab: World) -> None:
 def test_ha_vm_live_migration_and_failover(lab: World) -> None:
     build_cluster(lab)
     _s2d(lab)
-    guest_cmd(
-        lab,
-        "node1",
-        "New-Volume",
-        LAB,
-        StoragePoolFriendlyName="S2D on CL1",
-        FriendlyName="v1",
-        FileSystem="CSVFS_ReFS",
-        Size=200 * GiB,
-        ResiliencySettingName="Mirror",
-    )
+    mirror_volume(lab, 200 * GiB)
     vm = _ha_vm(lab)
     grp = guest_cmd(lab, "node1", "Add-ClusterVirtualMachineRole", LAB, VMName="l2vm")
     assert str(grp[0]["GroupType"]) == "VirtualMachine" and str(grp[0]["State"]) == "Offline"
@@ -857,17 +842,7 @@ def test_ad_slow_fault_delays_ad_ready() -> None:
 def test_clustered_vm_comes_back_after_its_node_reboots(lab: World) -> None:
     build_cluster(lab)
     _s2d(lab)
-    guest_cmd(
-        lab,
-        "node1",
-        "New-Volume",
-        LAB,
-        StoragePoolFriendlyName="S2D on CL1",
-        FriendlyName="v1",
-        FileSystem="CSVFS_ReFS",
-        Size=200 * GiB,
-        ResiliencySettingName="Mirror",
-    )
+    mirror_volume(lab, 200 * GiB)
     vm = _ha_vm(lab)
     guest_cmd(lab, "node1", "Add-ClusterVirtualMachineRole", LAB, VMName="l2vm")
     guest_cmd(lab, "node1", "Start-ClusterGroup", LAB, Name="l2vm")
@@ -907,17 +882,7 @@ def test_dism_path_installs_hyperv_but_no_hypervisor_without_extensions() -> Non
 def test_storage_degraded_while_a_node_is_down(lab: World) -> None:
     build_cluster(lab)
     _s2d(lab)
-    guest_cmd(
-        lab,
-        "node1",
-        "New-Volume",
-        LAB,
-        StoragePoolFriendlyName="S2D on CL1",
-        FriendlyName="v1",
-        FileSystem="CSVFS_ReFS",
-        Size=100 * GiB,
-        ResiliencySettingName="Mirror",
-    )
+    mirror_volume(lab)
     lab.cluster("cl1").pool.virtual_disks[-1].csv_owner = "NODE2"
     # As Microsoft's in-VM guidance says: no automatic drive replacement (R-62).
     guest_script(
@@ -949,17 +914,7 @@ def test_storage_degraded_while_a_node_is_down(lab: World) -> None:
 def test_live_migration_needs_a_cluster_network_with_a_role(lab: World) -> None:
     build_cluster(lab)
     _s2d(lab)
-    guest_cmd(
-        lab,
-        "node1",
-        "New-Volume",
-        LAB,
-        StoragePoolFriendlyName="S2D on CL1",
-        FriendlyName="v1",
-        FileSystem="CSVFS_ReFS",
-        Size=100 * GiB,
-        ResiliencySettingName="Mirror",
-    )
+    mirror_volume(lab)
     vm = _ha_vm(lab)
     guest_cmd(lab, "node1", "Add-ClusterVirtualMachineRole", LAB, VMName="l2vm")
     guest_cmd(lab, "node1", "Start-ClusterGroup", LAB, Name="l2vm")

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import pytest
 from guestlab import guest_cmd
-from test_model_cluster import LAB, NODES, _ha_vm, _s2d, build_cluster, build_domain, build_nodes
+from test_model_cluster import (
+    LAB,
+    NODES,
+    _ha_vm,
+    _s2d,
+    build_cluster,
+    build_domain,
+    build_nodes,
+    mirror_volume,
+)
 
 from hvsim.errors import PSError
-from hvsim.model.fs import GiB
 from hvsim.model.world import World
 
 
@@ -23,17 +31,7 @@ def cluster() -> World:
 
 def _volume(world: World) -> None:
     _s2d(world)
-    guest_cmd(
-        world,
-        "node1",
-        "New-Volume",
-        LAB,
-        StoragePoolFriendlyName="S2D on CL1",
-        FriendlyName="v1",
-        FileSystem="CSVFS_ReFS",
-        Size=100 * GiB,
-        ResiliencySettingName="Mirror",
-    )
+    mirror_volume(world)
 
 
 def test_nested_powershell_direct_only_from_the_owner(cluster: World) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from guestlab import PASSWORD, NicSpec, add_vm, guest_cmd, restart, start, unattend_xml
-from test_model_cluster import DOMAIN, LAB, build_cluster, build_domain, vmops_switch
+from test_model_cluster import DOMAIN, LAB, build_cluster, build_domain, mirror_volume, vmops_switch
 
 from hvlab.drill_facts import ps_datetime
 from hvlab.errors import HostError
@@ -91,17 +91,7 @@ def cluster_world() -> World:
     guest_script(
         world, "node1", "Set-S2DInVMSettings.ps1", LAB, AutoReplace="False", BlockCacheSize=0
     )
-    guest_cmd(
-        world,
-        "node1",
-        "New-Volume",
-        LAB,
-        StoragePoolFriendlyName="S2D on CL1",
-        FriendlyName="v1",
-        FileSystem="CSVFS_ReFS",
-        Size=100 * GiB,
-        ResiliencySettingName="Mirror",
-    )
+    mirror_volume(world)
     for n in NODES:
         vmops_switch(world, n)
     g = world.guest("node1")
