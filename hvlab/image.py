@@ -37,6 +37,7 @@ from hvlab.spec import names
 from hvlab.spec.models import IMAGES_FOLDER
 from hvlab.spec.units import GIB, TIB, format_size, parse_size
 from hvlab.steps.common import SILENT, text, val
+from hvlab.steps.images import sidecar_facts
 
 ISO_FOLDER = "C:\\hvlab\\iso"
 DEFAULT_SIZE = 60 * GIB
@@ -161,14 +162,8 @@ def request(
 
 
 def parse_sidecar(raw: list[Any]) -> dict[str, Any] | None:
-    body = "".join(text(r) for r in raw).strip()
-    if not body:
-        return None
-    try:
-        facts = json.loads(body)
-    except ValueError:
-        return None
-    return facts if isinstance(facts, dict) and facts.get("hvlab_image") == SIDECAR_FORMAT else None
+    """A sidecar in the format this hvlab writes (Get-Content -Raw), or None."""
+    return sidecar_facts(raw, SIDECAR_FORMAT)
 
 
 # --- the tasks ------------------------------------------------------------------------

@@ -22,8 +22,9 @@ from hvlab.steps.common import SILENT, first, text, val
 LANGUAGE = "en-US"
 
 
-def sidecar_facts(raw: list[Any]) -> dict[str, Any] | None:
-    """The sidecar image.build wrote (Get-Content -Raw), or None when missing or unreadable."""
+def sidecar_facts(raw: list[Any], version: int | None = None) -> dict[str, Any] | None:
+    """The sidecar image.build wrote (Get-Content -Raw), or None when missing or unreadable.
+    `version`: only a sidecar of that format (image.build's own checks); None: any."""
     body = "".join(text(r) for r in raw).strip()
     if not body:
         return None
@@ -31,7 +32,9 @@ def sidecar_facts(raw: list[Any]) -> dict[str, Any] | None:
         facts = json.loads(body)
     except ValueError:
         return None
-    return facts if isinstance(facts, dict) and facts.get("hvlab_image") else None
+    if not isinstance(facts, dict) or not facts.get("hvlab_image"):
+        return None
+    return facts if version is None or facts["hvlab_image"] == version else None
 
 
 EDITION_READ = "Get-WindowsImage"
