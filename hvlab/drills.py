@@ -24,8 +24,9 @@ from hvlab import report as progress
 from hvlab.creds import CredentialBook
 from hvlab.drill_facts import LabView
 from hvlab.engine import Run, Step, StepContext, StepResult
-from hvlab.errors import ConfigError, HostError, HvlabError, Interrupted, StepError
+from hvlab.errors import ConfigError, HvlabError, Interrupted, StepError
 from hvlab.lab import credential, lab_secrets, min_wait, on_host, say
+from hvlab.steps.common import tolerant
 
 KINDS = ("node-failure", "maintenance", "rolling-update", "disk-failure", "network")
 
@@ -240,14 +241,7 @@ def _suite(spec: Any, session: Any, state: DrillState, results: list[StepResult]
         hostname=session.description.split(" (")[0],
     )
     for r in results:
-        lines = [f"{c}" for c in r.changes] + [f"{x}" for x in r.reasons]
-        lines.append(f"wall {r.wall_s:.3f} s, host {r.host_s:.3f} s ({clock} clock)")
-        case = junit.Case(
-            name=r.name,
-            classname=f"hvlab.drill.{state.kind}.{spec.name}",
-            seconds=r.host_s,
-            output="\n".join(lines),
-        )
+        case = junit.step_case(r, f"hvlab.drill.{state.kind}.{spec.name}", clock)
         if r.status == "failed":
             error = r.error or "failed"
             if "expected " in error or "gave up waiting" in error:
@@ -290,21 +284,8 @@ def wait_for(
     ctx: StepContext, what: str, probe: Callable[[], tuple[bool, str]], deadline: float
 ) -> float:
     """A bounded wait on the host's clock; returns when (drill time) it was seen done."""
-    ctx.wait(what, _tolerant(probe), deadline=deadline, poll=2.0)
+    ctx.wait(what, tolerant(probe), deadline=deadline, poll=2.0)
     return ctx.drill.now()
-
-
-def _tolerant(probe: Callable[[], tuple[bool, str]]) -> Callable[[], tuple[bool, str]]:
-    """A probe that keeps waiting through the errors a lab in trouble gives (a node that
-    does not answer, a session cut by a restart)."""
-
-    def run() -> tuple[bool, str]:
-        try:
-            return probe()
-        except HostError as err:
-            return False, f"no answer: {err.message[:160]}"
-
-    return run
 
 
 def uptime_gap(before: tuple[float, float], after: tuple[float, float]) -> float:

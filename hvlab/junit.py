@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 # XML 1.0 allows only these control characters; anything else is replaced.
 _ALLOWED = {0x9, 0xA, 0xD}
@@ -30,6 +31,16 @@ class Case:
     error: str | None = None  # something broke before the check
     skipped: str | None = None
     output: str = ""
+
+
+def step_case(result: Any, classname: str, clock: str) -> Case:
+    """An engine step's result as a case: its changes and reasons as output, with its
+    wall and host times; the caller judges failure, error and skip."""
+    lines = [*result.changes, *result.reasons]
+    lines.append(f"wall {result.wall_s:.3f} s, host {result.host_s:.3f} s ({clock} clock)")
+    return Case(
+        name=result.name, classname=classname, seconds=result.host_s, output="\n".join(lines)
+    )
 
 
 @dataclasses.dataclass

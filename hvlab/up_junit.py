@@ -33,14 +33,7 @@ def up_suites(
         hostname=hostname,
     )
     for r in results:
-        lines = [*r.changes, *r.reasons]
-        lines.append(f"wall {r.wall_s:.3f} s, host {r.host_s:.3f} s ({clock} clock)")
-        case = junit.Case(
-            name=r.name,
-            classname=f"hvlab.up.{spec.name}.{r.phase}",
-            seconds=r.host_s,
-            output="\n".join(lines),
-        )
+        case = junit.step_case(r, f"hvlab.up.{spec.name}.{r.phase}", clock)
         if r.status == "failed":
             case.failure = r.error or "failed"
         elif r.status in ("skipped", "blocked", "pending"):

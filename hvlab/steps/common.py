@@ -249,6 +249,19 @@ def known_guest_facts(ctx: StepContext, vm: str, **asked: Any) -> GuestFacts:
     return kept if kept is not None else guest_facts(ctx, vm, **asked)
 
 
+def tolerant(probe: Callable[[], tuple[bool, str]]) -> Callable[[], tuple[bool, str]]:
+    """A wait's probe that keeps waiting through the errors of a lab in trouble or a
+    guest that is starting (a node that does not answer, a session cut by a restart)."""
+
+    def run() -> tuple[bool, str]:
+        try:
+            return probe()
+        except HostError as err:
+            return False, f"no answer: {err.message[:160]}"
+
+    return run
+
+
 def probe(ctx: StepContext, vm: str, *, missing: bool = False, **asked: Any) -> tuple[bool, Any]:
     """A PowerShell Direct round trip (R-35) that reads the guest's facts on the way:
     (True, GuestFacts with OperatingSystem and what was asked) when the guest

@@ -18,13 +18,21 @@ VM at a time:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hvlab.engine import StepContext
-from hvlab.errors import HostError
 from hvlab.steps.cluster import media_types
-from hvlab.steps.common import AD_POLL, READY_POLL, SILENT, first, in_guest, text, val, wait_ready
+from hvlab.steps.common import (
+    AD_POLL,
+    READY_POLL,
+    SILENT,
+    first,
+    in_guest,
+    text,
+    tolerant,
+    val,
+    wait_ready,
+)
 from hvlab.steps.vms import apply_off
 
 if TYPE_CHECKING:  # drill_facts imports lab.py, which imports the steps
@@ -65,18 +73,6 @@ def restart_changes(ctx: StepContext) -> None:
         done.add(vm.name)
 
 
-def _tolerant(probe: Callable[[], tuple[bool, str]]) -> Callable[[], tuple[bool, str]]:
-    """A probe that keeps waiting through the errors of a guest that is starting."""
-
-    def run() -> tuple[bool, str]:
-        try:
-            return probe()
-        except HostError as err:
-            return False, f"no answer: {err.message[:160]}"
-
-    return run
-
-
 def _state(ctx: StepContext, name: str) -> str:
     rec = first(ctx.host.run("Get-VM", Name=name, **SILENT))
     return text(val(rec, "State")) if rec is not None else "Missing"
@@ -112,7 +108,7 @@ def _vm(ctx: StepContext, vm: Any) -> None:
 
     ctx.wait(
         f"Active Directory on {vm.name}",
-        _tolerant(ad_ready),
+        tolerant(ad_ready),
         deadline=ctx.waits.ad_ready,
         poll=AD_POLL,
     )
@@ -142,7 +138,7 @@ def _node(ctx: StepContext, vm: Any) -> None:
             + ", ".join(f"{ha.name} {ha.state} on {ha.owner or '?'}" for ha in owners)
         )
 
-    ctx.wait(f"{node} to be drained and paused", _tolerant(drained), deadline=DRAIN_DEADLINE)
+    ctx.wait(f"{node} to be drained and paused", tolerant(drained), deadline=DRAIN_DEADLINE)
     _off_changed_on(ctx, vm)
 
     def rejoined() -> tuple[bool, str]:
@@ -151,7 +147,7 @@ def _node(ctx: StepContext, vm: Any) -> None:
 
     ctx.wait(
         f"{node} to be back in the cluster",
-        _tolerant(rejoined),
+        tolerant(rejoined),
         deadline=ctx.waits.cluster_up,
         poll=CLUSTER_POLL,
     )
@@ -164,7 +160,7 @@ def _node(ctx: StepContext, vm: Any) -> None:
         state = view.node_states(via).get(node.lower(), "?")
         return state == "Up", f"{node} {state}"
 
-    ctx.wait(f"{node} to be Up", _tolerant(resumed), deadline=DRAIN_DEADLINE, poll=CLUSTER_POLL)
+    ctx.wait(f"{node} to be Up", tolerant(resumed), deadline=DRAIN_DEADLINE, poll=CLUSTER_POLL)
     _storage_healthy(ctx, view, None, f"the storage repair after {node}")
     # The restart reset the media type of the node's pool disks (R-63).
     media_types(ctx, via, in_guest(ctx, via, "Get-PhysicalDisk"))
@@ -181,4 +177,4 @@ def _storage_healthy(ctx: StepContext, view: LabView, avoid: str | None, what: s
             f"({', '.join(st.operational)}), {st.jobs} repair job(s)"
         )
 
-    ctx.wait(what, _tolerant(healthy), deadline=ctx.waits.repair, poll=CLUSTER_POLL)
+    ctx.wait(what, tolerant(healthy), deadline=ctx.waits.repair, poll=CLUSTER_POLL)
